@@ -1,0 +1,207 @@
+//! `apprentice`: the command-line front of the apprentice library.
+//!
+//! A thin layer: it parses arguments, draws progress bars and prints tables; all the work is in
+//! the library.
+
+mod progress;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use apprentice::backend::{ComputeDevice, DeviceKind};
+use apprentice::config::ExperimentConfig;
+use apprentice::experiment::data::{load_raw, prepare};
+use apprentice::experiment::{RunOptions, run_experiment};
+use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
+use apprentice::report::table::comparison_table;
+use clap::{Parser, Subcommand};
+
+/// The quickstart experiment, embedded so that `apprentice run` works from anywhere.
+const QUICKSTART: &str = include_str!("../../../configs/quickstart.toml");
+
+#[derive(Parser)]
+#[command(
+    name = "apprentice",
+    version,
+    about = "Knowledge distillation: teach a small student what a large teacher knows"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train (or load) a teacher, train the student from scratch and by distillation, compare.
+    Run {
+        /// Experiment file (TOML). Without it, the quickstart on the embedded digits runs.
+        config: Option<PathBuf>,
+        /// Data folder or file, overriding `data.path`.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Parent folder of run folders.
+        #[arg(long, default_value = "runs")]
+        out: PathBuf,
+        /// Seeds, overriding `seeds` (comma-separated, e.g. `0,1,2`).
+        #[arg(long, value_delimiter = ',')]
+        seeds: Option<Vec<u64>>,
+        /// cpu, cuda or wgpu, overriding `device`.
+        #[arg(long)]
+        device: Option<String>,
+        /// Do not write model checkpoints.
+        #[arg(long)]
+        no_checkpoints: bool,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Evaluate a saved model on the test split it was trained against (or on all samples).
+    Eval {
+        /// A `.safetensors` checkpoint written by `apprentice run`.
+        checkpoint: PathBuf,
+        /// Data folder or file, when not the embedded digits or the path recorded at training.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Which samples: `test` (the run's test split) or `all`.
+        #[arg(long, default_value = "test")]
+        split: String,
+    },
+    /// Print the quickstart experiment file, a starting point for your own.
+    Example,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            config,
+            data,
+            out,
+            seeds,
+            device,
+            no_checkpoints,
+            quiet,
+        } => run(
+            config.as_deref(),
+            data,
+            &out,
+            seeds,
+            device,
+            !no_checkpoints,
+            quiet,
+        ),
+        Command::Eval {
+            checkpoint,
+            data,
+            split,
+        } => eval(&checkpoint, data, &split),
+        Command::Example => {
+            print!("{QUICKSTART}");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(
+    config_path: Option<&Path>,
+    data: Option<PathBuf>,
+    out: &Path,
+    seeds: Option<Vec<u64>>,
+    device: Option<String>,
+    save_checkpoints: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut config = match config_path {
+        Some(path) => ExperimentConfig::from_file(path)?,
+        None => ExperimentConfig::from_toml(QUICKSTART, "configs/quickstart.toml (embedded)")?,
+    };
+    if let Some(seeds) = seeds {
+        if seeds.is_empty() {
+            anyhow::bail!("--seeds: expected at least one seed");
+        }
+        config.seeds = seeds;
+    }
+    if let Some(device) = device {
+        config.device = DeviceKind::parse(&device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    }
+    let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let run_dir = create_unique_dir(out, &format!("{}-{}", config.name, utc_timestamp(now)))
+        .map_err(|e| anyhow::anyhow!("cannot create a run folder in {}: {e}", out.display()))?;
+    let config_text = toml::to_string(&config)?;
+    write_atomic(&run_dir.join("config.toml"), config_text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("config.toml").display()))?;
+    let options = RunOptions {
+        run_dir: run_dir.clone(),
+        data_path: data,
+        device,
+        save_checkpoints,
+    };
+    let mut observer = progress::Bars::new(quiet);
+    let results = run_experiment(&config, &options, &mut observer)?;
+    println!("\n{}", comparison_table(&results));
+    println!("results: {}", run_dir.join("results.json").display());
+    Ok(())
+}
+
+fn eval(checkpoint_path: &Path, data: Option<PathBuf>, split: &str) -> anyhow::Result<()> {
+    let device = ComputeDevice::cpu();
+    let (network, meta) = apprentice::checkpoint::load(checkpoint_path, &device)?;
+    let data_config = &meta.data_config;
+    let raw = load_raw(data_config, data.as_deref())?;
+    let samples = match split {
+        "test" => prepare(&raw, data_config, meta.seed)?.test,
+        "all" => {
+            let mut all = match raw {
+                apprentice::experiment::data::RawData::Pool(pool) => pool,
+                apprentice::experiment::data::RawData::Official { mut train, test } => {
+                    train.features.extend(test.features);
+                    train.labels.extend(test.labels);
+                    train
+                }
+            };
+            meta.normalizer.apply(&mut all);
+            all
+        }
+        other => anyhow::bail!("--split: expected test or all, found {other:?}"),
+    };
+    if samples.shape.len() != meta.input_shape.len() || samples.num_classes > meta.num_classes {
+        anyhow::bail!(
+            "{}: the model takes {} features and {} classes, the data has {} features and {} classes",
+            checkpoint_path.display(),
+            meta.input_shape.len(),
+            meta.num_classes,
+            samples.shape.len(),
+            samples.num_classes
+        );
+    }
+    let logits = apprentice::distill::train::predict_logits(&network, &samples, &device);
+    let metrics =
+        apprentice::eval::metrics::evaluate(&logits, meta.num_classes, &samples.labels, None);
+    println!(
+        "model     {} ({}, {} parameters)",
+        meta.name,
+        meta.spec.describe(meta.input_shape.len(), meta.num_classes),
+        network.parameter_count()
+    );
+    println!(
+        "data      {} ({split}, {} samples)",
+        samples.name,
+        samples.len()
+    );
+    println!("accuracy  {:.2}%", metrics.accuracy * 100.0);
+    println!("nll       {:.4}", metrics.nll);
+    println!("ece       {:.2}%", metrics.ece * 100.0);
+    Ok(())
+}

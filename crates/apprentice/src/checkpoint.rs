@@ -1,0 +1,150 @@
+//! Model checkpoints: safetensors weights plus the metadata needed to rebuild and use the model.
+//!
+//! The safetensors header carries one metadata entry, `apprentice`, holding a JSON
+//! [`CheckpointMeta`]: architecture, input shape, classes and the normalisation statistics, so
+//! that `apprentice eval` can score a checkpoint on raw data with nothing else at hand.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{ModuleSnapshot, SafetensorsStore};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::ComputeDevice;
+use crate::config::DataConfig;
+use crate::data::SampleShape;
+use crate::data::normalize::Normalizer;
+use crate::fsutil::write_atomic;
+use crate::models::{ModelSpec, Network};
+
+/// Version of the checkpoint metadata layout.
+pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
+
+const METADATA_KEY: &str = "apprentice";
+
+/// Everything besides the weights that a checkpoint records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    /// [`CHECKPOINT_FORMAT_VERSION`] at writing time.
+    pub format_version: u32,
+    /// Architecture.
+    pub spec: ModelSpec,
+    /// Shape of one input sample.
+    pub input_shape: SampleShape,
+    /// Number of classes.
+    pub num_classes: usize,
+    /// Normalisation fitted on the training split; applied to raw inputs before the model.
+    pub normalizer: Normalizer,
+    /// Model name in its run (e.g. `teacher`, `kd-all@5%`).
+    pub name: String,
+    /// Seed of the run that trained it.
+    pub seed: u64,
+    /// Name of the data set it was trained on.
+    pub data: String,
+    /// The `[data]` section of its run, so that `apprentice eval` can rebuild the same test split.
+    pub data_config: DataConfig,
+}
+
+/// A checkpoint that cannot be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File system trouble.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not an apprentice checkpoint, or is damaged.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Writes `network` and `meta` to `path` atomically.
+pub fn save(path: &Path, network: &Network, meta: &CheckpointMeta) -> Result<(), CheckpointError> {
+    let invalid = |message: String| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let json = serde_json::to_string(meta).map_err(|e| invalid(e.to_string()))?;
+    let mut store = SafetensorsStore::from_bytes(None).metadata(METADATA_KEY, json);
+    network
+        .save_into(&mut store)
+        .map_err(|e| invalid(format!("cannot serialise the weights: {e}")))?;
+    let bytes = store
+        .get_bytes()
+        .map_err(|e| invalid(format!("cannot serialise the weights: {e}")))?;
+    write_atomic(path, &bytes).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Reads the metadata of a checkpoint without loading its weights.
+pub fn read_meta(path: &Path) -> Result<(CheckpointMeta, Vec<u8>), CheckpointError> {
+    let invalid = |message: String| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| invalid(format!("not a safetensors file: {e}")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METADATA_KEY))
+        .ok_or_else(|| {
+            invalid("no apprentice metadata: this checkpoint was not written by apprentice".into())
+        })?;
+    let meta: CheckpointMeta = serde_json::from_str(json)
+        .map_err(|e| invalid(format!("damaged apprentice metadata: {e}")))?;
+    if meta.format_version > CHECKPOINT_FORMAT_VERSION {
+        return Err(invalid(format!(
+            "checkpoint format {} is newer than this apprentice understands ({})",
+            meta.format_version, CHECKPOINT_FORMAT_VERSION
+        )));
+    }
+    Ok((meta, bytes))
+}
+
+/// Loads a checkpoint as an inference-mode network on `device`.
+pub fn load(
+    path: &Path,
+    device: &ComputeDevice,
+) -> Result<(Network, CheckpointMeta), CheckpointError> {
+    let invalid = |message: String| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (meta, bytes) = read_meta(path)?;
+    meta.spec.validate("spec").map_err(invalid)?;
+    let mut network = Network::new(
+        &meta.spec,
+        meta.input_shape,
+        meta.num_classes,
+        0,
+        &device.inference(),
+    )
+    .map_err(invalid)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).validate(true);
+    let result = network
+        .load_from(&mut store)
+        .map_err(|e| invalid(format!("cannot load the weights: {e}")))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(invalid(format!(
+            "weights do not match the recorded architecture: {} errors, missing {:?}",
+            result.errors.len(),
+            result.missing
+        )));
+    }
+    Ok((network.valid(), meta))
+}

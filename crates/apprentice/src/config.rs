@@ -1,0 +1,420 @@
+//! The experiment file: a TOML description of data, teacher, student and distillation.
+//!
+//! Unknown keys are rejected and every error names the file, line and key path, e.g.
+//! `configs/x.toml:12:1: student.train.epochs: invalid type: string "ten", expected usize`.
+//! See the README's configuration reference for every key.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::DeviceKind;
+use crate::data::augment::Augmentation;
+use crate::data::csv::LabelColumn;
+use crate::data::normalize::Normalization;
+use crate::distill::optim::OptimizerSpec;
+use crate::models::ModelSpec;
+
+/// An experiment file as written by the user, after validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name of the experiment; the run folder is `<out>/<name>-<timestamp>`.
+    pub name: String,
+    /// One full experiment per seed (split, initialisation, data order, dropout); results
+    /// report mean ± std over them.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Where tensors run: `cpu`, `cuda` or `wgpu` (the last two need the matching cargo feature).
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// The data set and how it is split.
+    pub data: DataConfig,
+    /// Data augmentation applied to training batches (the same view goes to teacher and student).
+    #[serde(default)]
+    pub augment: Augmentation,
+    /// The teacher: trained in the run, or loaded from a checkpoint.
+    pub teacher: TeacherConfig,
+    /// The student, trained from scratch and by distillation with identical settings.
+    pub student: ModelConfig,
+    /// The distillation method.
+    #[serde(default)]
+    pub distill: DistillConfig,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// Where the samples come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSource {
+    /// The UCI 8×8 digits embedded in apprentice (no path needed).
+    Digits,
+    /// A folder of MNIST-style IDX files (`train-images-idx3-ubyte[.gz]`, ...), e.g.
+    /// Fashion-MNIST; its official test split is kept.
+    Idx,
+    /// A numeric CSV file, one sample per row.
+    Csv,
+}
+
+/// The data section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// Which reader to use.
+    pub source: DataSource,
+    /// Folder (idx) or file (csv); `--data` on the command line overrides it.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Fraction of the training data held out for validation (stratified).
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// Fraction held out for test when the source has no official test split.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+    /// Normalisation, with statistics from the training split only.
+    #[serde(default)]
+    pub normalization: Normalization,
+    /// Fractions of training labels the students may see; one comparison per value. The teacher
+    /// always trains on all labels; the distilled student also gets the teacher's outputs on
+    /// the inputs whose labels it does not see (see `distill.transfer`).
+    #[serde(default = "default_label_fractions")]
+    pub label_fractions: Vec<f64>,
+    /// CSV only: which column holds the label.
+    #[serde(default = "default_label_column")]
+    pub label_column: LabelColumn,
+    /// CSV only: whether the first row is a header.
+    #[serde(default)]
+    pub has_header: bool,
+    /// CSV only: read each row as an image of `[channels, height, width]`.
+    #[serde(default)]
+    pub image_shape: Option<[usize; 3]>,
+}
+
+fn default_validation_fraction() -> f64 {
+    0.1
+}
+fn default_test_fraction() -> f64 {
+    0.2
+}
+fn default_label_fractions() -> Vec<f64> {
+    vec![1.0]
+}
+fn default_label_column() -> LabelColumn {
+    LabelColumn::Last
+}
+
+/// How long and in what batches a model trains.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Samples per step.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Stop when validation accuracy has not improved for this many epochs and keep the best
+    /// epoch's weights; absent = train every epoch and keep the last.
+    #[serde(default)]
+    pub early_stopping_patience: Option<usize>,
+}
+
+fn default_batch_size() -> usize {
+    64
+}
+
+/// A model to train: architecture, schedule and optimiser.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture.
+    pub model: ModelSpec,
+    /// Epochs, batch size, early stopping.
+    pub train: TrainConfig,
+    /// Optimiser and learning-rate schedule.
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+}
+
+/// The teacher section: a model config, or a checkpoint to load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherConfig {
+    /// A checkpoint written by apprentice (`.safetensors`); when set the teacher is loaded, not
+    /// trained, and `model`/`train` may be omitted.
+    #[serde(default)]
+    pub checkpoint: Option<PathBuf>,
+    /// Architecture (required unless `checkpoint` is set).
+    #[serde(default)]
+    pub model: Option<ModelSpec>,
+    /// Training schedule (required unless `checkpoint` is set).
+    #[serde(default)]
+    pub train: Option<TrainConfig>,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+}
+
+/// Which inputs the teacher teaches on when only some labels are available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transfer {
+    /// Every training input: the teacher's soft targets on inputs whose labels the student
+    /// never sees (Hinton et al.'s transfer set).
+    All,
+    /// Only the labelled subset the scratch student also has.
+    Labelled,
+}
+
+impl Transfer {
+    /// The name used in results and tables.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Transfer::All => "all",
+            Transfer::Labelled => "labelled",
+        }
+    }
+}
+
+/// The distillation method and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillConfig {
+    /// Method name; `kd` (Hinton et al., 2015) is the one built in so far.
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Softening temperature T.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Weight α of the hard-label cross-entropy (the soft term gets 1 − α).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Transfer sets to run when a label fraction is below 1 (with all labels they coincide).
+    #[serde(default = "default_transfer")]
+    pub transfer: Vec<Transfer>,
+}
+
+fn default_method() -> String {
+    "kd".to_string()
+}
+fn default_temperature() -> f64 {
+    4.0
+}
+fn default_alpha() -> f64 {
+    0.5
+}
+fn default_transfer() -> Vec<Transfer> {
+    vec![Transfer::All]
+}
+
+impl Default for DistillConfig {
+    fn default() -> Self {
+        Self {
+            method: default_method(),
+            temperature: default_temperature(),
+            alpha: default_alpha(),
+            transfer: default_transfer(),
+        }
+    }
+}
+
+/// A configuration that could not be read or is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or a key of the wrong type or name.
+    #[error("{location}: {message}")]
+    Parse {
+        /// `file:line:column`.
+        location: String,
+        /// The key path and what was expected.
+        message: String,
+    },
+    /// Values that parse but make no sense together.
+    #[error("{source_name}: {message}")]
+    Invalid {
+        /// The file.
+        source_name: String,
+        /// The key path and what was expected.
+        message: String,
+    },
+}
+
+impl ExperimentConfig {
+    /// Reads and validates an experiment file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates experiment text; `source_name` is used in error messages.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let location = |span: Option<std::ops::Range<usize>>| match span {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                format!("{source_name}:{line}:{column}")
+            }
+            None => source_name.to_string(),
+        };
+        let deserializer = toml::Deserializer::parse(text).map_err(|error| ConfigError::Parse {
+            location: location(error.span()),
+            message: one_line(error.message()),
+        })?;
+        let config: ExperimentConfig =
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                let path = error.path().to_string();
+                let inner = error.into_inner();
+                let message = one_line(inner.message());
+                ConfigError::Parse {
+                    location: location(inner.span()),
+                    message: if path.is_empty() || path == "." {
+                        message
+                    } else {
+                        format!("{path}: {message}")
+                    },
+                }
+            })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Cross-field checks that serde cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "name: expected letters, digits, '-', '_' or '.', found {:?}",
+                self.name
+            ));
+        }
+        if self.seeds.is_empty() {
+            return Err("seeds: expected at least one seed".into());
+        }
+        let data = &self.data;
+        if !(0.0..1.0).contains(&data.validation_fraction) {
+            return Err(format!(
+                "data.validation_fraction: expected a value in [0, 1), found {}",
+                data.validation_fraction
+            ));
+        }
+        if !(0.0..1.0).contains(&data.test_fraction)
+            || data.validation_fraction + data.test_fraction >= 1.0
+        {
+            return Err(format!(
+                "data.test_fraction: expected a value in [0, 1) with validation_fraction + test_fraction < 1, found {}",
+                data.test_fraction
+            ));
+        }
+        if data.label_fractions.is_empty()
+            || data.label_fractions.iter().any(|&f| !(f > 0.0 && f <= 1.0))
+        {
+            return Err(format!(
+                "data.label_fractions: expected values in (0, 1], found {:?}",
+                data.label_fractions
+            ));
+        }
+        if data.source != DataSource::Digits && data.path.is_none() {
+            // Allowed: the command line may supply it. Checked again when data is loaded.
+        }
+        match (
+            &self.teacher.checkpoint,
+            &self.teacher.model,
+            &self.teacher.train,
+        ) {
+            (None, None, _) => {
+                return Err("teacher.model: expected a model (or teacher.checkpoint)".into());
+            }
+            (None, _, None) => {
+                return Err(
+                    "teacher.train: expected a [teacher.train] table (or teacher.checkpoint)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        if let Some(model) = &self.teacher.model {
+            model.validate("teacher.model")?;
+        }
+        if let Some(train) = &self.teacher.train {
+            validate_train(train, "teacher.train")?;
+        }
+        self.teacher.optimizer.validate("teacher.optimizer")?;
+        self.student.model.validate("student.model")?;
+        validate_train(&self.student.train, "student.train")?;
+        self.student.optimizer.validate("student.optimizer")?;
+        let distill = &self.distill;
+        if distill.method != "kd" {
+            return Err(format!(
+                "distill.method: unknown method {:?}; expected one of: kd",
+                distill.method
+            ));
+        }
+        if !(distill.temperature.is_finite() && distill.temperature > 0.0) {
+            return Err(format!(
+                "distill.temperature: expected a positive number, found {}",
+                distill.temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&distill.alpha) {
+            return Err(format!(
+                "distill.alpha: expected a value in [0, 1], found {}",
+                distill.alpha
+            ));
+        }
+        if distill.transfer.is_empty() {
+            return Err("distill.transfer: expected at least one of \"all\", \"labelled\"".into());
+        }
+        Ok(())
+    }
+}
+
+fn validate_train(train: &TrainConfig, key: &str) -> Result<(), String> {
+    if train.epochs == 0 {
+        return Err(format!("{key}.epochs: expected at least 1"));
+    }
+    if train.batch_size == 0 {
+        return Err(format!("{key}.batch_size: expected at least 1"));
+    }
+    if train.early_stopping_patience == Some(0) {
+        return Err(format!(
+            "{key}.early_stopping_patience: expected at least 1 (or leave it out)"
+        ));
+    }
+    Ok(())
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,70 @@
+//! Training objectives on logits: cross-entropy and Hinton's knowledge-distillation loss.
+//!
+//! Every loss is a batch mean, computed with log-softmax so that logits of magnitude 1e4 stay
+//! finite. Temperatures apply to logits, never to probabilities; the soft term is scaled by T²
+//! so that its gradient keeps the same size as T changes (Hinton et al., 2015).
+
+use burn::tensor::{Int, Tensor, activation};
+
+/// Cross-entropy of `logits` `[batch, classes]` against class `labels` `[batch]`.
+///
+/// With a `mask` (`[batch]`, 1 for labelled samples, 0 otherwise) the mean runs over the labelled
+/// samples only, and a batch with none contributes zero: this is how scarce-label training mixes
+/// labelled and unlabelled inputs in one batch.
+pub fn cross_entropy(
+    logits: Tensor<2>,
+    labels: Tensor<1, Int>,
+    mask: Option<Tensor<1>>,
+) -> Tensor<1> {
+    let log_probs = activation::log_softmax(logits, 1);
+    let picked: Tensor<1> = log_probs.gather(1, labels.unsqueeze_dim(1)).squeeze_dim(1);
+    match mask {
+        None => picked.mean().neg(),
+        Some(mask) => {
+            // max(count, 1) keeps an all-unlabelled batch at exactly zero instead of 0/0.
+            let count = mask.clone().sum().clamp_min(1.0);
+            (picked * mask).sum().neg() / count
+        }
+    }
+}
+
+/// T² · mean over the batch of KL(softmax(teacher/T) ‖ softmax(student/T)).
+///
+/// This is forward KL from the teacher's distribution: the student is pulled to cover every class
+/// the teacher gives mass to. The teacher's logits carry no gradient.
+pub fn soft_target_kl(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<1> {
+    let [batch, _] = student.dims();
+    let teacher_log_probs = activation::log_softmax(teacher.detach() / temperature, 1);
+    let student_log_probs = activation::log_softmax(student / temperature, 1);
+    let teacher_probs = teacher_log_probs.clone().exp();
+    let kl = (teacher_probs * (teacher_log_probs - student_log_probs)).sum();
+    kl * (temperature * temperature / batch as f64)
+}
+
+/// The settings of Hinton's KD loss.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KdWeights {
+    /// Softening temperature T (> 0).
+    pub temperature: f64,
+    /// Weight α of the hard-label cross-entropy; the soft term gets 1 − α.
+    pub alpha: f64,
+}
+
+/// Hinton's loss: `α·CE(s, y) + (1−α)·T²·KL(softmax(t/T) ‖ softmax(s/T))`, batch means.
+///
+/// `mask` restricts the cross-entropy to labelled samples (see [`cross_entropy`]); the soft term
+/// always uses every sample, which is what lets a teacher teach on unlabelled inputs.
+pub fn kd_loss(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    labels: Tensor<1, Int>,
+    mask: Option<Tensor<1>>,
+    weights: KdWeights,
+) -> Tensor<1> {
+    let mut total =
+        soft_target_kl(student.clone(), teacher, weights.temperature) * (1.0 - weights.alpha);
+    if weights.alpha > 0.0 {
+        total = total + cross_entropy(student, labels, mask) * weights.alpha;
+    }
+    total
+}

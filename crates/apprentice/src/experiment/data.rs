@@ -1,0 +1,130 @@
+//! From a `[data]` section to normalised train / validation / test splits.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{DataConfig, DataSource};
+use crate::data::batch::mix_seed;
+use crate::data::csv::{CsvOptions, load_csv};
+use crate::data::digits::load_digits;
+use crate::data::idx::load_mnist_dir;
+use crate::data::normalize::Normalizer;
+use crate::data::split::{stratified_holdout, stratified_split};
+use crate::data::{DataError, Dataset, SampleShape};
+use crate::error::{Error, Result};
+
+/// Data as read from disk, before any seeded split.
+#[derive(Debug, Clone)]
+pub enum RawData {
+    /// One pool to split into train / validation / test.
+    Pool(Dataset),
+    /// An official train / test split; validation is carved out of train.
+    Official {
+        /// The official training set.
+        train: Dataset,
+        /// The official test set.
+        test: Dataset,
+    },
+}
+
+/// The splits of one seed, normalised with statistics of its training split.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    /// Training samples.
+    pub train: Dataset,
+    /// Validation samples (model selection, curves).
+    pub validation: Dataset,
+    /// Test samples (reported metrics only).
+    pub test: Dataset,
+    /// The fitted normalisation.
+    pub normalizer: Normalizer,
+}
+
+/// Reads the configured data. `override_path` (from `--data`) wins over `data.path`.
+pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<RawData> {
+    let path: Option<PathBuf> = override_path
+        .map(Path::to_path_buf)
+        .or_else(|| config.path.clone());
+    let need_path = |what: &str| -> Result<PathBuf> {
+        path.clone().ok_or_else(|| {
+            Error::Invalid(format!(
+                "data.path: the {what} source needs a path (set data.path or pass --data)"
+            ))
+        })
+    };
+    match config.source {
+        DataSource::Digits => Ok(RawData::Pool(load_digits()?)),
+        DataSource::Idx => {
+            let dir = need_path("idx")?;
+            if !dir.is_dir() {
+                return Err(DataError::Invalid(format!(
+                    "{}: expected a folder of IDX files (train-images-idx3-ubyte.gz, ...)",
+                    dir.display()
+                ))
+                .into());
+            }
+            let (train, test) = load_mnist_dir(&dir)?;
+            Ok(RawData::Official { train, test })
+        }
+        DataSource::Csv => {
+            let file = need_path("csv")?;
+            let options = CsvOptions {
+                label_column: config.label_column.clone(),
+                has_header: config.has_header,
+                ..CsvOptions::default()
+            };
+            let mut data = load_csv(&file, &options)?;
+            if let Some([channels, height, width]) = config.image_shape {
+                let shape = SampleShape::image(channels, height, width);
+                if shape.len() != data.shape.len() {
+                    return Err(Error::Invalid(format!(
+                        "data.image_shape: {channels}×{height}×{width} = {} values, but {} has {} features per row",
+                        shape.len(),
+                        file.display(),
+                        data.shape.len()
+                    )));
+                }
+                data.shape = shape;
+            }
+            Ok(RawData::Pool(data))
+        }
+    }
+}
+
+/// Splits (seeded, stratified) and normalises the data for one seed.
+pub fn prepare(raw: &RawData, config: &DataConfig, seed: u64) -> Result<PreparedData> {
+    let split_seed = mix_seed(seed, 0x5b11_7000);
+    let (mut train, mut validation, mut test) = match raw {
+        RawData::Pool(pool) => {
+            let splits = stratified_split(
+                pool,
+                config.validation_fraction,
+                config.test_fraction,
+                split_seed,
+            )?;
+            (splits.train, splits.validation, splits.test)
+        }
+        RawData::Official { train, test } => {
+            let (rest, validation) =
+                stratified_holdout(train, config.validation_fraction, split_seed)?;
+            (rest, validation, test.clone())
+        }
+    };
+    if train.is_empty() || test.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{}: too few samples to split ({} train, {} test)",
+            train.name,
+            train.len(),
+            test.len()
+        )));
+    }
+    let normalizer = Normalizer::fit(&train, config.normalization);
+    normalizer.apply(&mut train);
+    normalizer.apply(&mut validation);
+    normalizer.apply(&mut test);
+    Ok(PreparedData {
+        train,
+        validation,
+        test,
+        normalizer,
+    })
+}
