@@ -169,7 +169,7 @@ impl OptimizerSpec {
             (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
         let inner = match self.optimizer {
             OptimizerKind::Sgd => {
-                let momentum = (self.momentum > 0.0).then(|| MomentumConfig {
+                let momentum = (self.momentum > 0.0).then_some(MomentumConfig {
                     momentum: self.momentum,
                     // PyTorch's default, so that our SGD matches the usual reference numbers.
                     dampening: 0.0,

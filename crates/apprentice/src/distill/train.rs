@@ -165,14 +165,13 @@ pub fn train(
         teacher: TeacherSignal::Cached(logits),
         ..
     } = supervision
+        && logits.len() != data.len() * data.num_classes
     {
-        if logits.len() != data.len() * data.num_classes {
-            return Err(TrainError::Invalid(format!(
-                "{name}: cached teacher logits cover {} values, expected {}",
-                logits.len(),
-                data.len() * data.num_classes
-            )));
-        }
+        return Err(TrainError::Invalid(format!(
+            "{name}: cached teacher logits cover {} values, expected {}",
+            logits.len(),
+            data.len() * data.num_classes
+        )));
     }
     let train_device = device.training();
     let inference_device = device.inference();

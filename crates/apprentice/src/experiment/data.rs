@@ -56,8 +56,13 @@ pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<Raw
         DataSource::Idx => {
             let dir = need_path("idx")?;
             if !dir.is_dir() {
+                let problem = if dir.exists() {
+                    "is not a folder"
+                } else {
+                    "does not exist"
+                };
                 return Err(DataError::Invalid(format!(
-                    "{}: expected a folder of IDX files (train-images-idx3-ubyte.gz, ...)",
+                    "{}: {problem}; expected a folder of IDX files (train-images-idx3-ubyte.gz, ...)",
                     dir.display()
                 ))
                 .into());
