@@ -3,7 +3,9 @@
 //! A thin layer: it parses arguments, draws progress bars and prints tables; all the work is in
 //! the library.
 
+mod bench_cmd;
 mod progress;
+mod report_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,9 +51,13 @@ enum Command {
         /// cpu, cuda or wgpu, overriding `device`.
         #[arg(long)]
         device: Option<String>,
-        /// Do not write model checkpoints.
+        /// Do not write model checkpoints (the run then cannot be resumed).
         #[arg(long)]
         no_checkpoints: bool,
+        /// Continue an interrupted run in this run folder, with the config saved there; models
+        /// already finished are reused and the one in training restarts from its last checkpoint.
+        #[arg(long, conflicts_with_all = ["config", "seeds", "out"])]
+        resume: Option<PathBuf>,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
@@ -69,6 +75,10 @@ enum Command {
     },
     /// Print the quickstart experiment file, a starting point for your own.
     Example,
+    /// Write a run's report: report.html (charts, efficiency), summary.md and plots/*.png.
+    Report(report_cmd::ReportArgs),
+    /// Measure what checkpoints cost to run: size, FLOPs, latency, throughput, memory, energy.
+    BenchModel(bench_cmd::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
             seeds,
             device,
             no_checkpoints,
+            resume,
             quiet,
         } => run(
             config.as_deref(),
@@ -114,6 +125,7 @@ fn main() -> ExitCode {
             seeds,
             device,
             !no_checkpoints,
+            resume,
             quiet,
         ),
         Command::Eval {
@@ -125,6 +137,8 @@ fn main() -> ExitCode {
             print!("{QUICKSTART}");
             Ok(())
         }
+        Command::Report(args) => report_cmd::report(args),
+        Command::BenchModel(args) => bench_cmd::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,12 +156,30 @@ fn run(
     seeds: Option<Vec<u64>>,
     device: Option<String>,
     save_checkpoints: bool,
+    resume: Option<PathBuf>,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let mut config = match config_path {
-        Some(path) => ExperimentConfig::from_file(path)?,
-        None => ExperimentConfig::from_toml(QUICKSTART, "configs/quickstart.toml (embedded)")?,
+    let mut config = match (&resume, config_path) {
+        (Some(run_dir), _) => {
+            let saved = run_dir.join("config.toml");
+            if !saved.is_file() {
+                anyhow::bail!(
+                    "--resume {}: not a run folder (no config.toml in it)",
+                    run_dir.display()
+                );
+            }
+            ExperimentConfig::from_file(&saved)?
+        }
+        (None, Some(path)) => ExperimentConfig::from_file(path)?,
+        (None, None) => {
+            ExperimentConfig::from_toml(QUICKSTART, "configs/quickstart.toml (embedded)")?
+        }
     };
+    if let Some(path) = &data {
+        // Recorded in the run's config.toml as an absolute path, so that a resumed run or a
+        // later `apprentice eval` finds the same data without being told again.
+        config.data.path = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+    }
     if let Some(seeds) = seeds {
         if seeds.is_empty() {
             anyhow::bail!("--seeds: expected at least one seed");
@@ -162,14 +194,26 @@ fn run(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let run_dir = create_unique_dir(out, &format!("{}-{}", config.name, utc_timestamp(now)))
-        .map_err(|e| anyhow::anyhow!("cannot create a run folder in {}: {e}", out.display()))?;
-    let config_text = toml::to_string(&config)?;
-    write_atomic(&run_dir.join("config.toml"), config_text.as_bytes())
-        .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("config.toml").display()))?;
+    let run_dir = match resume {
+        Some(run_dir) => run_dir,
+        None => {
+            // Made and written to before any training, so that an unwritable output folder
+            // fails in a second rather than after hours.
+            let run_dir =
+                create_unique_dir(out, &format!("{}-{}", config.name, utc_timestamp(now)))
+                    .map_err(|e| {
+                        anyhow::anyhow!("cannot create a run folder in {}: {e}", out.display())
+                    })?;
+            let config_text = toml::to_string(&config)?;
+            write_atomic(&run_dir.join("config.toml"), config_text.as_bytes()).map_err(|e| {
+                anyhow::anyhow!("{}: {e}", run_dir.join("config.toml").display())
+            })?;
+            run_dir
+        }
+    };
     let options = RunOptions {
         run_dir: run_dir.clone(),
-        data_path: data,
+        data_path: None,
         device,
         save_checkpoints,
     };
@@ -177,6 +221,7 @@ fn run(
     let results = run_experiment(&config, &options, &mut observer)?;
     println!("\n{}", comparison_table(&results));
     println!("results: {}", run_dir.join("results.json").display());
+    report_cmd::after_run(&run_dir, &options, quiet);
     Ok(())
 }
 

@@ -24,7 +24,7 @@ impl Bars {
 }
 
 impl TrainObserver for Bars {
-    fn start(&mut self, name: &str, epochs: usize) {
+    fn start(&mut self, name: &str, epochs: usize, done: usize) {
         self.name = name.to_string();
         if self.quiet {
             return;
@@ -36,6 +36,10 @@ impl TrainObserver for Bars {
                 .progress_chars("=> "),
         );
         bar.set_prefix(name.to_string());
+        bar.set_position(done as u64);
+        if done > 0 {
+            bar.set_message(format!("resumed after epoch {done}"));
+        }
         self.bar = Some(bar);
     }
 
@@ -47,6 +51,13 @@ impl TrainObserver for Bars {
         if let Some(bar) = &self.bar {
             bar.set_message(self.last.clone());
             bar.inc(1);
+        }
+    }
+
+    fn warn(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
         }
     }
 

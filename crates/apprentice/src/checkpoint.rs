@@ -148,3 +148,30 @@ pub fn load(
     }
     Ok((network.valid(), meta))
 }
+
+/// The weights of `network` as safetensors bytes (no apprentice metadata): the model part of a
+/// mid-training state.
+pub fn weights_to_bytes(network: &Network) -> Result<Vec<u8>, String> {
+    let mut store = SafetensorsStore::from_bytes(None);
+    network
+        .save_into(&mut store)
+        .map_err(|e| format!("cannot serialise the weights: {e}"))?;
+    store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))
+}
+
+/// Loads safetensors weights into an existing network of the same architecture, keeping its
+/// device and parameter ids.
+pub fn load_weights(mut network: Network, bytes: Vec<u8>) -> Result<Network, String> {
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).validate(true);
+    let result = network
+        .load_from(&mut store)
+        .map_err(|e| format!("cannot load the weights: {e}"))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(format!(
+            "weights do not match the architecture: {} errors, missing {:?}",
+            result.errors.len(),
+            result.missing
+        ));
+    }
+    Ok(network)
+}

@@ -13,6 +13,7 @@ use crate::data::augment::Augmentation;
 use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalization;
 use crate::distill::optim::OptimizerSpec;
+use crate::distill::train::OnNan;
 use crate::models::ModelSpec;
 
 /// An experiment file as written by the user, after validation.
@@ -40,6 +41,34 @@ pub struct ExperimentConfig {
     /// The distillation method.
     #[serde(default)]
     pub distill: DistillConfig,
+    /// What a NaN or infinite loss does: `stop` (default) or `skip-batch`.
+    #[serde(default)]
+    pub on_nan: OnNan,
+    /// Mid-training checkpoints, for `apprentice run --resume`.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
+}
+
+/// How often training state is saved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Save every this many optimiser steps, besides every epoch end (0: epoch ends only).
+    #[serde(default)]
+    pub every_steps: usize,
+    /// Keep this many most recent states of the model in training.
+    #[serde(default = "default_keep_last")]
+    pub keep_last: usize,
+}
+
+fn default_keep_last() -> usize {
+    2
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        Self { every_steps: 0, keep_last: default_keep_last() }
+    }
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -379,6 +408,9 @@ impl ExperimentConfig {
                 "distill.alpha: expected a value in [0, 1], found {}",
                 distill.alpha
             ));
+        }
+        if self.checkpoint.keep_last == 0 {
+            return Err("checkpoint.keep_last: expected at least 1".into());
         }
         if distill.transfer.is_empty() {
             return Err("distill.transfer: expected at least one of \"all\", \"labelled\"".into());

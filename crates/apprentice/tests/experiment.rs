@@ -42,7 +42,7 @@ fn run(text: &str) -> (Results, tempfile::TempDir) {
         device: ComputeDevice::cpu(),
         save_checkpoints: true,
     };
-    let results = run_experiment(&config, &options, &mut Silent).expect("the run succeeds");
+    let results = run_experiment(&config, &options, &mut Silent::default()).expect("the run succeeds");
     (results, folder)
 }
 
@@ -164,7 +164,7 @@ fn an_absurd_learning_rate_stops_with_a_clear_error() {
         device: ComputeDevice::cpu(),
         save_checkpoints: false,
     };
-    let error = run_experiment(&config, &options, &mut Silent)
+    let error = run_experiment(&config, &options, &mut Silent::default())
         .expect_err("the run must fail")
         .to_string();
     assert!(

@@ -203,4 +203,21 @@ impl Optimizer {
     pub fn step<M: Module>(&mut self, learning_rate: f64, module: M, grads: GradientsParams) -> M {
         self.inner.step(learning_rate, module, grads)
     }
+
+    /// The per-parameter state (moments, step counts) as bytes, for a mid-training checkpoint.
+    pub fn state_bytes(&self) -> Result<Vec<u8>, String> {
+        self.inner
+            .into_bytes()
+            .map(|bytes| bytes.to_vec())
+            .map_err(|e| format!("cannot serialise the optimiser state: {e}"))
+    }
+
+    /// Restores state written by [`Optimizer::state_bytes`] for the same parameter ids.
+    pub fn restore(self, bytes: Vec<u8>) -> Result<Self, String> {
+        let inner = self
+            .inner
+            .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| format!("cannot restore the optimiser state: {e}"))?;
+        Ok(Self { inner })
+    }
 }

@@ -12,6 +12,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::loss::{KdWeights, cross_entropy, kd_loss};
+use super::optim::Optimizer;
+use super::state::{Checkpointing, Progress};
+use crate::checkpoint::{load_weights, weights_to_bytes};
 use crate::backend::{self, ComputeDevice};
 use crate::config::TrainConfig;
 use crate::data::Dataset;
@@ -59,6 +62,18 @@ pub struct TrainingSet<'a> {
     pub validation: &'a Dataset,
 }
 
+/// What to do when a training loss is NaN or infinite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnNan {
+    /// Stop the run with an error; the last good checkpoint stays on disk.
+    #[default]
+    Stop,
+    /// Skip that batch's update and go on (the count is reported); a whole epoch of skipped
+    /// batches stops the run.
+    SkipBatch,
+}
+
 /// Per-run settings besides the model.
 pub struct TrainSettings<'a> {
     /// Epochs, batch size, early stopping.
@@ -71,25 +86,40 @@ pub struct TrainSettings<'a> {
     pub fill: &'a [f32],
     /// Seed of data order, augmentation and dropout.
     pub seed: u64,
+    /// Non-finite loss policy.
+    pub on_nan: OnNan,
+    /// Mid-training checkpoints (and resuming from them); `None` keeps everything in memory.
+    pub checkpointing: Option<&'a Checkpointing>,
 }
 
 /// Follows training progress (the command line draws progress bars with it).
 pub trait TrainObserver {
-    /// A training run starts.
-    fn start(&mut self, name: &str, epochs: usize);
+    /// A training run starts; `done` epochs were restored from a checkpoint.
+    fn start(&mut self, name: &str, epochs: usize, done: usize);
     /// An epoch ended.
     fn epoch(&mut self, epoch: usize, train_loss: f64, validation_accuracy: f64);
     /// The run ended.
     fn finish(&mut self);
+    /// Something the user should know (a damaged checkpoint skipped, batches skipped).
+    fn warn(&mut self, message: &str) {
+        eprintln!("warning: {message}");
+    }
 }
 
-/// An observer that ignores everything.
-pub struct Silent;
+/// An observer that ignores everything but warnings, which it collects.
+#[derive(Default)]
+pub struct Silent {
+    /// Warnings received, in order.
+    pub warnings: Vec<String>,
+}
 
 impl TrainObserver for Silent {
-    fn start(&mut self, _: &str, _: usize) {}
+    fn start(&mut self, _: &str, _: usize, _: usize) {}
     fn epoch(&mut self, _: usize, _: f64, _: f64) {}
     fn finish(&mut self) {}
+    fn warn(&mut self, message: &str) {
+        self.warnings.push(message.to_string());
+    }
 }
 
 /// What a finished run produced.
@@ -106,7 +136,9 @@ pub struct TrainOutcome {
     pub epochs_run: usize,
     /// Validation accuracy of the returned model.
     pub final_validation_accuracy: f64,
-    /// Wall-clock seconds spent training (evaluation included).
+    /// Batches skipped for a non-finite loss.
+    pub skipped_batches: usize,
+    /// Wall-clock seconds spent training (evaluation included, over all resumed sessions).
     pub wall_time_s: f64,
 }
 
@@ -115,7 +147,7 @@ pub struct TrainOutcome {
 pub enum TrainError {
     /// The loss became NaN or infinite.
     #[error(
-        "{name}: the loss became {value} at epoch {epoch}, step {step}; lower the learning rate (the last good model is kept)"
+        "{name}: the loss became {value} at epoch {epoch}, step {step}; lower the learning rate (the last good checkpoint is kept)"
     )]
     NonFiniteLoss {
         /// Run name.
@@ -126,6 +158,24 @@ pub enum TrainError {
         step: usize,
         /// The value seen.
         value: f32,
+    },
+    /// A gradient step produced NaN or infinite parameters.
+    #[error(
+        "{name}: the parameters became non-finite during epoch {epoch} (an infinite or NaN gradient); lower the learning rate (the last good checkpoint is kept)"
+    )]
+    NonFiniteParameters {
+        /// Run name.
+        name: String,
+        /// 1-based epoch.
+        epoch: usize,
+    },
+    /// A checkpoint could not be written.
+    #[error("{name}: cannot write a checkpoint: {message}")]
+    Checkpoint {
+        /// Run name.
+        name: String,
+        /// Why.
+        message: String,
     },
     /// Inputs that cannot be trained on.
     #[error("{0}")]
@@ -144,7 +194,16 @@ pub fn epoch_indices(len: usize, samples_per_epoch: usize, seed: u64, epoch: usi
     order
 }
 
+/// The dropout generator of one step: a pure function of seed, epoch and step, so a resumed run
+/// draws the same masks.
+fn dropout_rng(seed: u64, epoch: usize, step: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(mix_seed(mix_seed(seed, 0xd709_0000 + epoch as u64), step as u64))
+}
+
 /// Trains `model` (created on `device.training()`) and returns it in inference mode.
+///
+/// With checkpointing, the newest verified state in its folder is resumed from, and states
+/// are written every `every_steps` steps and at every epoch end.
 pub fn train(
     name: &str,
     mut model: Network,
@@ -178,38 +237,83 @@ pub fn train(
     let width = data.shape.len();
     let classes = data.num_classes;
     let batch_size = settings.train.batch_size;
+    let epochs = settings.train.epochs;
     let samples_per_epoch = set.samples_per_epoch.max(1);
     let steps_per_epoch = samples_per_epoch.div_ceil(batch_size);
-    let total_steps = steps_per_epoch * settings.train.epochs;
+    let total_steps = steps_per_epoch * epochs;
+    let early_stopping = settings
+        .train
+        .early_stopping_patience
+        .filter(|_| !set.validation.is_empty());
     let mut optimizer = settings.optimizer.build();
 
-    let mut outcome = TrainOutcome {
-        model: model.valid(),
+    let mut progress = Progress {
+        epoch: 0,
+        step: 0,
+        global_step: 0,
+        loss_sum: 0.0,
+        loss_count: 0,
+        skipped_batches: 0,
         train_loss: Vec::new(),
         validation_accuracy: Vec::new(),
         learning_rate: Vec::new(),
-        epochs_run: 0,
-        final_validation_accuracy: f64::NAN,
-        wall_time_s: 0.0,
+        best_accuracy: -1.0,
+        epochs_without_improvement: 0,
+        kept_validation_accuracy: f64::NAN,
+        stopped_early: false,
+        elapsed_s: 0.0,
     };
-    let mut best_accuracy = f64::NEG_INFINITY;
-    let mut epochs_without_improvement = 0;
+    let mut kept_model: Option<Network> = None;
+    let fail = |message: String| TrainError::Checkpoint { name: name.to_string(), message };
+    if let Some(checkpointing) = settings.checkpointing {
+        let (restored, warnings) = checkpointing.load_latest();
+        for warning in warnings {
+            observer.warn(&warning);
+        }
+        if let Some(restored) = restored {
+            model = load_weights(model, restored.model).map_err(fail)?;
+            optimizer = optimizer.restore(restored.optimizer).map_err(fail)?;
+            if let Some(best) = restored.best {
+                kept_model = Some(load_weights(model.valid(), best).map_err(fail)?);
+            }
+            progress = restored.manifest.progress;
+        }
+    }
+    let base_elapsed = progress.elapsed_s;
+    let save_state = |progress: &mut Progress,
+                      model: &Network,
+                      optimizer: &Optimizer,
+                      kept: Option<&Network>|
+     -> Result<(), TrainError> {
+        let Some(checkpointing) = settings.checkpointing else {
+            return Ok(());
+        };
+        progress.elapsed_s = base_elapsed + started.elapsed().as_secs_f64();
+        let weights = weights_to_bytes(model).map_err(fail)?;
+        let state = optimizer.state_bytes().map_err(fail)?;
+        let best = kept.map(weights_to_bytes).transpose().map_err(fail)?;
+        checkpointing
+            .save(progress, &weights, &state, best.as_deref())
+            .map_err(|e| fail(format!("{}: {e}", checkpointing.dir.display())))
+    };
 
     let mut features = Vec::with_capacity(batch_size * width);
     let mut labels = Vec::with_capacity(batch_size);
     let mut teacher_rows = Vec::with_capacity(batch_size * classes);
-    observer.start(name, settings.train.epochs);
-    for epoch in 0..settings.train.epochs {
+    observer.start(name, epochs, progress.train_loss.len());
+    let first_epoch = if progress.stopped_early { epochs } else { progress.epoch };
+    for epoch in first_epoch..epochs {
         let order = epoch_indices(data.len(), samples_per_epoch, settings.seed, epoch);
-        let mut dropout_rng =
-            ChaCha8Rng::seed_from_u64(mix_seed(settings.seed, 0xd709_0000 + epoch as u64));
-        let mut loss_sum = 0.0;
-        outcome.learning_rate.push(settings.optimizer.learning_rate(
-            epoch * steps_per_epoch,
-            steps_per_epoch,
-            total_steps,
-        ));
-        for (step, batch) in order.chunks(batch_size).enumerate() {
+        if progress.step == 0 {
+            progress.loss_sum = 0.0;
+            progress.loss_count = 0;
+            progress.learning_rate.push(settings.optimizer.learning_rate(
+                epoch * steps_per_epoch,
+                steps_per_epoch,
+                total_steps,
+            ));
+        }
+        for (step, batch) in order.chunks(batch_size).enumerate().skip(progress.step) {
             gather(data, batch, &mut features, &mut labels);
             if !settings.augmentation.is_identity() {
                 settings.augmentation.apply(
@@ -223,7 +327,8 @@ pub fn train(
             }
             let rows = batch.len();
             let inputs = backend::matrix(features.clone(), rows, width, &train_device);
-            let output = model.forward(inputs, Some(&mut dropout_rng));
+            let mut masks = dropout_rng(settings.seed, epoch, step);
+            let output = model.forward(inputs, Some(&mut masks));
             let label_tensor = backend::class_indices(&labels, &train_device);
             let mask = set.labelled.map(|labelled| {
                 let values = batch
@@ -256,15 +361,31 @@ pub fn train(
                 }
             };
             let value = backend::scalar(loss.clone());
+            progress.step = step + 1;
+            progress.global_step += 1;
             if !value.is_finite() {
-                return Err(TrainError::NonFiniteLoss {
-                    name: name.to_string(),
-                    epoch: epoch + 1,
-                    step: step + 1,
-                    value,
-                });
+                match settings.on_nan {
+                    OnNan::Stop => {
+                        return Err(TrainError::NonFiniteLoss {
+                            name: name.to_string(),
+                            epoch: epoch + 1,
+                            step: step + 1,
+                            value,
+                        });
+                    }
+                    OnNan::SkipBatch => {
+                        progress.skipped_batches += 1;
+                        observer.warn(&format!(
+                            "{name}: skipped the batch at epoch {}, step {}: the loss was {value}",
+                            epoch + 1,
+                            step + 1
+                        ));
+                        continue;
+                    }
+                }
             }
-            loss_sum += value as f64;
+            progress.loss_sum += value as f64;
+            progress.loss_count += 1;
             let learning_rate = settings.optimizer.learning_rate(
                 epoch * steps_per_epoch + step,
                 steps_per_epoch,
@@ -272,6 +393,30 @@ pub fn train(
             );
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(learning_rate, model, grads);
+            let every = settings.checkpointing.map_or(0, |c| c.every_steps);
+            if every > 0 && progress.global_step % every == 0 && step + 1 < steps_per_epoch {
+                if !model.parameters_are_finite() {
+                    return Err(TrainError::NonFiniteParameters {
+                        name: name.to_string(),
+                        epoch: epoch + 1,
+                    });
+                }
+                save_state(&mut progress, &model, &optimizer, kept_model.as_ref())?;
+            }
+        }
+        if progress.loss_count == 0 {
+            return Err(TrainError::NonFiniteLoss {
+                name: name.to_string(),
+                epoch: epoch + 1,
+                step: steps_per_epoch,
+                value: f32::NAN,
+            });
+        }
+        if !model.parameters_are_finite() {
+            return Err(TrainError::NonFiniteParameters {
+                name: name.to_string(),
+                epoch: epoch + 1,
+            });
         }
         let snapshot = model.valid();
         let validation_accuracy = if set.validation.is_empty() {
@@ -280,35 +425,50 @@ pub fn train(
             let logits = predict_logits(&snapshot, set.validation, device);
             accuracy(&logits, classes, &set.validation.labels)
         };
-        let train_loss = loss_sum / steps_per_epoch as f64;
-        outcome.train_loss.push(train_loss);
-        outcome.validation_accuracy.push(validation_accuracy);
-        outcome.epochs_run = epoch + 1;
+        let train_loss = progress.loss_sum / progress.loss_count as f64;
+        progress.train_loss.push(train_loss);
+        progress.validation_accuracy.push(validation_accuracy);
         observer.epoch(epoch + 1, train_loss, validation_accuracy);
 
-        match settings.train.early_stopping_patience {
-            Some(patience) if !set.validation.is_empty() => {
-                if validation_accuracy > best_accuracy {
-                    best_accuracy = validation_accuracy;
-                    epochs_without_improvement = 0;
-                    outcome.model = snapshot;
-                    outcome.final_validation_accuracy = validation_accuracy;
+        match early_stopping {
+            Some(patience) => {
+                if validation_accuracy > progress.best_accuracy {
+                    progress.best_accuracy = validation_accuracy;
+                    progress.epochs_without_improvement = 0;
+                    progress.kept_validation_accuracy = validation_accuracy;
+                    kept_model = Some(snapshot);
                 } else {
-                    epochs_without_improvement += 1;
-                    if epochs_without_improvement >= patience {
-                        break;
-                    }
+                    progress.epochs_without_improvement += 1;
+                    progress.stopped_early = progress.epochs_without_improvement >= patience;
                 }
             }
-            _ => {
-                outcome.model = snapshot;
-                outcome.final_validation_accuracy = validation_accuracy;
+            None => {
+                progress.kept_validation_accuracy = validation_accuracy;
             }
+        }
+        progress.epoch = epoch + 1;
+        progress.step = 0;
+        let kept = if early_stopping.is_some() { kept_model.as_ref() } else { None };
+        save_state(&mut progress, &model, &optimizer, kept)?;
+        if progress.stopped_early {
+            break;
         }
     }
     observer.finish();
-    outcome.wall_time_s = started.elapsed().as_secs_f64();
-    Ok(outcome)
+    let final_model = match (early_stopping, kept_model) {
+        (Some(_), Some(kept)) => kept,
+        _ => model.valid(),
+    };
+    Ok(TrainOutcome {
+        model: final_model,
+        epochs_run: progress.train_loss.len(),
+        train_loss: progress.train_loss,
+        validation_accuracy: progress.validation_accuracy,
+        learning_rate: progress.learning_rate,
+        final_validation_accuracy: progress.kept_validation_accuracy,
+        skipped_batches: progress.skipped_batches,
+        wall_time_s: base_elapsed + started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Logits of an inference-mode network on every sample of `data`, row-major.

@@ -5,6 +5,7 @@
 //! depend on the deep-learning backend that produced them, and so that they can be checked
 //! against an independent implementation (`tests/fixtures/make_reference.py`).
 
+pub mod efficiency;
 pub mod metrics;
 
 pub use metrics::{

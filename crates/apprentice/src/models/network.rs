@@ -1,6 +1,6 @@
 //! A network built from a [`ModelSpec`]: forward pass, named features, parameter count.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::tensor::{Device, Tensor};
 use rand_chacha::ChaCha8Rng;
 
@@ -124,14 +124,15 @@ impl Network {
             .iter()
             .position(|&a| a == activation)
             .unwrap_or(0);
-        Ok(Self {
+        let network = Self {
             blocks,
             dense,
             input_dims: [input_shape.channels, input_shape.height, input_shape.width],
             num_classes,
             activation_code,
             dropout: dropout_probability,
-        })
+        };
+        Ok(network.map(&mut SequentialIds { next: 1 }))
     }
 
     /// The sample shape the network expects.
@@ -211,8 +212,44 @@ impl Network {
         }
     }
 
+    /// True when every parameter is a finite number (a non-finite gradient poisons them).
+    pub fn parameters_are_finite(&self) -> bool {
+        let mut check = FiniteCheck { finite: true };
+        self.visit(&mut check);
+        check.finite
+    }
+
     /// Logits only, without dropout.
     pub fn logits(&self, input: Tensor<2>) -> Tensor<2> {
         self.forward(input, None).logits
+    }
+}
+
+/// Gives parameters the ids 1, 2, 3, ... in visiting order. Optimiser state is keyed by parameter
+/// id, so ids that depend only on the architecture let a resumed run (a new process) attach the
+/// saved optimiser state to a freshly built network.
+struct SequentialIds {
+    next: u64,
+}
+
+impl ModuleMapper for SequentialIds {
+    fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.id = ParamId::from(self.next);
+        self.next += 1;
+        param
+    }
+}
+
+struct FiniteCheck {
+    finite: bool,
+}
+
+impl ModuleVisitor for FiniteCheck {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.finite {
+            // A sum is NaN or infinite as soon as one element is.
+            let total = crate::backend::to_host(param.val().sum());
+            self.finite = total.iter().all(|v| v.is_finite());
+        }
     }
 }

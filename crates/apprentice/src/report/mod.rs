@@ -1,11 +1,35 @@
-//! What an experiment leaves behind: the versioned `results.json` and the console table.
+//! What an experiment leaves behind and how it is shown: the versioned `results.json`, the
+//! console table, and the HTML report with its charts and Markdown summary.
 //!
-//! [`results`] defines the file format (its schema is documented field by field there) and
-//! [`table`] renders it for the terminal.
+//! [`results`] defines the file format (its schema is documented field by field there),
+//! [`extensions`] its optional sections added after the run (efficiency, teacher–student
+//! confusion, supervision complexity), [`measure`] makes those measurements from a run's
+//! checkpoints, [`table`] renders the results for the terminal and [`render`] writes the
+//! report: `report.html` (self-contained, charts as inline SVG), `summary.md` and
+//! `plots/<chart>.png`.
 
+mod charts;
+pub mod extensions;
+mod html;
+pub mod measure;
+mod plots;
+pub mod render;
 pub mod results;
+mod summary;
 pub mod table;
+mod view;
 
+pub use charts::Omission;
+pub use extensions::{
+    AgreementMatrix, ComplexityCurve, EfficiencySection, Extensions, ModelEfficiency,
+    TeacherAgreementSection,
+};
+pub use measure::{MeasureOptions, Measurements, measure_run};
+pub use plots::Chart;
+pub use render::{
+    LoadedRun, RenderedReport, ReportError, ReportFiles, ReportOptions, load_run, render_report,
+    write_report,
+};
 pub use results::{
     Curve, DataSummary, ModelResult, Results, ResultsError, Role, SCHEMA_VERSION, Summary,
     TestSummary,

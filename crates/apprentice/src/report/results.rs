@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// Readers for numbers that JSON cannot hold: serde_json writes NaN and ±∞ as `null`.
-mod nullable {
+pub(crate) mod nullable {
     use serde::{Deserialize, Deserializer};
 
     /// An `f64` that may be `null` (read as NaN).

@@ -1,0 +1,386 @@
+//! `apprentice bench-model`: what checkpoints cost to run, side by side.
+
+use std::path::PathBuf;
+
+use apprentice::backend::{ComputeDevice, DeviceKind};
+use apprentice::eval::efficiency::{
+    BenchSettings, CountingAllocator, Efficiency, measure_checkpoint,
+};
+
+/// Every heap allocation of the program goes through this counter, so that the peak memory
+/// of an inference is exact; see [`CountingAllocator`] for what is counted.
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+/// Arguments of `apprentice bench-model`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// One or more `.safetensors` checkpoints; the others are compared with the first
+    /// (give the teacher first).
+    #[arg(required = true)]
+    pub checkpoints: Vec<PathBuf>,
+    /// Print the measurements as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Shorter measurement (about 1 s per model instead of 5 s), as at the end of a run.
+    #[arg(long)]
+    pub quick: bool,
+    /// cpu, cuda or wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+/// Runs `apprentice bench-model`.
+pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let kind = DeviceKind::parse(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let device = ComputeDevice::new(kind).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let (settings, name) = if args.quick {
+        (BenchSettings::quick(), "quick")
+    } else {
+        (BenchSettings::standard(), "standard")
+    };
+    let mut measured = Vec::new();
+    for path in &args.checkpoints {
+        if !args.json {
+            eprintln!("measuring {}", path.display());
+        }
+        measured.push(measure_checkpoint(path, &device, &settings)?);
+    }
+    if args.json {
+        let entries: Vec<serde_json::Value> = measured
+            .iter()
+            .enumerate()
+            .map(|(index, model)| {
+                let mut value = serde_json::to_value(model).unwrap_or_default();
+                if index > 0
+                    && let Some(object) = value.as_object_mut()
+                {
+                    object.insert(
+                        "ratio_to_first".to_string(),
+                        serde_json::to_value(model.ratios_to(&measured[0])).unwrap_or_default(),
+                    );
+                }
+                value
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        print!("{}", table(&measured, name));
+    }
+    Ok(())
+}
+
+/// `1234567` as `"1,234,567"`.
+fn thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Three significant digits, no exponent.
+fn sig(value: f64) -> String {
+    if !value.is_finite() {
+        return "—".to_string();
+    }
+    if value == 0.0 {
+        return "0".to_string();
+    }
+    let magnitude = value.abs().log10().floor() as i32;
+    let decimals = (2 - magnitude).clamp(0, 12) as usize;
+    format!("{value:.decimals$}")
+}
+
+/// A rate or count with an SI suffix: `11779322` → `11.8M`.
+fn si(value: f64) -> String {
+    match value.abs() {
+        v if !v.is_finite() => "—".to_string(),
+        v if v >= 1e9 => format!("{}G", sig(value / 1e9)),
+        v if v >= 1e6 => format!("{}M", sig(value / 1e6)),
+        v if v >= 1e3 => format!("{}k", sig(value / 1e3)),
+        _ => sig(value),
+    }
+}
+
+fn seconds(value: f64) -> String {
+    match value.abs() {
+        v if !v.is_finite() => "—".to_string(),
+        v if v >= 1.0 => format!("{} s", sig(value)),
+        v if v >= 1e-3 => format!("{} ms", sig(value * 1e3)),
+        v if v >= 1e-6 => format!("{} µs", sig(value * 1e6)),
+        _ => format!("{} ns", sig(value * 1e9)),
+    }
+}
+
+fn joules(value: f64) -> String {
+    match value.abs() {
+        v if !v.is_finite() => "—".to_string(),
+        v if v >= 1.0 => format!("{} J", sig(value)),
+        v if v >= 1e-3 => format!("{} mJ", sig(value * 1e3)),
+        v if v >= 1e-6 => format!("{} µJ", sig(value * 1e6)),
+        _ => format!("{} nJ", sig(value * 1e9)),
+    }
+}
+
+fn bytes(value: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB"];
+    let mut scaled = value as f64;
+    let mut unit = 0;
+    while scaled >= 1024.0 && unit < units.len() - 1 {
+        scaled /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value} B")
+    } else {
+        format!("{} {}", sig(scaled), units[unit])
+    }
+}
+
+/// A ratio in words: `0.028` with `("fewer", "more")` → `35.7× fewer`.
+fn times(ratio: f64, less: &str, more: &str) -> String {
+    if !ratio.is_finite() || ratio <= 0.0 {
+        "—".to_string()
+    } else if (ratio - 1.0).abs() < 0.005 {
+        "same".to_string()
+    } else if ratio < 1.0 {
+        format!("{}× {less}", sig(1.0 / ratio))
+    } else {
+        format!("{}× {more}", sig(ratio))
+    }
+}
+
+/// The measurements as a table: one column per model, and for every model after the first
+/// a column comparing it with the first.
+fn table(models: &[Efficiency], settings: &str) -> String {
+    let Some(first) = models.first() else {
+        return String::new();
+    };
+    type Ratio = fn(&Efficiency, &Efficiency) -> String;
+    let unavailable = || "unavailable".to_string();
+    let mut kinds: Vec<&String> = models
+        .iter()
+        .flat_map(|m| m.flops.by_layer_type.keys())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut header = vec![String::new()];
+    header.extend(models.iter().map(|m| m.name.clone()));
+    header.extend(models[1..].iter().map(|m| format!("{} vs {}", m.name, first.name)));
+    rows.push(header);
+    let mut add = |title: &str, cell: &dyn Fn(&Efficiency) -> String, ratio: Option<Ratio>| {
+        let mut row = vec![title.to_string()];
+        row.extend(models.iter().map(cell));
+        row.extend(models[1..].iter().map(|m| match ratio {
+            Some(ratio) => ratio(m, first),
+            None => String::new(),
+        }));
+        rows.push(row);
+    };
+    add("architecture", &|m| m.architecture.clone(), None);
+    add(
+        "parameters",
+        &|m| thousands(m.params as u64),
+        Some(|m, t| times(m.ratios_to(t).params, "fewer", "more")),
+    );
+    add(
+        "checkpoint file",
+        &|m| m.file_bytes.map_or_else(|| "—".to_string(), bytes),
+        Some(|m, t| {
+            m.ratios_to(t)
+                .file_bytes
+                .map_or_else(String::new, |r| times(r, "smaller", "larger"))
+        }),
+    );
+    add(
+        "FLOPs / example",
+        &|m| thousands(m.flops.total),
+        Some(|m, t| times(m.ratios_to(t).flops, "fewer", "more")),
+    );
+    for kind in kinds {
+        let kind = kind.clone();
+        let mut row = vec![format!("  {kind}")];
+        row.extend(
+            models
+                .iter()
+                .map(|m| thousands(m.flops.by_layer_type.get(&kind).copied().unwrap_or(0))),
+        );
+        row.extend(models[1..].iter().map(|_| String::new()));
+        rows.push(row);
+    }
+    let mut add = |title: &str, cell: &dyn Fn(&Efficiency) -> String, ratio: Option<Ratio>| {
+        let mut row = vec![title.to_string()];
+        row.extend(models.iter().map(cell));
+        row.extend(models[1..].iter().map(|m| match ratio {
+            Some(ratio) => ratio(m, first),
+            None => String::new(),
+        }));
+        rows.push(row);
+    };
+    add(
+        "latency p50, batch 1",
+        &|m| seconds(m.latency.p50_ms / 1e3),
+        Some(|m, t| times(m.ratios_to(t).latency_p50, "faster", "slower")),
+    );
+    add(
+        "latency p95, batch 1",
+        &|m| seconds(m.latency.p95_ms / 1e3),
+        Some(|m, t| times(m.latency.p95_ms / t.latency.p95_ms, "faster", "slower")),
+    );
+    add(
+        "throughput",
+        &|m| {
+            format!(
+                "{}/s (batch {})",
+                si(m.throughput.examples_per_s),
+                m.throughput.batch_size
+            )
+        },
+        // A higher throughput is the good direction, so the ratio is inverted for the words.
+        Some(|m, t| times(1.0 / m.ratios_to(t).throughput, "higher", "lower")),
+    );
+    add(
+        "peak memory, batch 1",
+        &|m| {
+            m.peak_memory_batch1_bytes()
+                .map_or_else(unavailable, bytes)
+        },
+        Some(|m, t| {
+            m.ratios_to(t)
+                .peak_memory_batch1
+                .map_or_else(String::new, |r| times(r, "less", "more"))
+        }),
+    );
+    add(
+        "  model",
+        &|m| {
+            m.memory
+                .as_ref()
+                .and_then(|h| h.model_bytes)
+                .map_or_else(unavailable, bytes)
+        },
+        None,
+    );
+    add(
+        "  inference, batch 1",
+        &|m| {
+            m.memory
+                .as_ref()
+                .map_or_else(unavailable, |h| bytes(h.inference_peak_batch1_bytes))
+        },
+        None,
+    );
+    add(
+        "  inference, large batch",
+        &|m| {
+            m.memory
+                .as_ref()
+                .map_or_else(unavailable, |h| bytes(h.inference_peak_batch_bytes))
+        },
+        None,
+    );
+    add(
+        "CPU time / example, batch 1",
+        &|m| {
+            m.cpu
+                .as_ref()
+                .map_or_else(unavailable, |c| seconds(c.seconds_per_example_batch1))
+        },
+        None,
+    );
+    add(
+        "CPU time / example, large batch",
+        &|m| {
+            m.cpu
+                .as_ref()
+                .map_or_else(unavailable, |c| seconds(c.seconds_per_example_batch))
+        },
+        Some(|m, t| {
+            m.ratios_to(t)
+                .cpu_seconds_per_example
+                .map_or_else(String::new, |r| times(r, "less", "more"))
+        }),
+    );
+    add(
+        "energy / example, batch 1",
+        &|m| {
+            m.energy
+                .as_ref()
+                .map_or_else(unavailable, |e| joules(e.joules_per_example_batch1))
+        },
+        None,
+    );
+    add(
+        "energy / example, large batch",
+        &|m| {
+            m.energy
+                .as_ref()
+                .map_or_else(unavailable, |e| joules(e.joules_per_example_batch))
+        },
+        Some(|m, t| {
+            m.ratios_to(t)
+                .energy_per_example
+                .map_or_else(String::new, |r| times(r, "less", "more"))
+        }),
+    );
+
+    let columns = rows[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, &w))| {
+                if c == 0 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    let env = &first.environment;
+    out.push_str(&format!(
+        "\nmeasured on {} ({} thread{}{}) with the {settings} settings.\n\
+         a call copies the input in, runs the model and copies the logits out.\n\
+         latency: p50 and p95 of {} calls after a warm-up; throughput: the median of {} calls.\n\
+         FLOPs are counted from the architecture (a multiply-add is 2).\n\
+         memory is exact heap use: the loaded model plus the most extra heap during one call.\n\
+         CPU time is user + system time of the whole process, per example.\n",
+        env.device,
+        env.threads,
+        if env.threads == 1 { "" } else { "s" },
+        env.cpu_model
+            .as_ref()
+            .map_or_else(String::new, |model| format!(", {model}")),
+        first.latency.runs,
+        first.throughput.runs,
+    ));
+    if let Some(reason) = models.iter().find_map(|m| m.energy_unavailable.as_ref()) {
+        out.push_str(&format!(
+            "energy is unavailable: {reason}; it is not estimated, CPU time stands in for it.\n"
+        ));
+    }
+    if let Some(reason) = models.iter().find_map(|m| m.memory_unavailable.as_ref()) {
+        out.push_str(&format!("memory is unavailable: {reason}.\n"));
+    }
+    out
+}
