@@ -39,6 +39,10 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
     } else {
         (BenchSettings::standard(), "standard")
     };
+    // Every file is read before any is timed, so that a wrong path fails at once, on one line.
+    for path in &args.checkpoints {
+        apprentice::checkpoint::read_meta(path)?;
+    }
     let mut measured = Vec::new();
     for path in &args.checkpoints {
         if !args.json {
@@ -173,7 +177,11 @@ fn table(models: &[Efficiency], settings: &str) -> String {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut header = vec![String::new()];
     header.extend(models.iter().map(|m| m.name.clone()));
-    header.extend(models[1..].iter().map(|m| format!("{} vs {}", m.name, first.name)));
+    header.extend(
+        models[1..]
+            .iter()
+            .map(|m| format!("{} vs {}", m.name, first.name)),
+    );
     rows.push(header);
     let mut add = |title: &str, cell: &dyn Fn(&Efficiency) -> String, ratio: Option<Ratio>| {
         let mut row = vec![title.to_string()];
@@ -248,10 +256,7 @@ fn table(models: &[Efficiency], settings: &str) -> String {
     );
     add(
         "peak memory, batch 1",
-        &|m| {
-            m.peak_memory_batch1_bytes()
-                .map_or_else(unavailable, bytes)
-        },
+        &|m| m.peak_memory_batch1_bytes().map_or_else(unavailable, bytes),
         Some(|m, t| {
             m.ratios_to(t)
                 .peak_memory_batch1

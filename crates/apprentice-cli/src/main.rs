@@ -176,9 +176,10 @@ fn run(
         }
     };
     if let Some(path) = &data {
-        // Recorded in the run's config.toml as an absolute path, so that a resumed run or a
-        // later `apprentice eval` finds the same data without being told again.
-        config.data.path = Some(std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+        // Recorded in the run's config.toml as given, so that a resumed run or a later
+        // `apprentice eval` started from the same folder finds the data without being told
+        // again (from elsewhere, pass --data again).
+        config.data.path = Some(path.clone());
     }
     if let Some(seeds) = seeds {
         if seeds.is_empty() {

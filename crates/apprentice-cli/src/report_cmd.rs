@@ -7,8 +7,7 @@ use apprentice::eval::efficiency::BenchSettings;
 use apprentice::experiment::RunOptions;
 use apprentice::report::extensions::store_sections;
 use apprentice::report::{
-    LoadedRun, MeasureOptions, ReportFiles, ReportOptions, load_run, measure_run,
-    write_report,
+    LoadedRun, MeasureOptions, ReportFiles, ReportOptions, load_run, measure_run, write_report,
 };
 
 /// Arguments of `apprentice report`.
@@ -27,6 +26,10 @@ pub struct ReportArgs {
     /// confusion) with the thorough benchmark settings, and store it in results.json.
     #[arg(long)]
     pub measure: bool,
+    /// With --measure: the quick benchmark settings (about 1 s per model) instead of the
+    /// thorough ones (about 5 s).
+    #[arg(long, requires = "measure")]
+    pub quick: bool,
     /// Data folder or file for the confusion, when the run's config does not record it.
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -37,7 +40,6 @@ pub struct ReportArgs {
 
 /// Runs `apprentice report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let mut run = load_run(&args.run)?;
     // Checked before a measurement that may take a while.
     if !(args.threshold > 0.0 && args.threshold <= 1.0) {
         anyhow::bail!(
@@ -45,14 +47,20 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             args.threshold
         );
     }
+    let mut run = load_run(&args.run)?;
     if args.measure {
         let kind = DeviceKind::parse(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
         let device = ComputeDevice::new(kind).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+        let (bench, bench_name) = if args.quick {
+            (BenchSettings::quick(), "quick")
+        } else {
+            (BenchSettings::standard(), "standard")
+        };
         let options = MeasureOptions {
             device,
             data_path: args.data.clone(),
-            bench: BenchSettings::standard(),
-            bench_name: "standard".to_string(),
+            bench,
+            bench_name: bench_name.to_string(),
         };
         run = measure_and_store(&run, &options, false)?;
     }
@@ -65,10 +73,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     )?;
     print_files(&files);
     for omission in &files.omitted {
-        println!(
-            "left out: {} chart ({})",
-            omission.chart, omission.reason
-        );
+        println!("left out: {} chart ({})", omission.chart, omission.reason);
     }
     Ok(())
 }

@@ -127,6 +127,28 @@ pub fn load(
     };
     let (meta, bytes) = read_meta(path)?;
     meta.spec.validate("spec").map_err(invalid)?;
+    if meta.input_shape.is_empty() || meta.num_classes == 0 {
+        return Err(invalid("the recorded input shape or class count is empty".into()));
+    }
+    if !meta.normalizer.fits_shape(meta.input_shape) {
+        return Err(invalid("the recorded normalisation does not fit the input shape".into()));
+    }
+    // The architecture must fit in the weights actually stored, so that a damaged header
+    // cannot make us allocate more than the file holds.
+    let stored: u128 = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| invalid(format!("not a safetensors file: {e}")))?
+        .tensors()
+        .iter()
+        .map(|(_, view)| view.shape().iter().map(|&d| d as u128).product::<u128>())
+        .sum();
+    match Network::planned_parameters(&meta.spec, meta.input_shape, meta.num_classes) {
+        Some(planned) if planned <= stored => {}
+        _ => {
+            return Err(invalid(format!(
+                "the recorded architecture needs more weights than the file's {stored} values"
+            )));
+        }
+    }
     let mut network = Network::new(
         &meta.spec,
         meta.input_shape,

@@ -19,6 +19,7 @@
 
 pub mod backend;
 pub mod checkpoint;
+pub mod complexity;
 pub mod config;
 pub mod data;
 pub mod distill;

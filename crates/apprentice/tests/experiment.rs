@@ -176,3 +176,35 @@ fn an_absurd_learning_rate_stops_with_a_clear_error() {
         "no results file may look complete"
     );
 }
+
+#[test]
+fn a_teacher_loaded_from_a_checkpoint_scores_as_it_did_when_trained() {
+    let single = TINY
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace("label_fractions = [1.0, 0.1]", "label_fractions = [1.0]");
+    let (trained, folder) = run(&single);
+    let checkpoint = folder.path().join("seed-0/teacher.safetensors");
+    let loading = single.replace(
+        "[teacher.model]\nkind = \"mlp\"\nhidden = [128]\ndropout = 0.2\n\n[teacher.train]\nepochs = 8\n",
+        &format!("[teacher]\ncheckpoint = {:?}\n", checkpoint.display().to_string()),
+    );
+    assert!(loading.contains("checkpoint"), "the config edit did not apply");
+    let (loaded, _second) = run(&loading);
+    assert_eq!(loaded.models[0].method, "loaded");
+    assert_eq!(loaded.models[0].test.accuracy.per_seed, trained.models[0].test.accuracy.per_seed);
+    // The students learn from the same teacher, so they end the same.
+    assert_eq!(loaded.models[2].test.accuracy.per_seed, trained.models[2].test.accuracy.per_seed);
+}
+
+#[test]
+fn augmented_runs_teach_live_and_stay_deterministic() {
+    let augmented = TINY
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace("[distill]", "[augment]\nmax_shift = 1\n\n[distill]");
+    let (first, _a) = run(&augmented);
+    let (second, _b) = run(&augmented);
+    assert_eq!(comparable(&first), comparable(&second));
+    let (plain, _c) = run(&TINY.replace("seeds = [0, 1]", "seeds = [0]"));
+    let kd = |r: &Results| r.models.iter().find(|m| m.name == "kd-all@10%").unwrap().test.accuracy.mean;
+    assert_ne!(kd(&first), kd(&plain), "augmentation changed nothing");
+}

@@ -610,6 +610,16 @@ fn fitnet_is_zero_for_an_identity_regressor_and_equal_features() {
 }
 
 #[test]
+fn fitnet_regressors_are_drawn_from_their_seed() {
+    let device = training();
+    let weights = |seed| to_host(FitNetRegressor::new(6, 4, seed, &device).layer.weight.val());
+    assert_eq!(weights(3), weights(3));
+    assert_ne!(weights(3), weights(4));
+    let bound = 1.0 / 6f32.sqrt();
+    assert!(weights(3).iter().all(|w| w.abs() <= bound));
+}
+
+#[test]
 fn fitnet_rejects_features_a_regressor_cannot_relate() {
     let device = training();
     let flat = FeatureTensor::Flat(Tensor::zeros([2, 4], &device));

@@ -394,7 +394,7 @@ pub fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(learning_rate, model, grads);
             let every = settings.checkpointing.map_or(0, |c| c.every_steps);
-            if every > 0 && progress.global_step % every == 0 && step + 1 < steps_per_epoch {
+            if every > 0 && progress.global_step.is_multiple_of(every) && step + 1 < steps_per_epoch {
                 if !model.parameters_are_finite() {
                     return Err(TrainError::NonFiniteParameters {
                         name: name.to_string(),

@@ -424,9 +424,7 @@ pub fn measure_checkpoint(
     let before = heap_in_use();
     let (network, meta) = checkpoint::load(path, device)?;
     let after = heap_in_use();
-    let architecture = meta
-        .spec
-        .describe(meta.input_shape.len(), meta.num_classes);
+    let architecture = meta.spec.describe(meta.input_shape.len(), meta.num_classes);
     let mut efficiency = measure(&network, &meta.name, &architecture, device, settings)?;
     efficiency.file_bytes = Some(file_bytes);
     if let Some(memory) = &mut efficiency.memory {
@@ -495,8 +493,7 @@ pub fn measure(
         }),
         _ => None,
     };
-    let (energy, energy_unavailable) = match (&rapl, latency_loop.joules, throughput_loop.joules)
-    {
+    let (energy, energy_unavailable) = match (&rapl, latency_loop.joules, throughput_loop.joules) {
         (Ok(meter), Some(single), Some(batched)) => (
             Some(Energy {
                 source: meter.describe(),

@@ -41,7 +41,11 @@ pub(crate) fn build_charts(view: &View<'_>) -> (Vec<Chart>, Vec<Omission>) {
 
 /// Draws a figure, turning a panic inside the drawing library into a reason, so that one
 /// chart cannot take the report down.
-fn draw(id: &'static str, title: &str, figure: &impl super::plots::Figure) -> Result<Chart, String> {
+fn draw(
+    id: &'static str,
+    title: &str,
+    figure: &impl super::plots::Figure,
+) -> Result<Chart, String> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| render(id, title, figure))) {
         Ok(Ok(chart)) => Ok(chart),
         Ok(Err(error)) => Err(format!("the chart could not be drawn: {error}")),
@@ -82,7 +86,6 @@ fn knowledge(view: &View<'_>) -> Result<Chart, String> {
     }
     let mut rows = Vec::new();
     if let Some(teacher) = &view.teacher {
-        rows.push(DotRow::Heading("teacher".to_string()));
         rows.push(dot(view, teacher, &teacher.result.test.accuracy));
     }
     for group in &view.groups {
@@ -159,7 +162,10 @@ fn learning(view: &View<'_>) -> Result<Chart, String> {
         return Err("no student has a per-epoch validation curve".to_string());
     }
     let band = if view.seeds() > 1 {
-        format!("mean over {}, band: lowest to highest seed", seeds_phrase(view.seeds()))
+        format!(
+            "mean over {}, band: lowest to highest seed",
+            seeds_phrase(view.seeds())
+        )
     } else {
         seeds_phrase(view.seeds())
     };
@@ -236,10 +242,7 @@ fn cost(view: &View<'_>) -> Result<Chart, String> {
     }];
     let timed: Vec<Point> = models
         .iter()
-        .filter_map(|m| {
-            m.efficiency
-                .map(|e| point(m, e.measured.latency.p50_ms))
-        })
+        .filter_map(|m| m.efficiency.map(|e| point(m, e.measured.latency.p50_ms)))
         .collect();
     if !timed.is_empty() {
         panels.push(ScatterPanel {
@@ -514,10 +517,9 @@ pub(crate) fn findings(view: &View<'_>) -> Vec<String> {
                 times(ratio.latency_p50, "faster", "slower"),
             ));
         }
-    } else if let (Some(teacher), Some(student)) = (
-        teacher,
-        view.groups.iter().flat_map(|g| &g.models).next(),
-    ) && teacher.result.params > 0
+    } else if let (Some(teacher), Some(student)) =
+        (teacher, view.groups.iter().flat_map(|g| &g.models).next())
+        && teacher.result.params > 0
     {
         lines.push(format!(
             "The student has {} parameters, the teacher {} ({}).",

@@ -312,7 +312,11 @@ mod tests {
     fn storing_keeps_other_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("results.json");
-        std::fs::write(&path, r#"{"schema_version": 1, "unknown_later_key": [1, 2]}"#).unwrap();
+        std::fs::write(
+            &path,
+            r#"{"schema_version": 1, "unknown_later_key": [1, 2]}"#,
+        )
+        .unwrap();
         let agreement = TeacherAgreementSection {
             seed: 0,
             split: "test".into(),

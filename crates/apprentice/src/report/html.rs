@@ -24,7 +24,8 @@ pub(crate) struct PageInputs<'a> {
     pub png_dir: &'a str,
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Escapes text for HTML element content and for attribute values in double quotes (the only
+/// quotes this page uses, so apostrophes stay as they are).
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -33,7 +34,6 @@ pub(crate) fn escape(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
             _ => out.push(c),
         }
     }
@@ -46,7 +46,7 @@ const STYLE: &str = r#"
 * { box-sizing: border-box; }
 body { margin: 0; background: #f6f6f4; color: var(--ink);
        font: 15px/1.5 "DejaVu Sans", Verdana, system-ui, sans-serif; }
-main { max-width: 1040px; margin: 0 auto; padding: 24px 20px 48px; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 20px 48px; }
 header h1 { font-size: 26px; margin: 0 0 4px; }
 header p { margin: 2px 0; color: var(--muted); }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px;
@@ -59,8 +59,8 @@ ul.findings li { margin: 6px 0; }
 figure.chart { margin: 12px 0; }
 figure.chart svg { display: block; width: 100%; height: auto; }
 figure.chart figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
-table { border-collapse: collapse; width: 100%; font-size: 13px; margin: 8px 0; }
-th, td { padding: 4px 8px; border-bottom: 1px solid var(--line); text-align: right;
+table { border-collapse: collapse; width: 100%; font-size: 12.5px; margin: 8px 0; }
+th, td { padding: 4px 7px; border-bottom: 1px solid var(--line); text-align: right;
          white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 th { font-weight: 600; background: #fafafa; }
@@ -109,7 +109,12 @@ pub(crate) fn page(view: &View<'_>, inputs: &PageInputs<'_>) -> String {
              epoch by epoch, as recorded during training. Distillation is expected to give \
              targets the student finds easier than the raw labels.</p>\n",
         );
-        figure(&mut html, chart, "Mean over the seeds that recorded it.", inputs);
+        figure(
+            &mut html,
+            chart,
+            "Mean over the seeds that recorded it.",
+            inputs,
+        );
         html.push_str("</section>\n");
     }
     agreement_section(&mut html, view, inputs);
@@ -213,17 +218,16 @@ fn knowledge_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>
     html.push_str(
         "<div class=\"table-wrap\"><table>\n<thead><tr><th>model</th><th>test accuracy %</th>\
          <th>vs scratch</th><th>teacher's lead recovered</th><th>agreement %</th>\
-         <th>KL(t‖s)</th><th>NLL</th><th>ECE %</th><th>params</th><th>epochs</th>\
+         <th>KL(t‖s)</th><th>NLL</th><th>ECE %</th><th>params</th>\
          <th>train time s</th></tr></thead>\n<tbody>\n",
     );
     if let Some(teacher) = &view.teacher {
-        html.push_str("<tr class=\"group\"><td colspan=\"11\">teacher</td></tr>\n");
         metrics_row(html, view, teacher.result, teacher.color, None);
     }
     for group in &view.groups {
         let _ = writeln!(
             html,
-            "<tr class=\"group\"><td colspan=\"11\">{}</td></tr>",
+            "<tr class=\"group\"><td colspan=\"10\">{}</td></tr>",
             escape(&group.title)
         );
         let scratch = group.scratch().map(|m| m.result);
@@ -266,8 +270,10 @@ fn metrics_row(
                 "{} points",
                 points(model.test.accuracy.mean - scratch.test.accuracy.mean)
             ),
-            view.gap_closed(model, scratch)
-                .map_or_else(|| "—".to_string(), |share| format!("{}%", significant(share * 100.0, 3))),
+            view.gap_closed(model, scratch).map_or_else(
+                || "—".to_string(),
+                |share| format!("{}%", significant(share * 100.0, 3)),
+            ),
         ),
         _ => ("—".to_string(), "—".to_string()),
     };
@@ -281,7 +287,7 @@ fn metrics_row(
     let _ = writeln!(
         html,
         "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-         <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+         <td>{}</td><td>{}</td><td>{}</td></tr>",
         swatch(color),
         escape(&model.name),
         pct(&model.test.accuracy, 2),
@@ -292,7 +298,6 @@ fn metrics_row(
         finite(&model.test.nll, 3, 1.0),
         finite(&model.test.ece, 2, 100.0),
         thousands(model.params as u64),
-        finite(&model.epochs_run, 0, 1.0),
         finite(&model.train_time_s, 1, 1.0),
     );
 }
@@ -352,7 +357,7 @@ fn learning_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>)
                 .collect();
             let speed_up = match (model.result.role, curve.reached_at, scratch_epoch) {
                 (Role::Distilled, Some(ours), Some(theirs)) => {
-                    format!("{}×", significant(theirs as f64 / ours as f64, 3))
+                    times(ours as f64 / theirs as f64, "faster", "slower")
                 }
                 (Role::Distilled, Some(_), None) => "scratch never reaches it".to_string(),
                 _ => "—".to_string(),
@@ -390,12 +395,18 @@ fn cost_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>) {
          against the teacher's.</p>\n",
     );
     if let Some(chart) = find(inputs, "cost") {
+        let accuracy = if view.seeds() > 1 {
+            "test accuracy (mean, bars ± std over seeds)"
+        } else {
+            "test accuracy"
+        };
         figure(
             html,
             chart,
-            "Each dot is a model: test accuracy (mean, ± std over seeds) against its \
-             parameters and, where measured, its median batch-1 latency. Up and to the left \
-             is better.",
+            &format!(
+                "Each dot is a model: {accuracy} against its parameters and, where measured, \
+                 its median batch-1 latency. Up and to the left is better."
+            ),
             inputs,
         );
     }
@@ -544,7 +555,8 @@ fn cost_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>) {
                 .map_or_else(String::new, |model| format!(", {model}"))
         )
     });
-    let (latency_runs, batch) = first.map_or((0, 256), |m| (m.latency.runs, m.throughput.batch_size));
+    let (latency_runs, batch) =
+        first.map_or((0, 256), |m| (m.latency.runs, m.throughput.batch_size));
     let _ = writeln!(
         html,
         "<p class=\"note\">Measured from the checkpoints of seed {} with the {} benchmark \
@@ -564,6 +576,21 @@ fn cost_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>) {
         batch,
         batch,
     );
+    let mut architectures: Vec<&str> = section
+        .models
+        .iter()
+        .map(|m| m.measured.architecture.as_str())
+        .collect();
+    let count = architectures.len();
+    architectures.sort_unstable();
+    architectures.dedup();
+    if architectures.len() < count {
+        html.push_str(
+            "<p class=\"note\">Models of one architecture cost the same by construction \
+             (parameters and FLOPs are equal); differences in their measured times show the \
+             measurement's noise on this machine.</p>\n",
+        );
+    }
     energy_reasons.dedup();
     memory_reasons.dedup();
     for reason in energy_reasons {
@@ -590,7 +617,9 @@ fn agreement_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>
     if agreement.is_none() && confusion.is_none() {
         return;
     }
-    html.push_str("<section id=\"agreement\">\n<h2>Does the student think like the teacher?</h2>\n");
+    html.push_str(
+        "<section id=\"agreement\">\n<h2>Does the student think like the teacher?</h2>\n",
+    );
     html.push_str(
         "<p class=\"lead\">Distillation transfers the teacher's function, not only its \
          accuracy: a distilled student should predict the teacher's class more often than a \

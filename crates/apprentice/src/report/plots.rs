@@ -71,11 +71,7 @@ pub(crate) trait Figure {
 }
 
 /// Draws `figure` as SVG and as PNG.
-pub(crate) fn render(
-    id: &'static str,
-    title: &str,
-    figure: &impl Figure,
-) -> Result<Chart, String> {
+pub(crate) fn render(id: &'static str, title: &str, figure: &impl Figure) -> Result<Chart, String> {
     fonts()?;
     let (width, height) = figure.size();
     let mut svg = String::new();
@@ -87,8 +83,8 @@ pub(crate) fn render(
     let (png_width, png_height) = (width * PNG_SCALE, height * PNG_SCALE);
     let mut pixels = vec![255u8; png_width as usize * png_height as usize * 3];
     {
-        let root = BitMapBackend::with_buffer(&mut pixels, (png_width, png_height))
-            .into_drawing_area();
+        let root =
+            BitMapBackend::with_buffer(&mut pixels, (png_width, png_height)).into_drawing_area();
         figure.draw(&root, f64::from(PNG_SCALE))?;
         root.present().map_err(fail)?;
     }
@@ -354,7 +350,10 @@ impl Figure for DotChart {
             }
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(reference.value, -0.5), (reference.value, rows as f64 - 0.5)],
+                    [
+                        (reference.value, -0.5),
+                        (reference.value, rows as f64 - 0.5),
+                    ],
                     pen.px(7.0),
                     pen.px(5.0),
                     pen.line(MUTED, 1.5),
@@ -502,7 +501,8 @@ pub(crate) struct PanelChart {
     pub y_axis: String,
     /// Values are percentages: the vertical range stays within 0–100.
     pub percent: bool,
-    /// Put the legend at the bottom right (for rising curves) or top right (falling ones).
+    /// Put the legend at the middle right (for rising curves, whose right end is high) or
+    /// top right (falling ones).
     pub legend_low: bool,
     /// Panels, laid out two per row.
     pub panels: Vec<LinePanel>,
@@ -599,22 +599,29 @@ impl PanelChart {
                 continue;
             }
             let (dash, gap) = if level.dense { (3.0, 3.0) } else { (8.0, 5.0) };
+            let style = pen.line(MUTED, 1.3);
+            let k = pen.k;
+            // Named in the legend rather than beside the line, where curves would cross the
+            // text.
             chart
                 .draw_series(DashedLineSeries::new(
                     [(1.0, level.value), (x_high, level.value)],
                     pen.px(dash),
                     pen.px(gap),
-                    pen.line(MUTED, 1.3),
+                    style,
                 ))
-                .map_err(fail)?;
-            // At the left end: curves start low, so the labels there stay clear of them.
-            let (x, y) = chart.backend_coord(&(1.0, level.value));
-            label(
-                root,
-                &level.label,
-                (x + pen.px(6.0), y - pen.px(3.0)),
-                &pen.text(11.0, MUTED, HPos::Left, VPos::Bottom),
-            );
+                .map_err(fail)?
+                .label(level.label.as_str())
+                .legend(move |(x, y)| {
+                    let step = ((dash + gap) * k) as i32;
+                    let length = (dash * k) as i32;
+                    let end = (18.0 * k) as i32;
+                    let segment = |i: i32| {
+                        let start = (i * step).min(end);
+                        PathElement::new(vec![(start, 0), ((start + length).min(end), 0)], style)
+                    };
+                    EmptyElement::at((x, y)) + segment(0) + segment(1) + segment(2)
+                });
         }
         for line in &panel.lines {
             let band: Vec<(f64, f64, f64)> = line
@@ -700,7 +707,8 @@ impl PanelChart {
             chart
                 .configure_series_labels()
                 .position(if self.legend_low {
-                    SeriesLabelPosition::LowerRight
+                    // Not lower right: the threshold markers' labels sit at the bottom.
+                    SeriesLabelPosition::MiddleRight
                 } else {
                     SeriesLabelPosition::UpperRight
                 })
@@ -836,6 +844,7 @@ impl ScatterChart {
             .axis_style(pen.line(MUTED, 1.0))
             .disable_x_mesh()
             .x_labels(0)
+            .x_label_formatter(&|_| String::new())
             .y_labels(6)
             .y_label_formatter(&|v| significant(*v, 3))
             .draw()
@@ -1136,7 +1145,10 @@ mod tests {
 
     #[test]
     fn log_ticks_suit_the_span() {
-        assert_eq!(log_ticks(900.0, 200_000.0), vec![1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5]);
+        assert_eq!(
+            log_ticks(900.0, 200_000.0),
+            vec![1e3, 2e3, 5e3, 1e4, 2e4, 5e4, 1e5, 2e5]
+        );
         assert_eq!(log_ticks(1.0, 1e9).len(), 10);
         assert_eq!(log_ticks(1.5, 4.5), vec![2.0, 3.0, 4.0]);
         assert!(log_ticks(0.0, 1.0).is_empty());

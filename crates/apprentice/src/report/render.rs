@@ -237,7 +237,10 @@ pub struct ReportFiles {
 /// When an option is out of range or a file cannot be written.
 pub fn write_report(run: &LoadedRun, options: &ReportOptions) -> Result<ReportFiles, ReportError> {
     let report = render_report(run, options)?;
-    let out_dir = options.out_dir.clone().unwrap_or_else(|| run.run_dir.clone());
+    let out_dir = options
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| run.run_dir.clone());
     let plots = out_dir.join(PLOTS_DIR);
     std::fs::create_dir_all(&plots).map_err(|source| ReportError::Io {
         path: plots.clone(),

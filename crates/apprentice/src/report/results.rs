@@ -37,6 +37,16 @@
 //! * Non-finite numbers (a diverged run's loss) are written as `null`, since JSON has no NaN,
 //!   and read back as NaN.
 //!
+//! # Optional sections
+//!
+//! After the experiment, `apprentice run` (and `apprentice report --measure`) add measurements
+//! made from the run's checkpoints as optional top-level keys: `efficiency` (parameters, file
+//! size, FLOPs, latency, throughput, memory, CPU time and energy of each model, with each
+//! student's ratios to the teacher) and `teacher_agreement` (each student's predicted classes
+//! against the teacher's). Curves may hold an optional `supervision_complexity` list. They
+//! are documented in [`super::extensions`]; a file without them is a complete version-1 file,
+//! and the types in this module ignore them.
+//!
 //! # Versioning
 //!
 //! [`SCHEMA_VERSION`] goes up whenever a field is removed or renamed or changes meaning or

@@ -185,7 +185,7 @@ pub fn dkd_loss(
 
 /// From tempered logits `z` `[batch, classes]`: the log binary distribution
 /// `[log p_target, log(1 − p_target)]` (`[batch, 2]`) and the log non-target distribution
-/// (`[batch, classes]`, with a log-probability of about −1000 at the target).
+/// (`[batch, classes]`, with a log-probability of −1000 or less at the target).
 ///
 /// Log-probabilities are formed as `(z − max) − log Σ exp(z − max)` and never as `z − lse`:
 /// with logits of a few hundred, `lse` carries the rounding of its magnitude (3e-5 at 500 in

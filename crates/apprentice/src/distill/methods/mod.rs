@@ -16,7 +16,7 @@
 //! | [`sp`] | features flattened to `[batch, dim]`, one pair per stage | weight·Σ stages |
 //!
 //! Teacher inputs are detached inside every function, so only the student (and a FitNets
-//! regressor) receives gradients. Batch-level schedules (DKD's warm-up) and the cross-entropy
+//! regressor) receives gradients. Schedules (DKD's warm-up over epochs) and the cross-entropy
 //! belong to the caller.
 //!
 //! Methods that compare samples with each other (DIST's intra-class term, RKD, PKT, SP) need
