@@ -36,32 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train (or load) a teacher, train the student from scratch and by distillation, compare.
-    Run {
-        /// Experiment file (TOML). Without it, the quickstart on the embedded digits runs.
-        config: Option<PathBuf>,
-        /// Data folder or file, overriding `data.path`.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Parent folder of run folders.
-        #[arg(long, default_value = "runs")]
-        out: PathBuf,
-        /// Seeds, overriding `seeds` (comma-separated, e.g. `0,1,2`).
-        #[arg(long, value_delimiter = ',')]
-        seeds: Option<Vec<u64>>,
-        /// cpu, cuda or wgpu, overriding `device`.
-        #[arg(long)]
-        device: Option<String>,
-        /// Do not write model checkpoints (the run then cannot be resumed).
-        #[arg(long)]
-        no_checkpoints: bool,
-        /// Continue an interrupted run in this run folder, with the config saved there; models
-        /// already finished are reused and the one in training restarts from its last checkpoint.
-        #[arg(long, conflicts_with_all = ["config", "seeds", "out"])]
-        resume: Option<PathBuf>,
-        /// No progress bars.
-        #[arg(long, short)]
-        quiet: bool,
-    },
+    Run(RunArgs),
     /// Evaluate a saved model on the test split it was trained against (or on all samples).
     Eval {
         /// A `.safetensors` checkpoint written by `apprentice run`.
@@ -79,6 +54,35 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Measure what checkpoints cost to run: size, FLOPs, latency, throughput, memory, energy.
     BenchModel(bench_cmd::BenchArgs),
+}
+
+/// Arguments of `apprentice run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Experiment file (TOML). Without it, the quickstart on the embedded digits runs.
+    config: Option<PathBuf>,
+    /// Data folder or file, overriding `data.path`.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Parent folder of run folders.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Seeds, overriding `seeds` (comma-separated, e.g. `0,1,2`).
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// cpu, cuda or wgpu, overriding `device`.
+    #[arg(long)]
+    device: Option<String>,
+    /// Do not write model checkpoints (the run then cannot be resumed).
+    #[arg(long)]
+    no_checkpoints: bool,
+    /// Continue an interrupted run in this run folder, with the config saved there; models
+    /// already finished are reused and the one in training restarts from its last checkpoint.
+    #[arg(long, conflicts_with_all = ["config", "seeds", "out"])]
+    resume: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -109,25 +113,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run {
-            config,
-            data,
-            out,
-            seeds,
-            device,
-            no_checkpoints,
-            resume,
-            quiet,
-        } => run(
-            config.as_deref(),
-            data,
-            &out,
-            seeds,
-            device,
-            !no_checkpoints,
-            resume,
-            quiet,
-        ),
+        Command::Run(args) => run(args),
         Command::Eval {
             checkpoint,
             data,
@@ -149,16 +135,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(
-    config_path: Option<&Path>,
-    data: Option<PathBuf>,
-    out: &Path,
-    seeds: Option<Vec<u64>>,
-    device: Option<String>,
-    save_checkpoints: bool,
-    resume: Option<PathBuf>,
-    quiet: bool,
-) -> anyhow::Result<()> {
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let RunArgs {
+        config: config_path,
+        data,
+        out,
+        seeds,
+        device,
+        no_checkpoints,
+        resume,
+        quiet,
+    } = args;
+    let save_checkpoints = !no_checkpoints;
+    let config_path = config_path.as_deref();
+    let out = out.as_path();
     let mut config = match (&resume, config_path) {
         (Some(run_dir), _) => {
             let saved = run_dir.join("config.toml");
@@ -206,9 +196,8 @@ fn run(
                         anyhow::anyhow!("cannot create a run folder in {}: {e}", out.display())
                     })?;
             let config_text = toml::to_string(&config)?;
-            write_atomic(&run_dir.join("config.toml"), config_text.as_bytes()).map_err(|e| {
-                anyhow::anyhow!("{}: {e}", run_dir.join("config.toml").display())
-            })?;
+            write_atomic(&run_dir.join("config.toml"), config_text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("config.toml").display()))?;
             run_dir
         }
     };

@@ -39,7 +39,12 @@ fn eval_reproduces_the_runs_test_accuracy() {
         .status()
         .unwrap();
     assert!(status.success());
-    let run = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     for (index, stem) in [(0, "teacher"), (1, "scratch"), (2, "kd")] {
@@ -50,9 +55,19 @@ fn eval_reproduces_the_runs_test_accuracy() {
             .arg(run.join(format!("seed-3/{stem}.safetensors")))
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout.lines().find(|l| l.starts_with("accuracy")).expect("an accuracy line");
-        assert!(line.contains(&format!("{expected:.2}%")), "{stem}: run said {expected:.2}%, eval said {line}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("accuracy"))
+            .expect("an accuracy line");
+        assert!(
+            line.contains(&format!("{expected:.2}%")),
+            "{stem}: run said {expected:.2}%, eval said {line}"
+        );
     }
 }

@@ -59,8 +59,16 @@ fn write_config(folder: &Path) -> PathBuf {
 
 /// The only run folder inside `out`.
 fn run_dir(out: &Path) -> PathBuf {
-    let entries: Vec<PathBuf> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(entries.len(), 1, "expected one run folder in {}", out.display());
+    let entries: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        entries.len(),
+        1,
+        "expected one run folder in {}",
+        out.display()
+    );
     entries[0].clone()
 }
 
@@ -79,14 +87,25 @@ fn comparable(run: &Path) -> serde_json::Value {
 
 fn uninterrupted(folder: &Path, config: &Path) -> serde_json::Value {
     let out = folder.join("straight");
-    let status = apprentice().arg("run").arg(config).arg("--quiet").arg("--out").arg(&out).stdout(Stdio::null()).status().unwrap();
+    let status = apprentice()
+        .arg("run")
+        .arg(config)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert!(status.success());
     comparable(&run_dir(&out))
 }
 
 /// A delay that differs from run to run, so that repeated test runs kill at different steps.
 fn random_delay(max_ms: u64) -> Duration {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     Duration::from_millis(nanos % max_ms.max(1))
 }
 
@@ -109,10 +128,17 @@ fn start_and_kill(config: &Path, out: &Path, ready: impl Fn(&Path) -> bool) -> O
             assert!(status.success(), "the run failed on its own");
             return None;
         }
-        if std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false) && ready(&run_dir(out)) {
+        if std::fs::read_dir(out)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
+            && ready(&run_dir(out))
+        {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "the run never reached the kill point");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the run never reached the kill point"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     let delay = random_delay(150);
@@ -128,12 +154,22 @@ fn start_and_kill(config: &Path, out: &Path, ready: impl Fn(&Path) -> bool) -> O
 
 fn has_state(run: &Path, model: &str) -> bool {
     std::fs::read_dir(run.join(format!("seed-0/{model}.state")))
-        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("state-")))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("state-"))
+        })
         .unwrap_or(false)
 }
 
 fn resume(run: &Path) -> std::process::Output {
-    apprentice().arg("run").arg("--resume").arg(run).arg("--quiet").output().unwrap()
+    apprentice()
+        .arg("run")
+        .arg("--resume")
+        .arg(run)
+        .arg("--quiet")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -149,10 +185,21 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_metrics() {
             eprintln!("the run finished before it could be killed at {model}; nothing to resume");
             continue;
         };
-        assert!(!run.join("results.json").exists(), "a killed run must not leave results.json");
+        assert!(
+            !run.join("results.json").exists(),
+            "a killed run must not leave results.json"
+        );
         let output = resume(&run);
-        assert!(output.status.success(), "resume failed: {}", String::from_utf8_lossy(&output.stderr));
-        assert_eq!(comparable(&run), expected, "resumed after a kill during {model}: metrics differ");
+        assert!(
+            output.status.success(),
+            "resume failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            comparable(&run),
+            expected,
+            "resumed after a kill during {model}: metrics differ"
+        );
     }
 }
 
@@ -165,7 +212,11 @@ fn a_corrupted_checkpoint_is_skipped_for_the_previous_good_one() {
     // Wait for at least two states of the teacher, so that an older good one exists.
     let count_states = |run: &Path| {
         std::fs::read_dir(run.join("seed-0/teacher.state"))
-            .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with("state-")).count())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("state-"))
+                    .count()
+            })
             .unwrap_or(0)
     };
     let Some(run) = start_and_kill(&config, &out, |run| count_states(run) >= 2) else {
@@ -175,11 +226,21 @@ fn a_corrupted_checkpoint_is_skipped_for_the_previous_good_one() {
     let mut manifests: Vec<PathBuf> = std::fs::read_dir(&state_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("state-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("state-")
+        })
         .collect();
     manifests.sort();
     let newest = manifests.last().unwrap().clone();
-    let step = newest.file_stem().unwrap().to_string_lossy().trim_start_matches("state-").to_string();
+    let step = newest
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .trim_start_matches("state-")
+        .to_string();
     let model = state_dir.join(format!("model-{step}.safetensors"));
     let mut bytes = std::fs::read(&model).unwrap();
     let middle = bytes.len() / 2;
@@ -191,7 +252,9 @@ fn a_corrupted_checkpoint_is_skipped_for_the_previous_good_one() {
     assert!(output.status.success(), "resume failed: {stderr}");
     let newest_name = newest.file_name().unwrap().to_string_lossy().to_string();
     assert!(
-        stderr.lines().any(|l| l.starts_with("warning:") && l.contains(&newest_name) && l.contains("resuming from")),
+        stderr.lines().any(|l| l.starts_with("warning:")
+            && l.contains(&newest_name)
+            && l.contains("resuming from")),
         "no warning naming the damaged checkpoint and the one used: {stderr}"
     );
     assert_eq!(comparable(&run), expected);
@@ -205,17 +268,35 @@ fn an_unwritable_output_folder_fails_before_training() {
     let blocker = folder.path().join("not-a-folder");
     std::fs::write(&blocker, b"").unwrap();
     let started = Instant::now();
-    let output = apprentice().arg("run").arg(&config).arg("--quiet").arg("--out").arg(blocker.join("runs")).output().unwrap();
+    let output = apprentice()
+        .arg("run")
+        .arg(&config)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(blocker.join("runs"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not-a-folder") && stderr.lines().count() == 1, "{stderr}");
-    assert!(started.elapsed() < Duration::from_secs(5), "it should fail before any training");
+    assert!(
+        stderr.contains("not-a-folder") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it should fail before any training"
+    );
 }
 
 #[test]
 fn resume_refuses_a_folder_that_is_not_a_run() {
     let folder = tempfile::tempdir().unwrap();
-    let output = apprentice().arg("run").arg("--resume").arg(folder.path()).output().unwrap();
+    let output = apprentice()
+        .arg("run")
+        .arg("--resume")
+        .arg(folder.path())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr.contains("not a run folder"), "{stderr}");

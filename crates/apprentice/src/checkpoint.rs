@@ -128,10 +128,14 @@ pub fn load(
     let (meta, bytes) = read_meta(path)?;
     meta.spec.validate("spec").map_err(invalid)?;
     if meta.input_shape.is_empty() || meta.num_classes == 0 {
-        return Err(invalid("the recorded input shape or class count is empty".into()));
+        return Err(invalid(
+            "the recorded input shape or class count is empty".into(),
+        ));
     }
     if !meta.normalizer.fits_shape(meta.input_shape) {
-        return Err(invalid("the recorded normalisation does not fit the input shape".into()));
+        return Err(invalid(
+            "the recorded normalisation does not fit the input shape".into(),
+        ));
     }
     // The architecture must fit in the weights actually stored, so that a damaged header
     // cannot make us allocate more than the file holds.
@@ -178,7 +182,9 @@ pub fn weights_to_bytes(network: &Network) -> Result<Vec<u8>, String> {
     network
         .save_into(&mut store)
         .map_err(|e| format!("cannot serialise the weights: {e}"))?;
-    store.get_bytes().map_err(|e| format!("cannot serialise the weights: {e}"))
+    store
+        .get_bytes()
+        .map_err(|e| format!("cannot serialise the weights: {e}"))
 }
 
 /// Loads safetensors weights into an existing network of the same architecture, keeping its

@@ -67,7 +67,10 @@ fn default_keep_last() -> usize {
 
 impl Default for CheckpointConfig {
     fn default() -> Self {
-        Self { every_steps: 0, keep_last: default_keep_last() }
+        Self {
+            every_steps: 0,
+            keep_last: default_keep_last(),
+        }
     }
 }
 

@@ -8,13 +8,17 @@
 //! - [`data`]: readers (embedded digits, IDX, CSV), seeded stratified splits, normalisation,
 //!   batching and augmentation;
 //! - [`models`]: MLPs and CNNs built from a [`models::ModelSpec`];
-//! - [`distill`]: losses, optimisers and the training loop;
+//! - [`distill`]: losses (Hinton's KD, and the verified losses of the standard methods in
+//!   [`distill::methods`]), optimisers, the training loop and its resumable states;
 //! - [`experiment`]: a whole teacher / scratch / distilled run over seeds;
-//! - [`eval`]: accuracy, NLL, calibration, agreement with the teacher;
-//! - [`report`]: `results.json` and the comparison table;
+//! - [`eval`]: accuracy, NLL, calibration, agreement with the teacher, and the efficiency
+//!   measures (FLOPs, latency, throughput, memory, energy or CPU time);
+//! - [`complexity`]: the student's empirical NTK and the supervision complexity of targets;
+//! - [`report`]: `results.json`, the comparison table, the HTML report and its plots;
 //! - [`config`]: the TOML experiment file;
 //! - [`backend`]: the only module that chooses burn's backend;
-//! - [`checkpoint`]: safetensors checkpoints with the metadata needed to reuse them.
+//! - [`checkpoint`]: safetensors checkpoints with the metadata needed to reuse them;
+//! - [`fsutil`]: atomic writes and collision-free run folders.
 #![warn(missing_docs)]
 
 pub mod backend;

@@ -42,7 +42,8 @@ fn run(text: &str) -> (Results, tempfile::TempDir) {
         device: ComputeDevice::cpu(),
         save_checkpoints: true,
     };
-    let results = run_experiment(&config, &options, &mut Silent::default()).expect("the run succeeds");
+    let results =
+        run_experiment(&config, &options, &mut Silent::default()).expect("the run succeeds");
     (results, folder)
 }
 
@@ -188,12 +189,21 @@ fn a_teacher_loaded_from_a_checkpoint_scores_as_it_did_when_trained() {
         "[teacher.model]\nkind = \"mlp\"\nhidden = [128]\ndropout = 0.2\n\n[teacher.train]\nepochs = 8\n",
         &format!("[teacher]\ncheckpoint = {:?}\n", checkpoint.display().to_string()),
     );
-    assert!(loading.contains("checkpoint"), "the config edit did not apply");
+    assert!(
+        loading.contains("checkpoint"),
+        "the config edit did not apply"
+    );
     let (loaded, _second) = run(&loading);
     assert_eq!(loaded.models[0].method, "loaded");
-    assert_eq!(loaded.models[0].test.accuracy.per_seed, trained.models[0].test.accuracy.per_seed);
+    assert_eq!(
+        loaded.models[0].test.accuracy.per_seed,
+        trained.models[0].test.accuracy.per_seed
+    );
     // The students learn from the same teacher, so they end the same.
-    assert_eq!(loaded.models[2].test.accuracy.per_seed, trained.models[2].test.accuracy.per_seed);
+    assert_eq!(
+        loaded.models[2].test.accuracy.per_seed,
+        trained.models[2].test.accuracy.per_seed
+    );
 }
 
 #[test]
@@ -205,6 +215,14 @@ fn augmented_runs_teach_live_and_stay_deterministic() {
     let (second, _b) = run(&augmented);
     assert_eq!(comparable(&first), comparable(&second));
     let (plain, _c) = run(&TINY.replace("seeds = [0, 1]", "seeds = [0]"));
-    let kd = |r: &Results| r.models.iter().find(|m| m.name == "kd-all@10%").unwrap().test.accuracy.mean;
+    let kd = |r: &Results| {
+        r.models
+            .iter()
+            .find(|m| m.name == "kd-all@10%")
+            .unwrap()
+            .test
+            .accuracy
+            .mean
+    };
     assert_ne!(kd(&first), kd(&plain), "augmentation changed nothing");
 }

@@ -6,7 +6,9 @@ use apprentice::config::TrainConfig;
 use apprentice::data::augment::Augmentation;
 use apprentice::data::{Dataset, SampleShape};
 use apprentice::distill::optim::OptimizerSpec;
-use apprentice::distill::train::{OnNan, Silent, Supervision, TrainError, TrainSettings, TrainingSet, train};
+use apprentice::distill::train::{
+    OnNan, Silent, Supervision, TrainError, TrainSettings, TrainingSet, train,
+};
 use apprentice::models::{MlpSpec, ModelSpec, Network};
 
 /// Two separable classes, with one sample poisoned by a NaN feature.
@@ -20,16 +22,33 @@ fn poisoned_data() -> Dataset {
         labels.push(class);
     }
     features[10] = f32::NAN;
-    Dataset { name: "poisoned".into(), features, labels, shape: SampleShape::flat(2), num_classes: 2 }
+    Dataset {
+        name: "poisoned".into(),
+        features,
+        labels,
+        shape: SampleShape::flat(2),
+        num_classes: 2,
+    }
 }
 
 fn run(on_nan: OnNan, lr: f64) -> Result<(usize, f64), TrainError> {
     let data = poisoned_data();
     let device = ComputeDevice::cpu();
-    let spec = ModelSpec::Mlp(MlpSpec { hidden: vec![4], activation: Default::default(), dropout: 0.0 });
+    let spec = ModelSpec::Mlp(MlpSpec {
+        hidden: vec![4],
+        activation: Default::default(),
+        dropout: 0.0,
+    });
     let network = Network::new(&spec, data.shape, 2, 0, &device.training()).unwrap();
-    let train_config = TrainConfig { epochs: 3, batch_size: 8, early_stopping_patience: None };
-    let optimizer = OptimizerSpec { lr, ..OptimizerSpec::default() };
+    let train_config = TrainConfig {
+        epochs: 3,
+        batch_size: 8,
+        early_stopping_patience: None,
+    };
+    let optimizer = OptimizerSpec {
+        lr,
+        ..OptimizerSpec::default()
+    };
     let fill = vec![0.0; 2];
     let settings = TrainSettings {
         train: &train_config,
@@ -41,9 +60,22 @@ fn run(on_nan: OnNan, lr: f64) -> Result<(usize, f64), TrainError> {
         checkpointing: None,
     };
     let validation = data.subset(&[0, 1, 2, 3], "validation");
-    let set = TrainingSet { data: &data, labelled: None, samples_per_epoch: data.len(), validation: &validation };
+    let set = TrainingSet {
+        data: &data,
+        labelled: None,
+        samples_per_epoch: data.len(),
+        validation: &validation,
+    };
     let mut observer = Silent::default();
-    let outcome = train("nan-test", network, &set, &Supervision::Labels, &settings, &device, &mut observer)?;
+    let outcome = train(
+        "nan-test",
+        network,
+        &set,
+        &Supervision::Labels,
+        &settings,
+        &device,
+        &mut observer,
+    )?;
     assert!(outcome.model.parameters_are_finite());
     assert_eq!(observer.warnings.len(), outcome.skipped_batches);
     Ok((outcome.skipped_batches, outcome.final_validation_accuracy))
@@ -52,14 +84,20 @@ fn run(on_nan: OnNan, lr: f64) -> Result<(usize, f64), TrainError> {
 #[test]
 fn stop_ends_the_run_at_the_first_nan_loss() {
     let error = run(OnNan::Stop, 1e-2).expect_err("a NaN sample must stop the run");
-    assert!(matches!(error, TrainError::NonFiniteLoss { epoch: 1, .. }), "{error}");
+    assert!(
+        matches!(error, TrainError::NonFiniteLoss { epoch: 1, .. }),
+        "{error}"
+    );
 }
 
 #[test]
 fn skip_batch_skips_exactly_the_poisoned_batch_of_each_epoch() {
     let (skipped, accuracy) = run(OnNan::SkipBatch, 1e-2).expect("the run goes on");
     assert_eq!(skipped, 3, "one poisoned batch per epoch");
-    assert!(accuracy >= 0.75, "the clean batches still teach: {accuracy}");
+    assert!(
+        accuracy >= 0.75,
+        "the clean batches still teach: {accuracy}"
+    );
 }
 
 #[test]
@@ -67,6 +105,9 @@ fn an_exploding_learning_rate_is_caught_in_either_mode() {
     for mode in [OnNan::Stop, OnNan::SkipBatch] {
         let error = run(mode, 1e38).expect_err("weights blow up");
         let text = error.to_string();
-        assert!(text.contains("nan-test") && text.contains("learning rate"), "{text}");
+        assert!(
+            text.contains("nan-test") && text.contains("learning rate"),
+            "{text}"
+        );
     }
 }

@@ -226,9 +226,9 @@ fn a_linear_model_has_the_kernel_of_its_inputs_plus_one() {
         }
     }
     let trace = empirical_ntk(&network, &inputs, KernelKind::Trace).unwrap();
-    for i in 0..2 {
-        for j in 0..2 {
-            assert!((trace.get(i, j) - gram[i][j]).abs() < 1e-12);
+    for (i, row) in gram.iter().enumerate() {
+        for (j, expected) in row.iter().enumerate() {
+            assert!((trace.get(i, j) - expected).abs() < 1e-12);
         }
     }
 }

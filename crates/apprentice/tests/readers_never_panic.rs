@@ -130,15 +130,30 @@ fn valid_checkpoint() -> &'static Vec<u8> {
         use apprentice::data::SampleShape;
         use apprentice::data::normalize::{Normalization, Normalizer};
         use apprentice::models::{MlpSpec, ModelSpec, Network};
-        let spec = ModelSpec::Mlp(MlpSpec { hidden: vec![4], activation: Default::default(), dropout: 0.0 });
+        let spec = ModelSpec::Mlp(MlpSpec {
+            hidden: vec![4],
+            activation: Default::default(),
+            dropout: 0.0,
+        });
         let device = ComputeDevice::cpu();
-        let network = Network::new(&spec, SampleShape::image(1, 2, 2), 3, 0, &device.inference()).unwrap();
+        let network = Network::new(
+            &spec,
+            SampleShape::image(1, 2, 2),
+            3,
+            0,
+            &device.inference(),
+        )
+        .unwrap();
         let meta = checkpoint::CheckpointMeta {
             format_version: checkpoint::CHECKPOINT_FORMAT_VERSION,
             spec,
             input_shape: SampleShape::image(1, 2, 2),
             num_classes: 3,
-            normalizer: Normalizer { mode: Normalization::None, mean: vec![0.0; 4], std: vec![1.0; 4] },
+            normalizer: Normalizer {
+                mode: Normalization::None,
+                mean: vec![0.0; 4],
+                std: vec![1.0; 4],
+            },
             name: "fuzz".into(),
             seed: 0,
             data: "fuzz".into(),

@@ -31,6 +31,12 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// Adds `weight(r, s) · ⟨x_r, x_s⟩` to the lower triangle (`s ≤ r`) of the `rows × rows` matrix
 /// `out`, for the rows of the `rows × cols` matrix `x`. The upper triangle is left alone, so
 /// that several contributions can be summed before one [`mirror_lower`].
+///
+/// This is where the kernels spend their time, so it is a small matrix-multiplication kernel:
+/// the columns are taken in slices that stay in cache, each slice is repacked so that four rows
+/// sit side by side, and four rows meet four rows at a time (sixteen independent sums that the
+/// compiler can keep in vector registers, where one dot product at a time would wait on its
+/// single running sum).
 pub fn add_weighted_gram<F: Fn(usize, usize) -> f64>(
     out: &mut [f64],
     x: &[f64],
@@ -38,41 +44,76 @@ pub fn add_weighted_gram<F: Fn(usize, usize) -> f64>(
     cols: usize,
     weight: F,
 ) {
-    if cols == 0 {
-        return;
-    }
-    // Four rows at a time, so that each row `s` is read once for four dot products.
-    let mut r = 0;
-    while r < rows {
-        let block = (rows - r).min(4);
-        let xr: Vec<&[f64]> = (r..r + block)
-            .map(|i| &x[i * cols..(i + 1) * cols])
-            .collect();
-        for s in 0..r + block {
-            let xs = &x[s * cols..(s + 1) * cols];
-            if block == 4 && s < r {
-                let mut sums = [0.0f64; 4];
-                for (k, &v) in xs.iter().enumerate() {
-                    sums[0] += xr[0][k] * v;
-                    sums[1] += xr[1][k] * v;
-                    sums[2] += xr[2][k] * v;
-                    sums[3] += xr[3][k] * v;
-                }
-                for (offset, sum) in sums.iter().enumerate() {
-                    let row = r + offset;
-                    out[row * rows + s] += weight(row, s) * sum;
-                }
-            } else {
-                for (offset, xrow) in xr.iter().enumerate() {
-                    let row = r + offset;
-                    if s <= row {
-                        out[row * rows + s] += weight(row, s) * dot(xrow, xs);
+    const SLICE: usize = 256;
+    let tile = tile_kernel();
+    let blocks = rows.div_ceil(4);
+    let mut packed = vec![0.0; blocks * 4 * SLICE.min(cols)];
+    for start in (0..cols).step_by(SLICE) {
+        let width = (start + SLICE).min(cols) - start;
+        // Block b holds rows 4b..4b+4 interleaved: value k of its lane i is x[4b + i][start + k].
+        // Lanes past the last row stay zero.
+        for r in 0..rows {
+            let (block, lane) = (r / 4, r % 4);
+            let source = &x[r * cols + start..r * cols + start + width];
+            let target = &mut packed[block * 4 * width..(block + 1) * 4 * width];
+            for (k, &value) in source.iter().enumerate() {
+                target[4 * k + lane] = value;
+            }
+        }
+        let block = |b: usize| &packed[b * 4 * width..(b + 1) * 4 * width];
+        for rb in 0..blocks {
+            for sb in 0..=rb {
+                let sums = tile(block(rb), block(sb));
+                for (i, line) in sums.iter().enumerate() {
+                    let a = 4 * rb + i;
+                    if a >= rows {
+                        break;
+                    }
+                    for (j, sum) in line.iter().enumerate() {
+                        let b = 4 * sb + j;
+                        if b <= a {
+                            out[a * rows + b] += weight(a, b) * sum;
+                        }
                     }
                 }
             }
         }
-        r += block;
     }
+}
+
+/// The sixteen dot products between two packed blocks of four rows.
+type Tile = fn(&[f64], &[f64]) -> [[f64; 4]; 4];
+
+/// The tile kernel for this processor: compiled for AVX2 and FMA when the processor has them
+/// (about twice as fast), portable otherwise. The two round differently in the last bits.
+fn tile_kernel() -> Tile {
+    #[cfg(target_arch = "x86_64")]
+    if std::env::var("PORTABLE").is_err() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        return |a, b| {
+            // SAFETY: both features were detected on the running processor just above.
+            unsafe { tile_avx2(a, b) }
+        };
+    }
+    tile_portable
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn tile_avx2(a: &[f64], b: &[f64]) -> [[f64; 4]; 4] {
+    tile_portable(a, b)
+}
+
+#[inline(always)]
+fn tile_portable(a: &[f64], b: &[f64]) -> [[f64; 4]; 4] {
+    let mut sums = [[0.0f64; 4]; 4];
+    for (av, bv) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+        for (line, &ai) in sums.iter_mut().zip(av) {
+            for (sum, &bj) in line.iter_mut().zip(bv) {
+                *sum += ai * bj;
+            }
+        }
+    }
+    sums
 }
 
 /// Copies the lower triangle of a square matrix onto its upper triangle, which makes the
@@ -299,12 +340,14 @@ mod tests {
 
     #[test]
     fn gram_matches_the_definition() {
-        let x = random_matrix(7, 5, 1);
-        let g = gram(&x, 7, 5);
-        for r in 0..7 {
-            for s in 0..7 {
-                let expected: f64 = (0..5).map(|k| x[r * 5 + k] * x[s * 5 + k]).sum();
-                assert!((g[r * 7 + s] - expected).abs() < 1e-12);
+        for (rows, cols) in [(7, 5), (13, 600), (8, 256), (3, 1)] {
+            let x = random_matrix(rows, cols, 1);
+            let g = gram(&x, rows, cols);
+            for r in 0..rows {
+                for s in 0..rows {
+                    let expected: f64 = (0..cols).map(|k| x[r * cols + k] * x[s * cols + k]).sum();
+                    assert!((g[r * rows + s] - expected).abs() < 1e-11);
+                }
             }
         }
     }

@@ -204,7 +204,6 @@ struct HostBlock {
     in_channels: usize,
     out_channels: usize,
     kernel: usize,
-    padding: usize,
     height: usize,
     width: usize,
     out_height: usize,
@@ -218,7 +217,13 @@ struct HostBlock {
     norm: Option<HostNorm>,
     /// Where this block's gradients start in an example's row of convolution gradients.
     offset: usize,
+    /// For output position `p` and kernel tap `t = ky·k + kx`, the input position read
+    /// (`taps[p·k² + t]`), or [`PADDING`] where 'same' padding reads a zero.
+    taps: Vec<usize>,
 }
+
+/// Marks a kernel tap that falls in the zero padding.
+const PADDING: usize = usize::MAX;
 
 #[derive(Debug, Clone)]
 struct HostDense {
@@ -240,7 +245,10 @@ struct Tape {
 }
 
 struct BlockTape {
-    input: Vec<f64>,
+    /// The input patch under the kernel at every output position (`P × in·k²`, im2col), so
+    /// that the forward pass, the weight gradients and the input signals are all products of
+    /// contiguous rows.
+    patches: Vec<f64>,
     /// `(z − μ)/sqrt(σ² + ε)`, for the gradient of `γ` (empty without batch norm).
     normalized: Vec<f64>,
     /// Activation derivative at every output position.
@@ -324,6 +332,28 @@ fn erf(x: f64) -> f64 {
     value.copysign(x)
 }
 
+/// The input position each output position reads through each kernel tap (see
+/// [`HostBlock::taps`]), for a cross-correlation with zero padding, as burn's `conv2d` computes.
+fn conv_taps(input: [usize; 2], output: [usize; 2], kernel: usize, padding: usize) -> Vec<usize> {
+    let ([height, width], [out_height, out_width]) = (input, output);
+    let mut taps = Vec::with_capacity(out_height * out_width * kernel * kernel);
+    for y in 0..out_height {
+        for x in 0..out_width {
+            for ky in 0..kernel {
+                for kx in 0..kernel {
+                    let yy = (y + ky).checked_sub(padding).filter(|&v| v < height);
+                    let xx = (x + kx).checked_sub(padding).filter(|&v| v < width);
+                    taps.push(match (yy, xx) {
+                        (Some(yy), Some(xx)) => yy * width + xx,
+                        _ => PADDING,
+                    });
+                }
+            }
+        }
+    }
+    taps
+}
+
 impl HostBlock {
     fn parameter_count(&self) -> usize {
         let norm = if self.norm.is_some() {
@@ -342,36 +372,34 @@ impl HostBlock {
         self.out_channels * self.pooled_height * self.pooled_width
     }
 
-    /// The input position read by output `(y, x)` through kernel tap `(ky, kx)`, if inside the
-    /// image ('same' padding reads zeros outside).
-    fn source(&self, y: usize, x: usize, ky: usize, kx: usize) -> Option<usize> {
-        let (yy, xx) = (
-            (y + ky).checked_sub(self.padding)?,
-            (x + kx).checked_sub(self.padding)?,
-        );
-        (yy < self.height && xx < self.width).then_some(yy * self.width + xx)
+    fn patch_len(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
     }
 
     fn forward(&self, input: Vec<f64>, activation: Activation) -> (Vec<f64>, BlockTape) {
-        let (k, plane, in_plane) = (self.kernel, self.plane(), self.height * self.width);
-        let mut z = vec![0.0; self.out_channels * plane];
-        for o in 0..self.out_channels {
-            let out = &mut z[o * plane..(o + 1) * plane];
-            out.fill(self.bias[o]);
-            for i in 0..self.in_channels {
+        let (plane, in_plane, taps_per_channel) = (
+            self.plane(),
+            self.height * self.width,
+            self.kernel * self.kernel,
+        );
+        let patch_len = self.patch_len();
+        let mut patches = vec![0.0; plane * patch_len];
+        for (p, patch) in patches.chunks_exact_mut(patch_len).enumerate() {
+            let taps = &self.taps[p * taps_per_channel..(p + 1) * taps_per_channel];
+            for (i, channel) in patch.chunks_exact_mut(taps_per_channel).enumerate() {
                 let image = &input[i * in_plane..(i + 1) * in_plane];
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let w = self.weight[((o * self.in_channels + i) * k + ky) * k + kx];
-                        for y in 0..self.out_height {
-                            for x in 0..self.out_width {
-                                if let Some(at) = self.source(y, x, ky, kx) {
-                                    out[y * self.out_width + x] += w * image[at];
-                                }
-                            }
-                        }
+                for (value, &at) in channel.iter_mut().zip(taps) {
+                    if at != PADDING {
+                        *value = image[at];
                     }
                 }
+            }
+        }
+        let mut z = vec![0.0; self.out_channels * plane];
+        for (o, out) in z.chunks_exact_mut(plane).enumerate() {
+            let weights = &self.weight[o * patch_len..(o + 1) * patch_len];
+            for (value, patch) in out.iter_mut().zip(patches.chunks_exact(patch_len)) {
+                *value = self.bias[o] + dot(weights, patch);
             }
         }
         let mut normalized = Vec::new();
@@ -416,7 +444,7 @@ impl HostBlock {
             z
         };
         let tape = BlockTape {
-            input,
+            patches,
             normalized,
             slope,
             argmax,
@@ -436,7 +464,7 @@ impl HostBlock {
         row_len: usize,
         want_input: bool,
     ) -> Option<Vec<f64>> {
-        let (k, plane, len) = (self.kernel, self.plane(), self.out_channels * self.plane());
+        let (plane, len) = (self.plane(), self.out_channels * self.plane());
         let pooled_len = self.output_len();
         let mut gz = if self.pool {
             let mut unpooled = vec![0.0; outputs * len];
@@ -471,23 +499,16 @@ impl HostBlock {
                     g[span].iter_mut().for_each(|v| *v *= scale);
                 }
             }
-            let in_plane = self.height * self.width;
+            let patch_len = self.patch_len();
             for o in 0..self.out_channels {
                 let go = &g[o * plane..(o + 1) * plane];
                 row[weights + o] = go.iter().sum();
-                for i in 0..self.in_channels {
-                    let image = &tape.input[i * in_plane..(i + 1) * in_plane];
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let mut sum = 0.0;
-                            for y in 0..self.out_height {
-                                for x in 0..self.out_width {
-                                    if let Some(at) = self.source(y, x, ky, kx) {
-                                        sum += go[y * self.out_width + x] * image[at];
-                                    }
-                                }
-                            }
-                            row[((o * self.in_channels + i) * k + ky) * k + kx] = sum;
+                let target = &mut row[o * patch_len..(o + 1) * patch_len];
+                for (&value, patch) in go.iter().zip(tape.patches.chunks_exact(patch_len)) {
+                    // After ReLU and max-pooling most signals are exactly zero.
+                    if value != 0.0 {
+                        for (t, u) in target.iter_mut().zip(patch) {
+                            *t += value * u;
                         }
                     }
                 }
@@ -496,26 +517,36 @@ impl HostBlock {
         if !want_input {
             return None;
         }
-        let in_plane = self.height * self.width;
+        let (in_plane, taps_per_channel, patch_len) = (
+            self.height * self.width,
+            self.kernel * self.kernel,
+            self.patch_len(),
+        );
         let in_len = self.in_channels * in_plane;
         let mut input_signal = vec![0.0; outputs * in_len];
+        let mut patch_signal = vec![0.0; plane * patch_len];
         for c in 0..outputs {
             let g = &gz[c * len..(c + 1) * len];
-            let target = &mut input_signal[c * in_len..(c + 1) * in_len];
+            patch_signal.fill(0.0);
             for o in 0..self.out_channels {
-                let go = &g[o * plane..(o + 1) * plane];
-                for i in 0..self.in_channels {
-                    let image = &mut target[i * in_plane..(i + 1) * in_plane];
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let w = self.weight[((o * self.in_channels + i) * k + ky) * k + kx];
-                            for y in 0..self.out_height {
-                                for x in 0..self.out_width {
-                                    if let Some(at) = self.source(y, x, ky, kx) {
-                                        image[at] += w * go[y * self.out_width + x];
-                                    }
-                                }
-                            }
+                let weights = &self.weight[o * patch_len..(o + 1) * patch_len];
+                for (p, &value) in g[o * plane..(o + 1) * plane].iter().enumerate() {
+                    if value != 0.0 {
+                        let target = &mut patch_signal[p * patch_len..(p + 1) * patch_len];
+                        for (t, w) in target.iter_mut().zip(weights) {
+                            *t += value * w;
+                        }
+                    }
+                }
+            }
+            // col2im: every patch value goes back to the input position it was read from.
+            let target = &mut input_signal[c * in_len..(c + 1) * in_len];
+            for (p, patch) in patch_signal.chunks_exact(patch_len).enumerate() {
+                let taps = &self.taps[p * taps_per_channel..(p + 1) * taps_per_channel];
+                for (i, channel) in patch.chunks_exact(taps_per_channel).enumerate() {
+                    for (&value, &at) in channel.iter().zip(taps) {
+                        if at != PADDING {
+                            target[i * in_plane + at] += value;
                         }
                     }
                 }
@@ -613,7 +644,6 @@ impl HostNetwork {
                 in_channels,
                 out_channels,
                 kernel,
-                padding,
                 height,
                 width,
                 out_height,
@@ -625,6 +655,7 @@ impl HostNetwork {
                 bias,
                 norm,
                 offset,
+                taps: conv_taps([height, width], [out_height, out_width], kernel, padding),
             };
             offset += host.parameter_count();
             blocks.push(host);

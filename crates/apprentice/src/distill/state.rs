@@ -112,7 +112,10 @@ pub struct Restored {
 
 /// Hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Checkpointing {
@@ -129,7 +132,11 @@ impl Checkpointing {
         let step = progress.global_step;
         let write = |name: String, bytes: &[u8]| -> std::io::Result<FileDigest> {
             write_atomic(&self.dir.join(&name), bytes)?;
-            Ok(FileDigest { name, bytes: bytes.len() as u64, sha256: sha256_hex(bytes) })
+            Ok(FileDigest {
+                name,
+                bytes: bytes.len() as u64,
+                sha256: sha256_hex(bytes),
+            })
         };
         let manifest = Manifest {
             format_version: STATE_FORMAT_VERSION,
@@ -137,7 +144,9 @@ impl Checkpointing {
             progress: progress.clone(),
             model: write(format!("model-{step:09}.safetensors"), model)?,
             optimizer: write(format!("optimizer-{step:09}.bin"), optimizer)?,
-            best: best.map(|bytes| write(format!("best-{step:09}.safetensors"), bytes)).transpose()?,
+            best: best
+                .map(|bytes| write(format!("best-{step:09}.safetensors"), bytes))
+                .transpose()?,
         };
         let json = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
         write_atomic(&self.dir.join(format!("state-{step:09}.json")), &json)?;
@@ -151,9 +160,9 @@ impl Checkpointing {
                 entries
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .filter(|p| {
-                        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                            n.starts_with("state-") && n.ends_with(".json")
-                        })
+                        p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("state-") && n.ends_with(".json"))
                     })
                     .collect()
             })
@@ -210,7 +219,10 @@ impl Checkpointing {
         let manifest: Manifest =
             serde_json::from_slice(&text).map_err(|e| format!("damaged manifest: {e}"))?;
         if manifest.format_version != STATE_FORMAT_VERSION {
-            return Err(format!("format version {} is not {STATE_FORMAT_VERSION}", manifest.format_version));
+            return Err(format!(
+                "format version {} is not {STATE_FORMAT_VERSION}",
+                manifest.format_version
+            ));
         }
         if manifest.identity != self.identity {
             return Err("it belongs to a run with other settings, data or teacher".into());

@@ -14,8 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use super::loss::{KdWeights, cross_entropy, kd_loss};
 use super::optim::Optimizer;
 use super::state::{Checkpointing, Progress};
-use crate::checkpoint::{load_weights, weights_to_bytes};
 use crate::backend::{self, ComputeDevice};
+use crate::checkpoint::{load_weights, weights_to_bytes};
 use crate::config::TrainConfig;
 use crate::data::Dataset;
 use crate::data::augment::Augmentation;
@@ -197,7 +197,10 @@ pub fn epoch_indices(len: usize, samples_per_epoch: usize, seed: u64, epoch: usi
 /// The dropout generator of one step: a pure function of seed, epoch and step, so a resumed run
 /// draws the same masks.
 fn dropout_rng(seed: u64, epoch: usize, step: usize) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(mix_seed(mix_seed(seed, 0xd709_0000 + epoch as u64), step as u64))
+    ChaCha8Rng::seed_from_u64(mix_seed(
+        mix_seed(seed, 0xd709_0000 + epoch as u64),
+        step as u64,
+    ))
 }
 
 /// Trains `model` (created on `device.training()`) and returns it in inference mode.
@@ -264,7 +267,10 @@ pub fn train(
         elapsed_s: 0.0,
     };
     let mut kept_model: Option<Network> = None;
-    let fail = |message: String| TrainError::Checkpoint { name: name.to_string(), message };
+    let fail = |message: String| TrainError::Checkpoint {
+        name: name.to_string(),
+        message,
+    };
     if let Some(checkpointing) = settings.checkpointing {
         let (restored, warnings) = checkpointing.load_latest();
         for warning in warnings {
@@ -301,17 +307,23 @@ pub fn train(
     let mut labels = Vec::with_capacity(batch_size);
     let mut teacher_rows = Vec::with_capacity(batch_size * classes);
     observer.start(name, epochs, progress.train_loss.len());
-    let first_epoch = if progress.stopped_early { epochs } else { progress.epoch };
+    let first_epoch = if progress.stopped_early {
+        epochs
+    } else {
+        progress.epoch
+    };
     for epoch in first_epoch..epochs {
         let order = epoch_indices(data.len(), samples_per_epoch, settings.seed, epoch);
         if progress.step == 0 {
             progress.loss_sum = 0.0;
             progress.loss_count = 0;
-            progress.learning_rate.push(settings.optimizer.learning_rate(
-                epoch * steps_per_epoch,
-                steps_per_epoch,
-                total_steps,
-            ));
+            progress
+                .learning_rate
+                .push(settings.optimizer.learning_rate(
+                    epoch * steps_per_epoch,
+                    steps_per_epoch,
+                    total_steps,
+                ));
         }
         for (step, batch) in order.chunks(batch_size).enumerate().skip(progress.step) {
             gather(data, batch, &mut features, &mut labels);
@@ -394,7 +406,8 @@ pub fn train(
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optimizer.step(learning_rate, model, grads);
             let every = settings.checkpointing.map_or(0, |c| c.every_steps);
-            if every > 0 && progress.global_step.is_multiple_of(every) && step + 1 < steps_per_epoch {
+            if every > 0 && progress.global_step.is_multiple_of(every) && step + 1 < steps_per_epoch
+            {
                 if !model.parameters_are_finite() {
                     return Err(TrainError::NonFiniteParameters {
                         name: name.to_string(),
@@ -448,7 +461,11 @@ pub fn train(
         }
         progress.epoch = epoch + 1;
         progress.step = 0;
-        let kept = if early_stopping.is_some() { kept_model.as_ref() } else { None };
+        let kept = if early_stopping.is_some() {
+            kept_model.as_ref()
+        } else {
+            None
+        };
         save_state(&mut progress, &model, &optimizer, kept)?;
         if progress.stopped_early {
             break;

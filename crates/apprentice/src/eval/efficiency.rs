@@ -261,12 +261,12 @@ impl BenchSettings {
         }
     }
 
-    /// Shorter settings for the measurement at the end of a run: about 1 s per model.
+    /// Shorter settings for the measurement at the end of a run: under a second per model.
     pub fn quick() -> Self {
         Self {
             warmup: Duration::from_millis(100),
-            latency_budget: Duration::from_millis(400),
-            throughput_budget: Duration::from_millis(400),
+            latency_budget: Duration::from_millis(300),
+            throughput_budget: Duration::from_millis(300),
             min_runs: 15,
             max_runs: 1_000_000,
             throughput_batch: 256,

@@ -164,7 +164,8 @@ struct Job<'a> {
 
 impl SeedContext<'_> {
     fn path(&self, name: &str, extension: &str) -> PathBuf {
-        self.seed_dir.join(format!("{}.{extension}", file_stem(name)))
+        self.seed_dir
+            .join(format!("{}.{extension}", file_stem(name)))
     }
 
     fn meta(&self, name: &str, spec: &ModelSpec) -> CheckpointMeta {
@@ -246,13 +247,29 @@ impl SeedContext<'_> {
             checkpointing: checkpointing.as_ref(),
         };
         let title = format!("seed {} · {}", self.seed, job.name);
-        let outcome = train(&title, network, &job.set, &job.supervision, &settings, &self.options.device, observer)?;
+        let outcome = train(
+            &title,
+            network,
+            &job.set,
+            &job.supervision,
+            &settings,
+            &self.options.device,
+            observer,
+        )?;
         let record = record_for(&job, &outcome, data, &self.options.device, self.seed);
         if self.options.save_checkpoints {
-            checkpoint::save(&self.path(&job.name, "safetensors"), &outcome.model, &self.meta(&job.name, &job.model_config.model))?;
+            checkpoint::save(
+                &self.path(&job.name, "safetensors"),
+                &outcome.model,
+                &self.meta(&job.name, &job.model_config.model),
+            )?;
             let record_path = self.path(&job.name, "record.json");
-            let json = serde_json::to_vec_pretty(&record).map_err(|e| Error::Invalid(e.to_string()))?;
-            write_atomic(&record_path, &json).map_err(|source| Error::Io { path: record_path, source })?;
+            let json =
+                serde_json::to_vec_pretty(&record).map_err(|e| Error::Invalid(e.to_string()))?;
+            write_atomic(&record_path, &json).map_err(|source| Error::Io {
+                path: record_path,
+                source,
+            })?;
             if let Some(checkpointing) = &checkpointing {
                 // The finished model supersedes its mid-training states.
                 let _ = std::fs::remove_dir_all(&checkpointing.dir);
@@ -260,7 +277,6 @@ impl SeedContext<'_> {
         }
         Ok((outcome.model, record))
     }
-
 }
 
 /// What every student job of one label fraction shares.
@@ -311,7 +327,10 @@ fn run_seed(
     let classes = data.train.num_classes;
     let seed_dir = options.run_dir.join(format!("seed-{seed}"));
     if options.save_checkpoints {
-        std::fs::create_dir_all(&seed_dir).map_err(|source| Error::Io { path: seed_dir.clone(), source })?;
+        std::fs::create_dir_all(&seed_dir).map_err(|source| Error::Io {
+            path: seed_dir.clone(),
+            source,
+        })?;
     }
     let context = SeedContext {
         config,
@@ -342,17 +361,34 @@ fn run_seed(
                 wall_time_s: 0.0,
                 epochs_run: 0,
                 skipped_batches: 0,
-                curve: Curve { seed, train_loss: vec![], validation_accuracy: vec![], learning_rate: vec![] },
+                curve: Curve {
+                    seed,
+                    train_loss: vec![],
+                    validation_accuracy: vec![],
+                    learning_rate: vec![],
+                },
             };
             if options.save_checkpoints {
-                checkpoint::save(&context.path("teacher", "safetensors"), &network, &context.meta("teacher", &meta.spec))?;
+                checkpoint::save(
+                    &context.path("teacher", "safetensors"),
+                    &network,
+                    &context.meta("teacher", &meta.spec),
+                )?;
             }
             (network, record)
         }
         None => {
             let model_config = ModelConfig {
-                model: config.teacher.model.clone().expect("validated: teacher.model present"),
-                train: config.teacher.train.clone().expect("validated: teacher.train present"),
+                model: config
+                    .teacher
+                    .model
+                    .clone()
+                    .expect("validated: teacher.model present"),
+                train: config
+                    .teacher
+                    .train
+                    .clone()
+                    .expect("validated: teacher.train present"),
                 optimizer: config.teacher.optimizer.clone(),
             };
             let job = Job {
@@ -378,26 +414,39 @@ fn run_seed(
         }
     };
     let teacher_digest = sha256_hex(
-        &checkpoint::weights_to_bytes(&teacher).map_err(|e| Error::Invalid(format!("teacher: {e}")))?,
+        &checkpoint::weights_to_bytes(&teacher)
+            .map_err(|e| Error::Invalid(format!("teacher: {e}")))?,
     );
     let teacher_test_logits = predict_logits(&teacher, &data.test, device);
     out.push(("teacher".to_string(), teacher_record));
 
     // Cached teacher logits are exact only when the student sees un-augmented inputs.
-    let teacher_train_logits = config.augment.is_identity().then(|| predict_logits(&teacher, &data.train, device));
+    let teacher_train_logits = config
+        .augment
+        .is_identity()
+        .then(|| predict_logits(&teacher, &data.train, device));
     let student_init_seed = mix_seed(seed, 0x57d0_0001);
     let student_order_seed = mix_seed(seed, 0x57d0_0002);
-    let weights = KdWeights { temperature: config.distill.temperature, alpha: config.distill.alpha };
+    let weights = KdWeights {
+        temperature: config.distill.temperature,
+        alpha: config.distill.alpha,
+    };
 
     for &fraction in &config.data.label_fractions {
         let suffix = fraction_suffix(fraction);
         let subset: Vec<usize> = if fraction < 1.0 {
-            stratified_subset_indices(&data.train.labels, classes, fraction, mix_seed(seed, 0x1abe_0001))
+            stratified_subset_indices(
+                &data.train.labels,
+                classes,
+                fraction,
+                mix_seed(seed, 0x1abe_0001),
+            )
         } else {
             (0..data.train.len()).collect()
         };
         let labelled_data = if fraction < 1.0 {
-            data.train.subset(&subset, format!("{}/labelled{suffix}", data.train.name))
+            data.train
+                .subset(&subset, format!("{}/labelled{suffix}", data.train.name))
         } else {
             data.train.clone()
         };
@@ -432,12 +481,23 @@ fn run_seed(
 
         let name = format!("scratch{suffix}");
         let (_, record) = context.run(
-            common.job(name.clone(), Role::Scratch, "ce", None, labelled_set(), Supervision::Labels),
+            common.job(
+                name.clone(),
+                Role::Scratch,
+                "ce",
+                None,
+                labelled_set(),
+                Supervision::Labels,
+            ),
             observer,
         )?;
         out.push((name, record));
 
-        let transfers: Vec<Transfer> = if fraction < 1.0 { config.distill.transfer.clone() } else { vec![Transfer::All] };
+        let transfers: Vec<Transfer> = if fraction < 1.0 {
+            config.distill.transfer.clone()
+        } else {
+            vec![Transfer::All]
+        };
         for transfer in transfers {
             let name = if fraction < 1.0 {
                 format!("{}-{}{suffix}", config.distill.method, transfer.as_str())
@@ -465,9 +525,19 @@ fn run_seed(
                     },
                 ),
             };
-            let supervision = Supervision::Distill { teacher: signal, weights };
+            let supervision = Supervision::Distill {
+                teacher: signal,
+                weights,
+            };
             let (_, record) = context.run(
-                common.job(name.clone(), Role::Distilled, &config.distill.method, Some(transfer), set, supervision),
+                common.job(
+                    name.clone(),
+                    Role::Distilled,
+                    &config.distill.method,
+                    Some(transfer),
+                    set,
+                    supervision,
+                ),
                 observer,
             )?;
             out.push((name, record));
@@ -514,7 +584,10 @@ fn record_for(
         method: job.method.clone(),
         label_fraction: job.label_fraction,
         transfer: job.transfer,
-        architecture: job.model_config.model.describe(data.train.shape.len(), classes),
+        architecture: job
+            .model_config
+            .model
+            .describe(data.train.shape.len(), classes),
         params: outcome.model.parameter_count(),
         metrics: evaluate(&logits, classes, &data.test.labels, job.teacher_test_logits),
         validation_accuracy: outcome.final_validation_accuracy,

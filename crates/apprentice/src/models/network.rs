@@ -138,25 +138,39 @@ impl Network {
     /// How many parameter values [`Network::new`] would allocate for this spec, computed without
     /// allocating (`None` on overflow). Readers of checkpoints compare it with the file's size
     /// before building anything, so a damaged header cannot demand terabytes.
-    pub fn planned_parameters(spec: &ModelSpec, input_shape: SampleShape, num_classes: usize) -> Option<u128> {
+    pub fn planned_parameters(
+        spec: &ModelSpec,
+        input_shape: SampleShape,
+        num_classes: usize,
+    ) -> Option<u128> {
         let (hidden, mut width, mut total): (&[usize], u128, u128) = match spec {
             ModelSpec::Mlp(mlp) => (&mlp.hidden, input_shape.len() as u128, 0),
             ModelSpec::Cnn(cnn) => {
-                let (mut channels, mut height, mut map_width) =
-                    (input_shape.channels as u128, input_shape.height, input_shape.width);
+                let (mut channels, mut height, mut map_width) = (
+                    input_shape.channels as u128,
+                    input_shape.height,
+                    input_shape.width,
+                );
                 let mut total: u128 = 0;
                 for &out in &cnn.channels {
                     let k = cnn.kernel_size as u128;
                     let out = out as u128;
-                    total = total.checked_add(out.checked_mul(channels)?.checked_mul(k.checked_mul(k)?)?)?;
-                    total = total.checked_add(out.checked_mul(if cnn.batch_norm { 5 } else { 1 })?)?;
+                    total = total
+                        .checked_add(out.checked_mul(channels)?.checked_mul(k.checked_mul(k)?)?)?;
+                    total = total.checked_add(out.checked_mul(if cnn.batch_norm {
+                        5
+                    } else {
+                        1
+                    })?)?;
                     channels = out;
                     if cnn.pool && height >= 2 && map_width >= 2 {
                         height /= 2;
                         map_width /= 2;
                     }
                 }
-                let flat = channels.checked_mul(height as u128)?.checked_mul(map_width as u128)?;
+                let flat = channels
+                    .checked_mul(height as u128)?
+                    .checked_mul(map_width as u128)?;
                 (&cnn.hidden, flat, total)
             }
         };

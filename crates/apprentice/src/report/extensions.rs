@@ -97,10 +97,11 @@ pub struct AgreementMatrix {
 /// `models[].curves[].supervision_complexity`.
 ///
 /// The key is reserved for training runs that record it: a list with one entry per epoch,
-/// like the curve's other lists, holding the complexity of the targets the model is trained
-/// on, measured with respect to the model at the end of that epoch (lower means easier to
-/// fit), and `null` for epochs where it was not measured. No run records it yet; the report
-/// shows it when one does.
+/// like the curve's other lists, holding the adjusted supervision complexity
+/// ([`crate::complexity`]) of the targets the model is trained on, measured with the model's
+/// kernel at the end of that epoch (lower means easier to fit; the adjusted form is the one
+/// comparable across epochs), and `null` for epochs where it was not measured. No run
+/// records it yet; the report shows it when one does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComplexityCurve {
     /// The model's name.

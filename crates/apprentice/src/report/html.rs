@@ -69,6 +69,7 @@ tr.group td { text-align: left; font-weight: 600; color: var(--muted); backgroun
           margin-right: 6px; vertical-align: baseline; }
 .table-wrap { overflow-x: auto; }
 .unavailable { color: var(--muted); font-style: italic; }
+.arch { color: var(--muted); font-size: 11.5px; padding-left: 16px; }
 .note { color: var(--muted); font-size: 13px; }
 code { font-family: "DejaVu Sans Mono", monospace; font-size: 12.5px; background: #f2f2f2;
        padding: 0 3px; border-radius: 3px; }
@@ -420,10 +421,10 @@ fn cost_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>) {
         return;
     };
     html.push_str(
-        "<div class=\"table-wrap\"><table>\n<thead><tr><th>model</th><th>architecture</th>\
+        "<div class=\"table-wrap\"><table>\n<thead><tr><th>model</th>\
          <th>params</th><th>file</th><th>FLOPs / example</th><th>latency p50</th>\
          <th>latency p95</th><th>throughput</th><th>peak memory</th>\
-         <th>CPU time / example</th><th>energy / example</th></tr></thead>\n<tbody>\n",
+         <th>CPU / example</th><th>energy / example</th></tr></thead>\n<tbody>\n",
     );
     let mut energy_reasons: Vec<String> = Vec::new();
     let mut memory_reasons: Vec<String> = Vec::new();
@@ -456,8 +457,8 @@ fn cost_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>) {
         };
         let _ = writeln!(
             html,
-            "<tr><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}/s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}{}<br><span class=\"arch\">{}</span></td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}/s</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             swatch(color),
             escape(&m.name),
             escape(&m.architecture),
