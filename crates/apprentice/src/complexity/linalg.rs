@@ -85,10 +85,10 @@ pub fn add_weighted_gram<F: Fn(usize, usize) -> f64>(
 type Tile = fn(&[f64], &[f64]) -> [[f64; 4]; 4];
 
 /// The tile kernel for this processor: compiled for AVX2 and FMA when the processor has them
-/// (about twice as fast), portable otherwise. The two round differently in the last bits.
+/// (nearly twice as fast), portable otherwise. The two round differently in the last bits.
 fn tile_kernel() -> Tile {
     #[cfg(target_arch = "x86_64")]
-    if std::env::var("PORTABLE").is_err() && std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         return |a, b| {
             // SAFETY: both features were detected on the running processor just above.
             unsafe { tile_avx2(a, b) }
