@@ -122,7 +122,7 @@ fn cells(model: &ModelResult) -> Vec<String> {
         model.test.ece.format(2, 100.0),
         optional(&model.test.agreement, 2, 100.0),
         optional(&model.test.kl_from_teacher, 3, 1.0),
-        thousands(model.params),
+        super::view::thousands(model.params as u64),
         model.train_time_s.format(1, 1.0),
     ]
 }
@@ -153,19 +153,6 @@ fn width(text: &str) -> usize {
 /// `"s"` unless `count` is one.
 fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
-}
-
-/// `1234567` as `"1,234,567"`.
-fn thousands(value: usize) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
 }
 
 /// A fraction as a percentage with at most four decimals and no trailing zeros:
@@ -400,6 +387,7 @@ mod tests {
 
     #[test]
     fn helpers() {
+        use crate::report::view::thousands;
         assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
