@@ -12,6 +12,8 @@ use crate::backend::DeviceKind;
 use crate::data::augment::Augmentation;
 use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalization;
+use crate::distill::loss::{KdWeights, LogitObjective};
+use crate::distill::methods::{DistSettings, DkdSettings};
 use crate::distill::optim::OptimizerSpec;
 use crate::distill::train::OnNan;
 use crate::models::ModelSpec;
@@ -214,18 +216,38 @@ impl Transfer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillConfig {
-    /// Method name; `kd` (Hinton et al., 2015) is the one built in so far.
+    /// Method name: `kd` (Hinton et al., 2015), `dkd` (decoupled KD) or `dist`.
     #[serde(default = "default_method")]
     pub method: String,
-    /// Softening temperature T.
+    /// Softening temperature T of `kd`.
     #[serde(default = "default_temperature")]
     pub temperature: f64,
-    /// Weight α of the hard-label cross-entropy (the soft term gets 1 − α).
+    /// Weight α of `kd`'s hard-label cross-entropy (the soft term gets 1 − α).
     #[serde(default = "default_alpha")]
     pub alpha: f64,
     /// Transfer sets to run when a label fraction is below 1 (with all labels they coincide).
     #[serde(default = "default_transfer")]
     pub transfer: Vec<Transfer>,
+    /// Settings of `method = "dkd"` (`[distill.dkd]`; defaults from the paper).
+    #[serde(default)]
+    pub dkd: DkdSettings,
+    /// Settings of `method = "dist"` (`[distill.dist]`; defaults from the paper).
+    #[serde(default)]
+    pub dist: DistSettings,
+}
+
+impl DistillConfig {
+    /// The objective the distilled students train on.
+    pub fn objective(&self) -> LogitObjective {
+        match self.method.as_str() {
+            "dkd" => LogitObjective::Dkd(self.dkd),
+            "dist" => LogitObjective::Dist(self.dist),
+            _ => LogitObjective::Kd(KdWeights {
+                temperature: self.temperature,
+                alpha: self.alpha,
+            }),
+        }
+    }
 }
 
 fn default_method() -> String {
@@ -248,6 +270,8 @@ impl Default for DistillConfig {
             temperature: default_temperature(),
             alpha: default_alpha(),
             transfer: default_transfer(),
+            dkd: DkdSettings::default(),
+            dist: DistSettings::default(),
         }
     }
 }
@@ -394,11 +418,29 @@ impl ExperimentConfig {
         validate_train(&self.student.train, "student.train")?;
         self.student.optimizer.validate("student.optimizer")?;
         let distill = &self.distill;
-        if distill.method != "kd" {
-            return Err(format!(
-                "distill.method: unknown method {:?}; expected one of: kd",
-                distill.method
-            ));
+        match distill.method.as_str() {
+            "kd" => {}
+            "dkd" => {
+                distill
+                    .dkd
+                    .validate()
+                    .map_err(|e| format!("distill.dkd: {e}"))?;
+                // DKD splits the distributions at the true class, so every input needs a label.
+                if data.label_fractions.iter().any(|&f| f < 1.0)
+                    && distill.transfer.contains(&Transfer::All)
+                {
+                    return Err("distill.method: dkd needs the true label of every input it distils on, so with label_fractions below 1 use distill.transfer = [\"labelled\"]".into());
+                }
+            }
+            "dist" => distill
+                .dist
+                .validate()
+                .map_err(|e| format!("distill.dist: {e}"))?,
+            other => {
+                return Err(format!(
+                    "distill.method: unknown method {other:?}; expected one of: kd, dkd, dist"
+                ));
+            }
         }
         if !(distill.temperature.is_finite() && distill.temperature > 0.0) {
             return Err(format!(

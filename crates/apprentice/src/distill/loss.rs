@@ -68,3 +68,55 @@ pub fn kd_loss(
     }
     total
 }
+
+/// The logit-based objective a distilled student trains on, chosen by `distill.method`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LogitObjective {
+    /// Hinton et al.'s KD: see [`kd_loss`].
+    Kd(KdWeights),
+    /// Decoupled KD (Zhao et al., 2022): cross-entropy plus the warmed-up α·TCKD + β·NCKD.
+    Dkd(crate::distill::methods::DkdSettings),
+    /// DIST (Huang et al., 2022): cross-entropy plus T²·(β·inter + γ·intra) Pearson terms.
+    Dist(crate::distill::methods::DistSettings),
+}
+
+impl LogitObjective {
+    /// The method's short name, as in experiment files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LogitObjective::Kd(_) => "kd",
+            LogitObjective::Dkd(_) => "dkd",
+            LogitObjective::Dist(_) => "dist",
+        }
+    }
+
+    /// The loss of one batch at 1-based `epoch` (DKD's warm-up depends on it). `mask` limits the
+    /// cross-entropy to labelled samples. A relation term that needs more samples than the
+    /// batch holds (DIST on a final batch of one) is left out of that batch.
+    pub fn loss(
+        &self,
+        student: Tensor<2>,
+        teacher: Tensor<2>,
+        labels: Tensor<1, Int>,
+        mask: Option<Tensor<1>>,
+        epoch: usize,
+    ) -> Result<Tensor<1>, crate::distill::methods::MethodError> {
+        use crate::distill::methods::{MethodError, dist_loss, dkd_loss};
+        let term = match self {
+            LogitObjective::Kd(weights) => {
+                return Ok(kd_loss(student, teacher, labels, mask, *weights));
+            }
+            LogitObjective::Dkd(settings) => {
+                dkd_loss(student.clone(), teacher, labels.clone(), settings)
+                    .map(|term| term * settings.warmup_factor(epoch))
+            }
+            LogitObjective::Dist(settings) => dist_loss(student.clone(), teacher, settings),
+        };
+        let hard = cross_entropy(student, labels, mask);
+        match term {
+            Ok(term) => Ok(hard + term),
+            Err(MethodError::BatchTooSmall { .. }) => Ok(hard),
+            Err(error) => Err(error),
+        }
+    }
+}

@@ -11,7 +11,7 @@ use burn::optim::GradientsParams;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::loss::{KdWeights, cross_entropy, kd_loss};
+use super::loss::{LogitObjective, cross_entropy};
 use super::optim::Optimizer;
 use super::state::{Checkpointing, Progress};
 use crate::backend::{self, ComputeDevice};
@@ -38,12 +38,12 @@ pub enum TeacherSignal<'a> {
 pub enum Supervision<'a> {
     /// Cross-entropy with the labels.
     Labels,
-    /// Hinton's KD loss against a teacher.
+    /// A distillation loss against a teacher.
     Distill {
         /// The teacher's outputs.
         teacher: TeacherSignal<'a>,
-        /// Temperature and α.
-        weights: KdWeights,
+        /// The method and its settings.
+        objective: LogitObjective,
     },
 }
 
@@ -351,7 +351,7 @@ pub fn train(
             });
             let loss = match supervision {
                 Supervision::Labels => cross_entropy(output.logits, label_tensor, mask),
-                Supervision::Distill { teacher, weights } => {
+                Supervision::Distill { teacher, objective } => {
                     teacher_rows.clear();
                     match teacher {
                         TeacherSignal::Cached(logits) => {
@@ -369,7 +369,9 @@ pub fn train(
                     }
                     let teacher_logits =
                         backend::matrix(teacher_rows.clone(), rows, classes, &train_device);
-                    kd_loss(output.logits, teacher_logits, label_tensor, mask, *weights)
+                    objective
+                        .loss(output.logits, teacher_logits, label_tensor, mask, epoch + 1)
+                        .map_err(|e| TrainError::Invalid(format!("{name}: {e}")))?
                 }
             };
             let value = backend::scalar(loss.clone());

@@ -11,7 +11,6 @@ use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
 use crate::config::{ExperimentConfig, ModelConfig, Transfer};
 use crate::data::batch::mix_seed;
 use crate::data::split::stratified_subset_indices;
-use crate::distill::loss::KdWeights;
 use crate::distill::state::{Checkpointing, sha256_hex};
 use crate::distill::train::{
     Supervision, TeacherSignal, TrainObserver, TrainOutcome, TrainSettings, TrainingSet,
@@ -427,10 +426,7 @@ fn run_seed(
         .then(|| predict_logits(&teacher, &data.train, device));
     let student_init_seed = mix_seed(seed, 0x57d0_0001);
     let student_order_seed = mix_seed(seed, 0x57d0_0002);
-    let weights = KdWeights {
-        temperature: config.distill.temperature,
-        alpha: config.distill.alpha,
-    };
+    let objective = config.distill.objective();
 
     for &fraction in &config.data.label_fractions {
         let suffix = fraction_suffix(fraction);
@@ -527,7 +523,7 @@ fn run_seed(
             };
             let supervision = Supervision::Distill {
                 teacher: signal,
-                weights,
+                objective,
             };
             let (_, record) = context.run(
                 common.job(
