@@ -4,6 +4,7 @@
 //! the library.
 
 mod bench_cmd;
+mod methods_cmd;
 mod progress;
 mod report_cmd;
 
@@ -50,6 +51,8 @@ enum Command {
     },
     /// Print the quickstart experiment file, a starting point for your own.
     Example,
+    /// List the distillation methods with their papers and hyper-parameters.
+    Methods,
     /// Write a run's report: report.html (charts, efficiency), summary.md and plots/*.png.
     Report(report_cmd::ReportArgs),
     /// Measure what checkpoints cost to run: size, FLOPs, latency, throughput, memory, energy.
@@ -119,6 +122,10 @@ fn main() -> ExitCode {
             data,
             split,
         } => eval(&checkpoint, data, &split),
+        Command::Methods => {
+            methods_cmd::list();
+            Ok(())
+        }
         Command::Example => {
             print!("{QUICKSTART}");
             Ok(())

@@ -438,7 +438,8 @@ impl ExperimentConfig {
                 .map_err(|e| format!("distill.dist: {e}"))?,
             other => {
                 return Err(format!(
-                    "distill.method: unknown method {other:?}; expected one of: kd, dkd, dist"
+                    "distill.method: unknown method {other:?}; expected one of: {}",
+                    crate::distill::loss::TRAINABLE_METHODS.join(", ")
                 ));
             }
         }

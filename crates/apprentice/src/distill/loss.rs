@@ -69,6 +69,31 @@ pub fn kd_loss(
     total
 }
 
+/// Hinton et al.'s KD in the method listing (`apprentice methods`).
+pub const KD_INFO: crate::distill::methods::MethodInfo = crate::distill::methods::MethodInfo {
+    name: "kd",
+    title: "Knowledge distillation",
+    paper: "Hinton, Vinyals, Dean: Distilling the Knowledge in a Neural Network (2015)",
+    inputs: "student and teacher logits, labels (a mask limits the cross-entropy to labelled inputs)",
+    conventions: "forward KL from the teacher, temperature on logits, soft term scaled by T², batch means",
+    hyper_parameters: &[
+        crate::distill::methods::HyperParameter {
+            key: "temperature",
+            default: 4.0,
+            meaning: "T, softens teacher and student logits",
+        },
+        crate::distill::methods::HyperParameter {
+            key: "alpha",
+            default: 0.5,
+            meaning: "weight of the hard-label cross-entropy; the soft term gets 1 − α",
+        },
+    ],
+};
+
+/// The methods `distill.method` can select today (the others of
+/// [`crate::distill::methods::METHODS`] have verified losses but no training integration yet).
+pub const TRAINABLE_METHODS: [&str; 3] = ["kd", "dkd", "dist"];
+
 /// The logit-based objective a distilled student trains on, chosen by `distill.method`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LogitObjective {
