@@ -1,5 +1,6 @@
 //! `apprentice bench-model`: what checkpoints cost to run, side by side.
 
+use apprentice::report::units::{bytes, duration, energy, si, thousands, times};
 use std::path::PathBuf;
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
@@ -72,91 +73,6 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         print!("{}", table(&measured, name));
     }
     Ok(())
-}
-
-/// `1234567` as `"1,234,567"`.
-fn thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
-
-/// Three significant digits, no exponent.
-fn sig(value: f64) -> String {
-    if !value.is_finite() {
-        return "—".to_string();
-    }
-    if value == 0.0 {
-        return "0".to_string();
-    }
-    let magnitude = value.abs().log10().floor() as i32;
-    let decimals = (2 - magnitude).clamp(0, 12) as usize;
-    format!("{value:.decimals$}")
-}
-
-/// A rate or count with an SI suffix: `11779322` → `11.8M`.
-fn si(value: f64) -> String {
-    match value.abs() {
-        v if !v.is_finite() => "—".to_string(),
-        v if v >= 1e9 => format!("{}G", sig(value / 1e9)),
-        v if v >= 1e6 => format!("{}M", sig(value / 1e6)),
-        v if v >= 1e3 => format!("{}k", sig(value / 1e3)),
-        _ => sig(value),
-    }
-}
-
-fn seconds(value: f64) -> String {
-    match value.abs() {
-        v if !v.is_finite() => "—".to_string(),
-        v if v >= 1.0 => format!("{} s", sig(value)),
-        v if v >= 1e-3 => format!("{} ms", sig(value * 1e3)),
-        v if v >= 1e-6 => format!("{} µs", sig(value * 1e6)),
-        _ => format!("{} ns", sig(value * 1e9)),
-    }
-}
-
-fn joules(value: f64) -> String {
-    match value.abs() {
-        v if !v.is_finite() => "—".to_string(),
-        v if v >= 1.0 => format!("{} J", sig(value)),
-        v if v >= 1e-3 => format!("{} mJ", sig(value * 1e3)),
-        v if v >= 1e-6 => format!("{} µJ", sig(value * 1e6)),
-        _ => format!("{} nJ", sig(value * 1e9)),
-    }
-}
-
-fn bytes(value: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB"];
-    let mut scaled = value as f64;
-    let mut unit = 0;
-    while scaled >= 1024.0 && unit < units.len() - 1 {
-        scaled /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{value} B")
-    } else {
-        format!("{} {}", sig(scaled), units[unit])
-    }
-}
-
-/// A ratio in words: `0.028` with `("fewer", "more")` → `35.7× fewer`.
-fn times(ratio: f64, less: &str, more: &str) -> String {
-    if !ratio.is_finite() || ratio <= 0.0 {
-        "—".to_string()
-    } else if (ratio - 1.0).abs() < 0.005 {
-        "same".to_string()
-    } else if ratio < 1.0 {
-        format!("{}× {less}", sig(1.0 / ratio))
-    } else {
-        format!("{}× {more}", sig(ratio))
-    }
 }
 
 /// The measurements as a table: one column per model, and for every model after the first
@@ -234,12 +150,12 @@ fn table(models: &[Efficiency], settings: &str) -> String {
     };
     add(
         "latency p50, batch 1",
-        &|m| seconds(m.latency.p50_ms / 1e3),
+        &|m| duration(m.latency.p50_ms / 1e3),
         Some(|m, t| times(m.ratios_to(t).latency_p50, "faster", "slower")),
     );
     add(
         "latency p95, batch 1",
-        &|m| seconds(m.latency.p95_ms / 1e3),
+        &|m| duration(m.latency.p95_ms / 1e3),
         Some(|m, t| times(m.latency.p95_ms / t.latency.p95_ms, "faster", "slower")),
     );
     add(
@@ -296,7 +212,7 @@ fn table(models: &[Efficiency], settings: &str) -> String {
         &|m| {
             m.cpu
                 .as_ref()
-                .map_or_else(unavailable, |c| seconds(c.seconds_per_example_batch1))
+                .map_or_else(unavailable, |c| duration(c.seconds_per_example_batch1))
         },
         None,
     );
@@ -305,7 +221,7 @@ fn table(models: &[Efficiency], settings: &str) -> String {
         &|m| {
             m.cpu
                 .as_ref()
-                .map_or_else(unavailable, |c| seconds(c.seconds_per_example_batch))
+                .map_or_else(unavailable, |c| duration(c.seconds_per_example_batch))
         },
         Some(|m, t| {
             m.ratios_to(t)
@@ -318,7 +234,7 @@ fn table(models: &[Efficiency], settings: &str) -> String {
         &|m| {
             m.energy
                 .as_ref()
-                .map_or_else(unavailable, |e| joules(e.joules_per_example_batch1))
+                .map_or_else(unavailable, |e| energy(e.joules_per_example_batch1))
         },
         None,
     );
@@ -327,7 +243,7 @@ fn table(models: &[Efficiency], settings: &str) -> String {
         &|m| {
             m.energy
                 .as_ref()
-                .map_or_else(unavailable, |e| joules(e.joules_per_example_batch))
+                .map_or_else(unavailable, |e| energy(e.joules_per_example_batch))
         },
         Some(|m, t| {
             m.ratios_to(t)

@@ -73,13 +73,7 @@ pub fn save(path: &Path, network: &Network, meta: &CheckpointMeta) -> Result<(),
         message,
     };
     let json = serde_json::to_string(meta).map_err(|e| invalid(e.to_string()))?;
-    let mut store = SafetensorsStore::from_bytes(None).metadata(METADATA_KEY, json);
-    network
-        .save_into(&mut store)
-        .map_err(|e| invalid(format!("cannot serialise the weights: {e}")))?;
-    let bytes = store
-        .get_bytes()
-        .map_err(|e| invalid(format!("cannot serialise the weights: {e}")))?;
+    let bytes = serialise(network, Some(json)).map_err(invalid)?;
     write_atomic(path, &bytes).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
@@ -153,7 +147,7 @@ pub fn load(
             )));
         }
     }
-    let mut network = Network::new(
+    let network = Network::new(
         &meta.spec,
         meta.input_shape,
         meta.num_classes,
@@ -161,24 +155,22 @@ pub fn load(
         &device.inference(),
     )
     .map_err(invalid)?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes)).validate(true);
-    let result = network
-        .load_from(&mut store)
-        .map_err(|e| invalid(format!("cannot load the weights: {e}")))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        return Err(invalid(format!(
-            "weights do not match the recorded architecture: {} errors, missing {:?}",
-            result.errors.len(),
-            result.missing
-        )));
-    }
+    let network = load_weights(network, bytes).map_err(invalid)?;
     Ok((network.valid(), meta))
 }
 
 /// The weights of `network` as safetensors bytes (no apprentice metadata): the model part of a
 /// mid-training state.
 pub fn weights_to_bytes(network: &Network) -> Result<Vec<u8>, String> {
+    serialise(network, None)
+}
+
+/// Safetensors bytes of the weights, with the apprentice metadata entry when given.
+fn serialise(network: &Network, metadata: Option<String>) -> Result<Vec<u8>, String> {
     let mut store = SafetensorsStore::from_bytes(None);
+    if let Some(json) = metadata {
+        store = store.metadata(METADATA_KEY, json);
+    }
     network
         .save_into(&mut store)
         .map_err(|e| format!("cannot serialise the weights: {e}"))?;

@@ -388,9 +388,6 @@ impl ExperimentConfig {
                 data.label_fractions
             ));
         }
-        if data.source != DataSource::Digits && data.path.is_none() {
-            // Allowed: the command line may supply it. Checked again when data is loaded.
-        }
         match (
             &self.teacher.checkpoint,
             &self.teacher.model,

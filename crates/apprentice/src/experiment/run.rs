@@ -90,7 +90,7 @@ pub fn run_experiment(
     }
     let models = order
         .iter()
-        .map(|name| summarise(name, &records[name], &config.seeds))
+        .map(|name| summarise(name, &records[name]))
         .collect();
     let results = Results {
         schema_version: SCHEMA_VERSION,
@@ -599,7 +599,7 @@ fn record_for(
     }
 }
 
-fn summarise(name: &str, records: &[SeedRecord], _seeds: &[u64]) -> ModelResult {
+fn summarise(name: &str, records: &[SeedRecord]) -> ModelResult {
     let first = &records[0];
     let collect = |f: &dyn Fn(&SeedRecord) -> f64| -> Summary {
         Summary::from_values(&records.iter().map(f).collect::<Vec<_>>())

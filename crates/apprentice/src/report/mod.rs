@@ -17,6 +17,7 @@ pub mod render;
 pub mod results;
 mod summary;
 pub mod table;
+pub mod units;
 mod view;
 
 pub use charts::Omission;
