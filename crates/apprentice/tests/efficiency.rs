@@ -20,6 +20,10 @@ use apprentice::report::{MeasureOptions, measure_run};
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
+/// The heap counter sees every thread of the process: tests that read it run one at a time so
+/// that one test's allocations do not show up in another's measurement.
+static HEAP_COUNTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn network(spec: &ModelSpec, shape: SampleShape) -> Network {
     Network::new(spec, shape, 10, 0, &ComputeDevice::cpu().inference()).unwrap()
 }
@@ -87,6 +91,7 @@ fn flops_match_hand_counts() {
 
 #[test]
 fn the_heap_counter_is_exact() {
+    let _serial = HEAP_COUNTER.lock().unwrap_or_else(|e| e.into_inner());
     assert!(heap_counter_installed());
     reset_heap_peak();
     let block = std::hint::black_box(vec![1u8; 1 << 20]);
@@ -99,6 +104,7 @@ fn the_heap_counter_is_exact() {
 
 #[test]
 fn a_network_is_measured_with_every_quantity_or_a_reason() {
+    let _serial = HEAP_COUNTER.lock().unwrap_or_else(|e| e.into_inner());
     let device = ComputeDevice::cpu();
     let teacher = network(&mlp(vec![256, 256]), SampleShape::image(1, 8, 8));
     let student = network(&mlp(vec![32]), SampleShape::image(1, 8, 8));
@@ -179,6 +185,7 @@ transfer = ["all"]
 
 #[test]
 fn a_run_is_measured_from_its_checkpoints() {
+    let _serial = HEAP_COUNTER.lock().unwrap_or_else(|e| e.into_inner());
     let config = ExperimentConfig::from_toml(TINY, "tiny.toml").unwrap();
     let folder = tempfile::tempdir().unwrap();
     let options = RunOptions {

@@ -307,9 +307,10 @@ pub struct Throughput {
 /// Heap use counted by [`CountingAllocator`], in bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HeapUse {
-    /// Heap held by the loaded model (weights and the backend's bookkeeping), measured as the
-    /// growth of heap in use across loading the checkpoint; absent when the model was already
-    /// in memory when measuring began.
+    /// Memory held by the model's tensors (weights and batch-norm statistics, as stored in the
+    /// checkpoint); absent when the model was measured without a checkpoint. Taken from the
+    /// file rather than from heap growth across loading, which other threads' allocations
+    /// would distort.
     pub model_bytes: Option<u64>,
     /// Most heap in use during one batch-1 inference, above the level just before it: input,
     /// activations, workspace and output.
@@ -421,16 +422,30 @@ pub fn measure_checkpoint(
             source,
         })?
         .len();
-    let before = heap_in_use();
     let (network, meta) = checkpoint::load(path, device)?;
-    let after = heap_in_use();
+    let tensor_bytes = tensor_bytes(path)?;
     let architecture = meta.spec.describe(meta.input_shape.len(), meta.num_classes);
     let mut efficiency = measure(&network, &meta.name, &architecture, device, settings)?;
     efficiency.file_bytes = Some(file_bytes);
     if let Some(memory) = &mut efficiency.memory {
-        memory.model_bytes = Some(after.saturating_sub(before) as u64);
+        memory.model_bytes = Some(tensor_bytes);
     }
     Ok(efficiency)
+}
+
+/// Bytes of tensor data in a safetensors file: its length less the 8-byte length prefix and the
+/// header.
+fn tensor_bytes(path: &Path) -> Result<u64, EfficiencyError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (header, _) =
+        safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| CheckpointError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("not a safetensors file: {e}"),
+        })?;
+    Ok((bytes.len() - 8 - header) as u64)
 }
 
 /// Measures `network` (in inference mode on `device`); `name` and `architecture` label it.
