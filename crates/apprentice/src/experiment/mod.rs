@@ -3,4 +3,7 @@
 pub mod data;
 pub mod run;
 
-pub use run::{RunOptions, fraction_suffix, run_experiment};
+pub use run::{
+    RunOptions, fraction_suffix, label_subset_seed, run_experiment, student_init_seed,
+    student_order_seed, teacher_init_seed, teacher_order_seed,
+};

@@ -132,6 +132,32 @@ pub fn fraction_suffix(fraction: f64) -> String {
     }
 }
 
+/// The seed of a student's initial weights in the experiment of `seed`: every student of a seed
+/// (scratch and distilled alike) starts from these weights.
+pub fn student_init_seed(seed: u64) -> u64 {
+    mix_seed(seed, 0x57d0_0001)
+}
+
+/// The seed of a student's data order and dropout masks in the experiment of `seed`.
+pub fn student_order_seed(seed: u64) -> u64 {
+    mix_seed(seed, 0x57d0_0002)
+}
+
+/// The seed of the teacher's initial weights in the experiment of `seed`.
+pub fn teacher_init_seed(seed: u64) -> u64 {
+    mix_seed(seed, 0x7eac_0001)
+}
+
+/// The seed of the teacher's data order and dropout masks in the experiment of `seed`.
+pub fn teacher_order_seed(seed: u64) -> u64 {
+    mix_seed(seed, 0x7eac_0002)
+}
+
+/// The seed of the labelled subset drawn for label fractions below 1 in the experiment of `seed`.
+pub fn label_subset_seed(seed: u64) -> u64 {
+    mix_seed(seed, 0x1abe_0001)
+}
+
 /// What one seed's runs share.
 struct SeedContext<'a> {
     config: &'a ExperimentConfig,
@@ -397,8 +423,8 @@ fn run_seed(
                 label_fraction: 1.0,
                 transfer: None,
                 model_config: &model_config,
-                init_seed: mix_seed(seed, 0x7eac_0001),
-                order_seed: mix_seed(seed, 0x7eac_0002),
+                init_seed: teacher_init_seed(seed),
+                order_seed: teacher_order_seed(seed),
                 set: TrainingSet {
                     data: &data.train,
                     labelled: None,
@@ -424,8 +450,8 @@ fn run_seed(
         .augment
         .is_identity()
         .then(|| predict_logits(&teacher, &data.train, device));
-    let student_init_seed = mix_seed(seed, 0x57d0_0001);
-    let student_order_seed = mix_seed(seed, 0x57d0_0002);
+    let student_init_seed = student_init_seed(seed);
+    let student_order_seed = student_order_seed(seed);
     let objective = config.distill.objective();
 
     for &fraction in &config.data.label_fractions {
@@ -435,7 +461,7 @@ fn run_seed(
                 &data.train.labels,
                 classes,
                 fraction,
-                mix_seed(seed, 0x1abe_0001),
+                label_subset_seed(seed),
             )
         } else {
             (0..data.train.len()).collect()
