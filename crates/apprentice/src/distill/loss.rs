@@ -90,12 +90,50 @@ pub const KD_INFO: crate::distill::methods::MethodInfo = crate::distill::methods
     ],
 };
 
+/// Learning without Forgetting's settings (Li & Hoiem, 2016): the previous model teaches the
+/// current one on the classes it knew, while the new labels are learned with cross-entropy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LwfSettings {
+    /// Softening temperature T of the old-class outputs (the paper uses 2).
+    pub temperature: f64,
+    /// Weight λ of the distillation term.
+    pub weight: f64,
+    /// The old classes: the columns of the logits the previous model was trained on.
+    pub old_classes: Vec<usize>,
+}
+
+/// LwF's loss: `CE(s, y) + λ·T²·KL(softmax(t_old/T) ‖ softmax(s_old/T))`, where `_old` keeps only
+/// the old-class columns, so the distillation term says nothing about the new classes.
+///
+/// `mask` restricts the cross-entropy to labelled samples (see [`cross_entropy`]).
+pub fn lwf_loss(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    labels: Tensor<1, Int>,
+    mask: Option<Tensor<1>>,
+    settings: &LwfSettings,
+) -> Tensor<1> {
+    let hard = cross_entropy(student.clone(), labels, mask);
+    if settings.old_classes.is_empty() || settings.weight == 0.0 {
+        return hard;
+    }
+    let device = student.device();
+    let columns: Vec<i64> = settings.old_classes.iter().map(|&c| c as i64).collect();
+    let columns = Tensor::<1, Int>::from_data(
+        burn::tensor::TensorData::new(columns, [settings.old_classes.len()]),
+        &device,
+    );
+    let student_old = student.select(1, columns.clone());
+    let teacher_old = teacher.select(1, columns);
+    hard + soft_target_kl(student_old, teacher_old, settings.temperature) * settings.weight
+}
+
 /// The methods `distill.method` can select today (the others of
 /// [`crate::distill::methods::METHODS`] have verified losses but no training integration yet).
 pub const TRAINABLE_METHODS: [&str; 3] = ["kd", "dkd", "dist"];
 
 /// The logit-based objective a distilled student trains on, chosen by `distill.method`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum LogitObjective {
     /// Hinton et al.'s KD: see [`kd_loss`].
     Kd(KdWeights),
@@ -103,6 +141,8 @@ pub enum LogitObjective {
     Dkd(crate::distill::methods::DkdSettings),
     /// DIST (Huang et al., 2022): cross-entropy plus T²·(β·inter + γ·intra) Pearson terms.
     Dist(crate::distill::methods::DistSettings),
+    /// Learning without Forgetting: cross-entropy plus distillation on the old classes only.
+    Lwf(LwfSettings),
 }
 
 impl LogitObjective {
@@ -112,6 +152,7 @@ impl LogitObjective {
             LogitObjective::Kd(_) => "kd",
             LogitObjective::Dkd(_) => "dkd",
             LogitObjective::Dist(_) => "dist",
+            LogitObjective::Lwf(_) => "lwf",
         }
     }
 
@@ -136,6 +177,9 @@ impl LogitObjective {
                     .map(|term| term * settings.warmup_factor(epoch))
             }
             LogitObjective::Dist(settings) => dist_loss(student.clone(), teacher, settings),
+            LogitObjective::Lwf(settings) => {
+                return Ok(lwf_loss(student, teacher, labels, mask, settings));
+            }
         };
         let hard = cross_entropy(student, labels, mask);
         match term {

@@ -549,7 +549,7 @@ fn run_seed(
             };
             let supervision = Supervision::Distill {
                 teacher: signal,
-                objective,
+                objective: objective.clone(),
             };
             let (_, record) = context.run(
                 common.job(
