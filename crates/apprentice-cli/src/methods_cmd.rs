@@ -1,23 +1,29 @@
 //! `apprentice methods`: the distillation methods, their papers and hyper-parameters.
 
-use apprentice::distill::loss::{KD_INFO, TRAINABLE_METHODS};
+use apprentice::distill::loss::KD_INFO;
 use apprentice::distill::methods::{METHODS, MethodInfo};
+use apprentice::distill::schemes::SCHEMES;
 
-/// Prints every method with its defaults, saying which `distill.method` can select.
+/// Prints every method and scheme with its defaults and the config key that selects it.
 pub fn list() {
-    let all: Vec<&MethodInfo> = std::iter::once(&KD_INFO).chain(METHODS).collect();
+    let all: Vec<&MethodInfo> = std::iter::once(&KD_INFO)
+        .chain(METHODS)
+        .chain(SCHEMES)
+        .collect();
+    println!(
+        "Select one with distill.method = \"NAME\", or compare several in one run with distill.methods = [\"kd\", \"dkd\", ...]."
+    );
+    println!(
+        "Settings go in [distill.NAME] tables (kd uses distill.temperature and distill.alpha)."
+    );
+    println!();
     for info in all {
-        let status = if TRAINABLE_METHODS.contains(&info.name) {
-            format!("distill.method = \"{}\"", info.name)
-        } else {
-            "loss verified; not yet selectable for training".to_string()
-        };
-        println!("{:<6} {} [{status}]", info.name, info.title);
-        println!("       {}", info.paper);
-        println!("       inputs: {}", info.inputs);
+        println!("{:<13} {}", info.name, info.title);
+        println!("              {}", info.paper);
+        println!("              inputs: {}", info.inputs);
         for parameter in info.hyper_parameters {
             println!(
-                "       {:<16} {:>8}  {}",
+                "              {:<24} {:>8}  {}",
                 parameter.key,
                 format_default(parameter.default),
                 parameter.meaning

@@ -159,14 +159,14 @@ pub fn load(
     Ok((network.valid(), meta))
 }
 
-/// The weights of `network` as safetensors bytes (no apprentice metadata): the model part of a
-/// mid-training state.
-pub fn weights_to_bytes(network: &Network) -> Result<Vec<u8>, String> {
-    serialise(network, None)
+/// The weights of a module (a network, or everything a training run updates) as safetensors
+/// bytes without apprentice metadata: the model part of a mid-training state.
+pub fn weights_to_bytes<M: Module>(module: &M) -> Result<Vec<u8>, String> {
+    serialise(module, None)
 }
 
 /// Safetensors bytes of the weights, with the apprentice metadata entry when given.
-fn serialise(network: &Network, metadata: Option<String>) -> Result<Vec<u8>, String> {
+fn serialise<M: Module>(network: &M, metadata: Option<String>) -> Result<Vec<u8>, String> {
     let mut store = SafetensorsStore::from_bytes(None);
     if let Some(json) = metadata {
         store = store.metadata(METADATA_KEY, json);
@@ -179,9 +179,9 @@ fn serialise(network: &Network, metadata: Option<String>) -> Result<Vec<u8>, Str
         .map_err(|e| format!("cannot serialise the weights: {e}"))
 }
 
-/// Loads safetensors weights into an existing network of the same architecture, keeping its
+/// Loads safetensors weights into an existing module of the same architecture, keeping its
 /// device and parameter ids.
-pub fn load_weights(mut network: Network, bytes: Vec<u8>) -> Result<Network, String> {
+pub fn load_weights<M: Module>(mut network: M, bytes: Vec<u8>) -> Result<M, String> {
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).validate(true);
     let result = network
         .load_from(&mut store)

@@ -13,7 +13,11 @@ use crate::data::augment::Augmentation;
 use crate::data::csv::LabelColumn;
 use crate::data::normalize::Normalization;
 use crate::distill::loss::{KdWeights, LogitObjective};
-use crate::distill::methods::{DistSettings, DkdSettings};
+use crate::distill::methods::{
+    AttentionSettings, DistSettings, DkdSettings, FitNetSettings, PktSettings, RkdSettings,
+    SpSettings,
+};
+use crate::distill::objective::{FeatureMethod, FeatureObjective};
 use crate::distill::optim::OptimizerSpec;
 use crate::distill::train::OnNan;
 use crate::models::ModelSpec;
@@ -212,14 +216,18 @@ impl Transfer {
     }
 }
 
-/// The distillation method and its settings.
+/// The distillation method(s) and their settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillConfig {
-    /// Method name: `kd` (Hinton et al., 2015), `dkd` (decoupled KD) or `dist`.
+    /// Method name (see [`METHOD_NAMES`]); `methods` overrides it.
     #[serde(default = "default_method")]
     pub method: String,
-    /// Softening temperature T of `kd`.
+    /// Several methods compared in one run, on the same data, seeds and student initialisation;
+    /// one table row per method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<String>>,
+    /// Softening temperature T of `kd` (and of the schemes built on it).
     #[serde(default = "default_temperature")]
     pub temperature: f64,
     /// Weight α of `kd`'s hard-label cross-entropy (the soft term gets 1 − α).
@@ -228,25 +236,214 @@ pub struct DistillConfig {
     /// Transfer sets to run when a label fraction is below 1 (with all labels they coincide).
     #[serde(default = "default_transfer")]
     pub transfer: Vec<Transfer>,
-    /// Settings of `method = "dkd"` (`[distill.dkd]`; defaults from the paper).
+    /// Settings of `dkd` (`[distill.dkd]`; defaults from the paper).
     #[serde(default)]
     pub dkd: DkdSettings,
-    /// Settings of `method = "dist"` (`[distill.dist]`; defaults from the paper).
+    /// Settings of `dist` (`[distill.dist]`; defaults from the paper).
     #[serde(default)]
     pub dist: DistSettings,
+    /// Settings of `fitnet`.
+    #[serde(default)]
+    pub fitnet: FitNetSettings,
+    /// Settings of `at` (attention transfer).
+    #[serde(default)]
+    pub at: AttentionSettings,
+    /// Settings of `rkd`.
+    #[serde(default)]
+    pub rkd: RkdSettings,
+    /// Settings of `pkt`.
+    #[serde(default)]
+    pub pkt: PktSettings,
+    /// Settings of `sp`.
+    #[serde(default)]
+    pub sp: SpSettings,
+    /// Which features the feature methods compare.
+    #[serde(default)]
+    pub features: FeaturePairing,
+    /// Settings of `born-again`.
+    #[serde(default)]
+    pub born_again: BornAgainConfig,
+    /// Settings of `dml`.
+    #[serde(default)]
+    pub dml: DmlConfig,
+    /// Settings of `multi-teacher`.
+    #[serde(default)]
+    pub multi_teacher: MultiTeacherConfig,
+    /// Settings of `ta` (required when `ta` runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<AssistantConfig>,
+}
+
+/// Every method `distill.method` and `distill.methods` accept.
+pub const METHOD_NAMES: [&str; 12] = [
+    "kd",
+    "dkd",
+    "dist",
+    "fitnet",
+    "at",
+    "rkd",
+    "pkt",
+    "sp",
+    "born-again",
+    "dml",
+    "multi-teacher",
+    "ta",
+];
+
+/// The features a feature method compares (`[distill.features]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturePairing {
+    /// A student feature name (`hidden1`, `block2`, ...); default: its last feature.
+    #[serde(default)]
+    pub student: Option<String>,
+    /// A teacher feature name; default: its last feature (for `at`: every stage of the
+    /// student's resolution).
+    #[serde(default)]
+    pub teacher: Option<String>,
+}
+
+/// Born-again networks (Furlanello et al., 2018): the teacher of generation k is generation
+/// k − 1 of the student's own architecture, generation 0 being the scratch student.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BornAgainConfig {
+    /// Generations distilled after the scratch student.
+    #[serde(default = "default_generations")]
+    pub generations: usize,
+}
+
+fn default_generations() -> usize {
+    3
+}
+
+impl Default for BornAgainConfig {
+    fn default() -> Self {
+        Self {
+            generations: default_generations(),
+        }
+    }
+}
+
+/// Deep mutual learning (Zhang et al., 2018): a cohort of students teach each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DmlConfig {
+    /// Students in the cohort (the first is reported).
+    #[serde(default = "default_cohort")]
+    pub students: usize,
+    /// Temperature of the mutual KL terms.
+    #[serde(default = "default_dml_temperature")]
+    pub temperature: f64,
+}
+
+fn default_cohort() -> usize {
+    2
+}
+fn default_dml_temperature() -> f64 {
+    1.0
+}
+
+impl Default for DmlConfig {
+    fn default() -> Self {
+        Self {
+            students: default_cohort(),
+            temperature: default_dml_temperature(),
+        }
+    }
+}
+
+/// Several teachers: the student learns the weighted mean of their softened predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiTeacherConfig {
+    /// Teachers: the run's teacher, plus this many minus one more of the same architecture
+    /// and schedule from other seeds.
+    #[serde(default = "default_teachers")]
+    pub teachers: usize,
+    /// Weight of each teacher's probabilities (normalised to sum to 1); default equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<Vec<f64>>,
+}
+
+fn default_teachers() -> usize {
+    3
+}
+
+impl Default for MultiTeacherConfig {
+    fn default() -> Self {
+        Self {
+            teachers: default_teachers(),
+            weights: None,
+        }
+    }
+}
+
+/// Teacher-assistant KD (Mirzadeh et al., 2020): teacher → assistant → student, each by KD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantConfig {
+    /// The assistant's architecture, between the teacher's and the student's in size.
+    pub model: ModelSpec,
+    /// Its schedule (default: the student's).
+    #[serde(default)]
+    pub train: Option<TrainConfig>,
+    /// Its optimiser (default: the student's).
+    #[serde(default)]
+    pub optimizer: Option<OptimizerSpec>,
 }
 
 impl DistillConfig {
-    /// The objective the distilled students train on.
-    pub fn objective(&self) -> LogitObjective {
-        match self.method.as_str() {
-            "dkd" => LogitObjective::Dkd(self.dkd),
-            "dist" => LogitObjective::Dist(self.dist),
-            _ => LogitObjective::Kd(KdWeights {
-                temperature: self.temperature,
-                alpha: self.alpha,
-            }),
+    /// The methods this run compares, in order.
+    pub fn method_list(&self) -> Vec<String> {
+        match &self.methods {
+            Some(methods) => methods.clone(),
+            None => vec![self.method.clone()],
         }
+    }
+
+    /// Hinton's KD with this file's temperature and α.
+    pub fn kd_weights(&self) -> KdWeights {
+        KdWeights {
+            temperature: self.temperature,
+            alpha: self.alpha,
+        }
+    }
+
+    /// The logit objective of a logit method (`kd`, `dkd`, `dist`); KD for the schemes built
+    /// on it; `None` for feature methods.
+    pub fn logit_objective(&self, method: &str) -> Option<LogitObjective> {
+        match method {
+            "dkd" => Some(LogitObjective::Dkd(self.dkd)),
+            "dist" => Some(LogitObjective::Dist(self.dist)),
+            "kd" | "born-again" | "multi-teacher" | "ta" => {
+                Some(LogitObjective::Kd(self.kd_weights()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The objective of the single configured method (`distill.method`).
+    pub fn objective(&self) -> LogitObjective {
+        self.logit_objective(&self.method)
+            .unwrap_or(LogitObjective::Kd(self.kd_weights()))
+    }
+
+    /// The feature objective of a feature method (`fitnet`, `at`, `rkd`, `pkt`, `sp`).
+    pub fn feature_objective(&self, method: &str) -> Option<FeatureObjective> {
+        let method = match method {
+            "fitnet" => FeatureMethod::FitNet(self.fitnet),
+            "at" => FeatureMethod::Attention(self.at),
+            "rkd" => FeatureMethod::Rkd(self.rkd),
+            "pkt" => FeatureMethod::Pkt(self.pkt),
+            "sp" => FeatureMethod::Sp(self.sp),
+            _ => return None,
+        };
+        Some(FeatureObjective {
+            method,
+            student_feature: self.features.student.clone(),
+            teacher_feature: self.features.teacher.clone(),
+        })
     }
 }
 
@@ -267,11 +464,22 @@ impl Default for DistillConfig {
     fn default() -> Self {
         Self {
             method: default_method(),
+            methods: None,
             temperature: default_temperature(),
             alpha: default_alpha(),
             transfer: default_transfer(),
             dkd: DkdSettings::default(),
             dist: DistSettings::default(),
+            fitnet: FitNetSettings::default(),
+            at: AttentionSettings::default(),
+            rkd: RkdSettings::default(),
+            pkt: PktSettings::default(),
+            sp: SpSettings::default(),
+            features: FeaturePairing::default(),
+            born_again: BornAgainConfig::default(),
+            dml: DmlConfig::default(),
+            multi_teacher: MultiTeacherConfig::default(),
+            assistant: None,
         }
     }
 }
@@ -415,30 +623,20 @@ impl ExperimentConfig {
         validate_train(&self.student.train, "student.train")?;
         self.student.optimizer.validate("student.optimizer")?;
         let distill = &self.distill;
-        match distill.method.as_str() {
-            "kd" => {}
-            "dkd" => {
-                distill
-                    .dkd
-                    .validate()
-                    .map_err(|e| format!("distill.dkd: {e}"))?;
-                // DKD splits the distributions at the true class, so every input needs a label.
-                if data.label_fractions.iter().any(|&f| f < 1.0)
-                    && distill.transfer.contains(&Transfer::All)
-                {
-                    return Err("distill.method: dkd needs the true label of every input it distils on, so with label_fractions below 1 use distill.transfer = [\"labelled\"]".into());
-                }
+        let methods = distill.method_list();
+        let key = if distill.methods.is_some() {
+            "distill.methods"
+        } else {
+            "distill.method"
+        };
+        if methods.is_empty() {
+            return Err(format!("{key}: expected at least one method"));
+        }
+        for (index, method) in methods.iter().enumerate() {
+            if methods[..index].contains(method) {
+                return Err(format!("{key}: {method:?} is listed twice"));
             }
-            "dist" => distill
-                .dist
-                .validate()
-                .map_err(|e| format!("distill.dist: {e}"))?,
-            other => {
-                return Err(format!(
-                    "distill.method: unknown method {other:?}; expected one of: {}",
-                    crate::distill::loss::TRAINABLE_METHODS.join(", ")
-                ));
-            }
+            self.validate_method(method, key)?;
         }
         if !(distill.temperature.is_finite() && distill.temperature > 0.0) {
             return Err(format!(
@@ -457,6 +655,111 @@ impl ExperimentConfig {
         }
         if distill.transfer.is_empty() {
             return Err("distill.transfer: expected at least one of \"all\", \"labelled\"".into());
+        }
+        Ok(())
+    }
+}
+
+impl ExperimentConfig {
+    /// Checks one method's settings and whether it fits this experiment.
+    fn validate_method(&self, method: &str, key: &str) -> Result<(), String> {
+        let distill = &self.distill;
+        let scarce = self.data.label_fractions.iter().any(|&f| f < 1.0);
+        let setting = |name: &str, result: Result<(), crate::distill::methods::MethodError>| {
+            result.map_err(|e| format!("distill.{name}: {e}"))
+        };
+        match method {
+            "kd" => {}
+            "dkd" => {
+                setting("dkd", distill.dkd.validate())?;
+                // DKD splits the distributions at the true class, so every input needs a label.
+                if scarce && distill.transfer.contains(&Transfer::All) {
+                    return Err(format!(
+                        "{key}: dkd needs the true label of every input it distils on, so with label_fractions below 1 use distill.transfer = [\"labelled\"]"
+                    ));
+                }
+            }
+            "dist" => setting("dist", distill.dist.validate())?,
+            "fitnet" => setting("fitnet", distill.fitnet.validate())?,
+            "at" => {
+                setting("at", distill.at.validate())?;
+                if !matches!(self.student.model, ModelSpec::Cnn(_)) {
+                    return Err(format!(
+                        "{key}: at (attention transfer) compares convolution feature maps, so it needs a cnn student; this student is an mlp"
+                    ));
+                }
+            }
+            "rkd" => setting("rkd", distill.rkd.validate())?,
+            "pkt" => setting("pkt", distill.pkt.validate())?,
+            "sp" => setting("sp", distill.sp.validate())?,
+            "born-again" => {
+                if distill.born_again.generations == 0 {
+                    return Err("distill.born_again.generations: expected at least 1".into());
+                }
+            }
+            "dml" => {
+                if distill.dml.students < 2 {
+                    return Err(format!(
+                        "distill.dml.students: expected at least 2 (a cohort), found {}",
+                        distill.dml.students
+                    ));
+                }
+                if !(distill.dml.temperature.is_finite() && distill.dml.temperature > 0.0) {
+                    return Err(format!(
+                        "distill.dml.temperature: expected a positive number, found {}",
+                        distill.dml.temperature
+                    ));
+                }
+            }
+            "multi-teacher" => {
+                let multi = &distill.multi_teacher;
+                if multi.teachers < 2 {
+                    return Err(format!(
+                        "distill.multi_teacher.teachers: expected at least 2, found {}",
+                        multi.teachers
+                    ));
+                }
+                if self.teacher.checkpoint.is_some() {
+                    return Err(format!(
+                        "{key}: multi-teacher trains its extra teachers from teacher.model, so it needs a trained teacher, not teacher.checkpoint"
+                    ));
+                }
+                if !self.augment.is_identity() {
+                    return Err(format!(
+                        "{key}: multi-teacher averages cached teacher predictions, which augmentation would make inexact; turn augmentation off for it"
+                    ));
+                }
+                if let Some(weights) = &multi.weights
+                    && (weights.len() != multi.teachers
+                        || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0))
+                        || weights.iter().sum::<f64>() <= 0.0)
+                {
+                    return Err(format!(
+                        "distill.multi_teacher.weights: expected {} non-negative numbers, not all zero, found {weights:?}",
+                        multi.teachers
+                    ));
+                }
+            }
+            "ta" => {
+                let Some(assistant) = &distill.assistant else {
+                    return Err(format!(
+                        "{key}: ta needs a [distill.assistant] table with the assistant's model"
+                    ));
+                };
+                assistant.model.validate("distill.assistant.model")?;
+                if let Some(train) = &assistant.train {
+                    validate_train(train, "distill.assistant.train")?;
+                }
+                if let Some(optimizer) = &assistant.optimizer {
+                    optimizer.validate("distill.assistant.optimizer")?;
+                }
+            }
+            other => {
+                return Err(format!(
+                    "{key}: unknown method {other:?}; expected one of: {}",
+                    METHOD_NAMES.join(", ")
+                ));
+            }
         }
         Ok(())
     }

@@ -128,10 +128,6 @@ pub fn lwf_loss(
     hard + soft_target_kl(student_old, teacher_old, settings.temperature) * settings.weight
 }
 
-/// The methods `distill.method` can select today (the others of
-/// [`crate::distill::methods::METHODS`] have verified losses but no training integration yet).
-pub const TRAINABLE_METHODS: [&str; 3] = ["kd", "dkd", "dist"];
-
 /// The logit-based objective a distilled student trains on, chosen by `distill.method`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogitObjective {

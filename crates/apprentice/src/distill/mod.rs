@@ -2,6 +2,8 @@
 
 pub mod loss;
 pub mod methods;
+pub mod objective;
 pub mod optim;
+pub mod schemes;
 pub mod state;
 pub mod train;

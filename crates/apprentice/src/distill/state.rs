@@ -68,6 +68,19 @@ pub struct Progress {
     /// Training seconds spent so far, over every session of the run.
     #[serde(deserialize_with = "crate::report::results::nullable::number")]
     pub elapsed_s: f64,
+    /// Values measured between epochs by a probe (see `TrainHooks::probe`), oldest first.
+    #[serde(default)]
+    pub probes: Vec<ProbePoint>,
+}
+
+/// What a probe measured after one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbePoint {
+    /// Epochs finished when it was measured (0: the initial weights).
+    pub epoch: usize,
+    /// The measured values, in the probe's order.
+    #[serde(deserialize_with = "crate::report::results::nullable::numbers")]
+    pub values: Vec<f64>,
 }
 
 /// One file of a state, with its digest.

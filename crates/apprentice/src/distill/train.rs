@@ -11,9 +11,11 @@ use burn::optim::GradientsParams;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::loss::{LogitObjective, cross_entropy};
+use super::loss::{LogitObjective, cross_entropy, soft_target_kl};
+use super::methods::{FitNetRegressor, MethodError};
+use super::objective::{ResolvedFeatures, TeacherViews};
 use super::optim::Optimizer;
-use super::state::{Checkpointing, Progress};
+use super::state::{Checkpointing, ProbePoint, Progress};
 use crate::backend::{self, ComputeDevice};
 use crate::checkpoint::{load_weights, weights_to_bytes};
 use crate::config::TrainConfig;
@@ -23,12 +25,20 @@ use crate::data::batch::{epoch_order, gather, mix_seed};
 use crate::distill::optim::OptimizerSpec;
 use crate::eval::metrics::accuracy;
 use crate::models::Network;
+use crate::models::network::SequentialIds;
 
 /// Where the distillation targets come from.
 pub enum TeacherSignal<'a> {
     /// Teacher logits computed once, row `i` for training sample `i` (exact when the inputs
     /// are not augmented).
     Cached(&'a [f32]),
+    /// Teacher logits and feature views computed once, row `i` for training sample `i`.
+    CachedWithViews {
+        /// Logits, row-major.
+        logits: &'a [f32],
+        /// The views a feature objective compares with.
+        views: &'a TeacherViews,
+    },
     /// The teacher itself (inference mode), run on each augmented batch so that it sees the
     /// same view as the student.
     Live(&'a Network),
@@ -45,6 +55,77 @@ pub enum Supervision<'a> {
         /// The method and its settings.
         objective: LogitObjective,
     },
+    /// Cross-entropy plus a feature-based distillation term against a teacher.
+    Features {
+        /// The teacher's outputs (its feature views when cached).
+        teacher: TeacherSignal<'a>,
+        /// The method, with the compared features chosen.
+        objective: ResolvedFeatures,
+    },
+    /// Deep mutual learning (Zhang et al., 2018): every member of a cohort learns its labels
+    /// and, by `T²·KL(p_peer ‖ p_self)` averaged over its peers, from the others' predictions.
+    /// No pretrained teacher.
+    Mutual {
+        /// Softening temperature of the mutual terms (1 in the paper).
+        temperature: f64,
+    },
+}
+
+/// Everything one training run updates: the student (or, for deep mutual learning, a cohort of
+/// students, the first one reported) and the FitNets regressors. Parameter ids are numbered
+/// in visiting order, so a resumed run attaches the saved optimiser state to a freshly built
+/// learner.
+#[derive(Module, Debug)]
+pub struct Learner {
+    /// The networks trained; the first is the student the run returns.
+    pub members: Vec<Network>,
+    /// FitNets regressors, one per hint pair.
+    pub regressors: Vec<FitNetRegressor>,
+}
+
+impl Learner {
+    /// A learner of these networks and regressors, parameter ids renumbered.
+    pub fn new(members: Vec<Network>, regressors: Vec<FitNetRegressor>) -> Self {
+        Self {
+            members,
+            regressors,
+        }
+        .map(&mut SequentialIds { next: 1 })
+    }
+
+    /// One network and nothing else.
+    pub fn single(network: Network) -> Self {
+        Self::new(vec![network], Vec::new())
+    }
+
+    fn parameters_are_finite(&self) -> bool {
+        self.members.iter().all(Network::parameters_are_finite)
+            && self.regressors.iter().all(|regressor| {
+                crate::backend::to_host(regressor.layer.weight.val().sum())
+                    .iter()
+                    .chain(crate::backend::to_host(regressor.layer.bias.val().sum()).iter())
+                    .all(|v| v.is_finite())
+            })
+    }
+}
+
+/// A function of the model measured between epochs; see [`TrainHooks::probe`].
+pub type Probe<'a> = &'a dyn Fn(&Network) -> Result<Vec<f64>, String>;
+
+/// A function called with the model after every epoch; see [`TrainHooks::snapshot`].
+pub type Snapshot<'a> = &'a dyn Fn(usize, &Network) -> Result<(), String>;
+
+/// Work done between epochs besides validation.
+#[derive(Default, Clone, Copy)]
+pub struct TrainHooks<'a> {
+    /// Measured on the initial weights, every `.0` epochs and after the last epoch, on the
+    /// first member in inference mode (e.g. the supervision complexity of the targets). The
+    /// values are kept in the mid-training state, so a resumed run keeps its curve.
+    pub probe: Option<(usize, Probe<'a>)>,
+    /// Called with the 1-based epoch and the first member in inference mode after every
+    /// epoch, before the epoch's state is saved (e.g. to keep teacher checkpoints for online
+    /// distillation); it must be idempotent, since a resumed run may repeat an epoch.
+    pub snapshot: Option<Snapshot<'a>>,
 }
 
 /// The samples one training run sees.
@@ -140,6 +221,10 @@ pub struct TrainOutcome {
     pub skipped_batches: usize,
     /// Wall-clock seconds spent training (evaluation included, over all resumed sessions).
     pub wall_time_s: f64,
+    /// The other members of a deep-mutual-learning cohort, in inference mode.
+    pub peers: Vec<Network>,
+    /// What the probe measured, if one was given.
+    pub probes: Vec<ProbePoint>,
 }
 
 /// Why training stopped early with an error.
@@ -209,10 +294,46 @@ fn dropout_rng(seed: u64, epoch: usize, step: usize) -> ChaCha8Rng {
 /// are written every `every_steps` steps and at every epoch end.
 pub fn train(
     name: &str,
-    mut model: Network,
+    model: Network,
     set: &TrainingSet<'_>,
     supervision: &Supervision<'_>,
     settings: &TrainSettings<'_>,
+    device: &ComputeDevice,
+    observer: &mut dyn TrainObserver,
+) -> Result<TrainOutcome, TrainError> {
+    train_learner(
+        name,
+        Learner::single(model),
+        set,
+        supervision,
+        settings,
+        TrainHooks::default(),
+        device,
+        observer,
+    )
+}
+
+/// The dropout generator of cohort member `member` at one step; member 0 draws exactly what a
+/// single network would.
+fn member_dropout_rng(seed: u64, member: usize, epoch: usize, step: usize) -> ChaCha8Rng {
+    let seed = if member == 0 {
+        seed
+    } else {
+        mix_seed(seed, 0xc0_0000 + member as u64)
+    };
+    dropout_rng(seed, epoch, step)
+}
+
+/// Trains everything in `learner` (created on `device.training()`), with hooks between
+/// epochs; [`train`] is this for one network and no hooks.
+#[allow(clippy::too_many_arguments)]
+pub fn train_learner(
+    name: &str,
+    mut model: Learner,
+    set: &TrainingSet<'_>,
+    supervision: &Supervision<'_>,
+    settings: &TrainSettings<'_>,
+    hooks: TrainHooks<'_>,
     device: &ComputeDevice,
     observer: &mut dyn TrainObserver,
 ) -> Result<TrainOutcome, TrainError> {
@@ -223,10 +344,36 @@ pub fn train(
             "{name}: the training set is empty"
         )));
     }
-    if let Supervision::Distill {
-        teacher: TeacherSignal::Cached(logits),
-        ..
-    } = supervision
+    if model.members.is_empty() {
+        return Err(TrainError::Invalid(format!("{name}: nothing to train")));
+    }
+    let mutual = matches!(supervision, Supervision::Mutual { .. });
+    if mutual != (model.members.len() > 1) {
+        return Err(TrainError::Invalid(format!(
+            "{name}: deep mutual learning needs a cohort of at least two networks, and only it trains more than one (got {})",
+            model.members.len()
+        )));
+    }
+    let cached_logits = match supervision {
+        Supervision::Distill {
+            teacher: TeacherSignal::Cached(logits),
+            ..
+        }
+        | Supervision::Features {
+            teacher: TeacherSignal::Cached(logits),
+            ..
+        }
+        | Supervision::Distill {
+            teacher: TeacherSignal::CachedWithViews { logits, .. },
+            ..
+        }
+        | Supervision::Features {
+            teacher: TeacherSignal::CachedWithViews { logits, .. },
+            ..
+        } => Some(*logits),
+        _ => None,
+    };
+    if let Some(logits) = cached_logits
         && logits.len() != data.len() * data.num_classes
     {
         return Err(TrainError::Invalid(format!(
@@ -234,6 +381,23 @@ pub fn train(
             logits.len(),
             data.len() * data.num_classes
         )));
+    }
+    if let Supervision::Features { teacher, .. } = supervision {
+        match teacher {
+            TeacherSignal::Cached(_) => {
+                return Err(TrainError::Invalid(format!(
+                    "{name}: a feature method needs the teacher's feature views or the live teacher, not logits alone"
+                )));
+            }
+            TeacherSignal::CachedWithViews { views, .. } if views.len() != data.len() => {
+                return Err(TrainError::Invalid(format!(
+                    "{name}: cached teacher views cover {} samples, expected {}",
+                    views.len(),
+                    data.len()
+                )));
+            }
+            _ => {}
+        }
     }
     let train_device = device.training();
     let inference_device = device.inference();
@@ -265,12 +429,14 @@ pub fn train(
         kept_validation_accuracy: f64::NAN,
         stopped_early: false,
         elapsed_s: 0.0,
+        probes: Vec::new(),
     };
-    let mut kept_model: Option<Network> = None;
+    let mut kept_model: Option<Learner> = None;
     let fail = |message: String| TrainError::Checkpoint {
         name: name.to_string(),
         message,
     };
+    let mut restored_any = false;
     if let Some(checkpointing) = settings.checkpointing {
         let (restored, warnings) = checkpointing.load_latest();
         for warning in warnings {
@@ -283,13 +449,28 @@ pub fn train(
                 kept_model = Some(load_weights(model.valid(), best).map_err(fail)?);
             }
             progress = restored.manifest.progress;
+            restored_any = true;
         }
+    }
+    let probe =
+        |progress: &mut Progress, model: &Network, epoch: usize| -> Result<(), TrainError> {
+            if let Some((_, measure)) = hooks.probe
+                && progress.probes.last().is_none_or(|p| p.epoch < epoch)
+            {
+                let values = measure(model)
+                    .map_err(|e| TrainError::Invalid(format!("{name}: epoch {epoch}: {e}")))?;
+                progress.probes.push(ProbePoint { epoch, values });
+            }
+            Ok(())
+        };
+    if !restored_any {
+        probe(&mut progress, &model.members[0].valid(), 0)?;
     }
     let base_elapsed = progress.elapsed_s;
     let save_state = |progress: &mut Progress,
-                      model: &Network,
+                      model: &Learner,
                       optimizer: &Optimizer,
-                      kept: Option<&Network>|
+                      kept: Option<&Learner>|
      -> Result<(), TrainError> {
         let Some(checkpointing) = settings.checkpointing else {
             return Ok(());
@@ -339,8 +520,11 @@ pub fn train(
             }
             let rows = batch.len();
             let inputs = backend::matrix(features.clone(), rows, width, &train_device);
-            let mut masks = dropout_rng(settings.seed, epoch, step);
-            let output = model.forward(inputs, Some(&mut masks));
+            let mut outputs = Vec::with_capacity(model.members.len());
+            for (member, network) in model.members.iter().enumerate() {
+                let mut masks = member_dropout_rng(settings.seed, member, epoch, step);
+                outputs.push(network.forward(inputs.clone(), Some(&mut masks)));
+            }
             let label_tensor = backend::class_indices(&labels, &train_device);
             let mask = set.labelled.map(|labelled| {
                 let values = batch
@@ -349,29 +533,69 @@ pub fn train(
                     .collect();
                 backend::vector(values, &train_device)
             });
-            let loss = match supervision {
-                Supervision::Labels => cross_entropy(output.logits, label_tensor, mask),
-                Supervision::Distill { teacher, objective } => {
-                    teacher_rows.clear();
-                    match teacher {
-                        TeacherSignal::Cached(logits) => {
-                            for &index in batch {
-                                teacher_rows.extend_from_slice(
-                                    &logits[index * classes..(index + 1) * classes],
-                                );
-                            }
-                        }
-                        TeacherSignal::Live(network) => {
-                            let inputs =
-                                backend::matrix(features.clone(), rows, width, &inference_device);
-                            teacher_rows.extend(backend::to_host(network.logits(inputs)));
+            let invalid = |e: MethodError| TrainError::Invalid(format!("{name}: {e}"));
+            // The teacher's logits (and features, for a live teacher) on this batch.
+            let mut teacher_batch = |teacher: &TeacherSignal<'_>| {
+                teacher_rows.clear();
+                let mut live_features = None;
+                match teacher {
+                    TeacherSignal::Cached(logits)
+                    | TeacherSignal::CachedWithViews { logits, .. } => {
+                        for &index in batch {
+                            teacher_rows
+                                .extend_from_slice(&logits[index * classes..(index + 1) * classes]);
                         }
                     }
-                    let teacher_logits =
-                        backend::matrix(teacher_rows.clone(), rows, classes, &train_device);
+                    TeacherSignal::Live(network) => {
+                        let inputs =
+                            backend::matrix(features.clone(), rows, width, &inference_device);
+                        let output = network.forward(inputs, None);
+                        teacher_rows.extend(backend::to_host(output.logits));
+                        live_features = Some(output.features);
+                    }
+                }
+                let logits = backend::matrix(teacher_rows.clone(), rows, classes, &train_device);
+                (logits, live_features)
+            };
+            let loss = match supervision {
+                Supervision::Labels => {
+                    let output = outputs.pop().expect("one member");
+                    cross_entropy(output.logits, label_tensor, mask)
+                }
+                Supervision::Distill { teacher, objective } => {
+                    let (teacher_logits, _) = teacher_batch(teacher);
+                    let output = outputs.pop().expect("one member");
                     objective
                         .loss(output.logits, teacher_logits, label_tensor, mask, epoch + 1)
-                        .map_err(|e| TrainError::Invalid(format!("{name}: {e}")))?
+                        .map_err(invalid)?
+                }
+                Supervision::Features { teacher, objective } => {
+                    let (_, live_features) = teacher_batch(teacher);
+                    let views = match (teacher, live_features) {
+                        (TeacherSignal::CachedWithViews { views, .. }, _) => {
+                            views.batch(batch, &train_device)
+                        }
+                        (_, Some(teacher_features)) => objective
+                            .teacher_views(&teacher_features)
+                            .into_iter()
+                            .map(|view| move_feature(view, &train_device))
+                            .collect(),
+                        _ => unreachable!("checked before training: views or a live teacher"),
+                    };
+                    let output = outputs.pop().expect("one member");
+                    objective
+                        .loss(
+                            output.logits,
+                            &output.features,
+                            views,
+                            &model.regressors,
+                            label_tensor,
+                            mask,
+                        )
+                        .map_err(invalid)?
+                }
+                Supervision::Mutual { temperature } => {
+                    mutual_loss(&outputs, label_tensor, mask, *temperature)
                 }
             };
             let value = backend::scalar(loss.clone());
@@ -437,13 +661,22 @@ pub fn train(
         let validation_accuracy = if set.validation.is_empty() {
             f64::NAN
         } else {
-            let logits = predict_logits(&snapshot, set.validation, device);
+            let logits = predict_logits(&snapshot.members[0], set.validation, device);
             accuracy(&logits, classes, &set.validation.labels)
         };
         let train_loss = progress.loss_sum / progress.loss_count as f64;
         progress.train_loss.push(train_loss);
         progress.validation_accuracy.push(validation_accuracy);
         observer.epoch(epoch + 1, train_loss, validation_accuracy);
+        if let Some(keep) = hooks.snapshot {
+            keep(epoch + 1, &snapshot.members[0])
+                .map_err(|e| fail(format!("epoch {}: {e}", epoch + 1)))?;
+        }
+        if let Some((every, _)) = hooks.probe
+            && ((epoch + 1).is_multiple_of(every.max(1)) || epoch + 1 == epochs)
+        {
+            probe(&mut progress, &snapshot.members[0], epoch + 1)?;
+        }
 
         match early_stopping {
             Some(patience) => {
@@ -478,8 +711,11 @@ pub fn train(
         (Some(_), Some(kept)) => kept,
         _ => model.valid(),
     };
+    let mut members = final_model.members.into_iter();
+    let first = members.next().expect("at least one member");
     Ok(TrainOutcome {
-        model: final_model,
+        model: first,
+        peers: members.collect(),
         epochs_run: progress.train_loss.len(),
         train_loss: progress.train_loss,
         validation_accuracy: progress.validation_accuracy,
@@ -487,7 +723,48 @@ pub fn train(
         final_validation_accuracy: progress.kept_validation_accuracy,
         skipped_batches: progress.skipped_batches,
         wall_time_s: base_elapsed + started.elapsed().as_secs_f64(),
+        probes: progress.probes,
     })
+}
+
+/// A teacher feature computed on the inference device, brought to the training device as a
+/// constant.
+fn move_feature(
+    feature: crate::models::network::FeatureTensor,
+    device: &burn::tensor::Device,
+) -> crate::models::network::FeatureTensor {
+    use crate::models::network::FeatureTensor;
+    match feature {
+        FeatureTensor::Flat(values) => FeatureTensor::Flat(values.to_device(device).detach()),
+        FeatureTensor::Map(map) => FeatureTensor::Map(map.to_device(device).detach()),
+    }
+}
+
+/// Deep mutual learning's loss for a whole cohort: for every member, cross-entropy plus the mean
+/// over its peers of `T²·KL(p_peer ‖ p_self)`. Peers are detached in each member's term, so the
+/// summed loss gives every member exactly the gradient of its own loss.
+fn mutual_loss(
+    outputs: &[crate::models::ForwardOutput],
+    labels: burn::tensor::Tensor<1, burn::tensor::Int>,
+    mask: Option<burn::tensor::Tensor<1>>,
+    temperature: f64,
+) -> burn::tensor::Tensor<1> {
+    let peers = (outputs.len() - 1).max(1) as f64;
+    let mut total: Option<burn::tensor::Tensor<1>> = None;
+    for (k, own) in outputs.iter().enumerate() {
+        let mut term = cross_entropy(own.logits.clone(), labels.clone(), mask.clone());
+        for (j, peer) in outputs.iter().enumerate() {
+            if j != k {
+                term = term
+                    + soft_target_kl(own.logits.clone(), peer.logits.clone(), temperature) / peers;
+            }
+        }
+        total = Some(match total {
+            Some(sum) => sum + term,
+            None => term,
+        });
+    }
+    total.expect("a cohort has members")
 }
 
 /// Logits of an inference-mode network on every sample of `data`, row-major.

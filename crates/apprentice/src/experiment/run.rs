@@ -9,12 +9,16 @@ use super::data::{PreparedData, RawData, load_raw, prepare};
 use crate::backend::ComputeDevice;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
 use crate::config::{ExperimentConfig, ModelConfig, Transfer};
+use crate::data::Dataset;
 use crate::data::batch::mix_seed;
 use crate::data::split::stratified_subset_indices;
+use crate::distill::loss::LogitObjective;
+use crate::distill::methods::FitNetRegressor;
+use crate::distill::objective::TeacherViews;
 use crate::distill::state::{Checkpointing, sha256_hex};
 use crate::distill::train::{
-    Supervision, TeacherSignal, TrainObserver, TrainOutcome, TrainSettings, TrainingSet,
-    predict_logits, train,
+    Learner, Supervision, TeacherSignal, TrainHooks, TrainObserver, TrainOutcome, TrainSettings,
+    TrainingSet, predict_logits, train_learner,
 };
 use crate::error::{Error, Result};
 use crate::eval::metrics::{Metrics, accuracy, evaluate};
@@ -182,9 +186,13 @@ struct Job<'a> {
     supervision: Supervision<'a>,
     /// What the targets depend on beyond the settings (the teacher's weights), for the
     /// checkpoint fingerprint.
-    teacher_digest: Option<&'a str>,
+    teacher_digest: Option<String>,
     /// The teacher's test logits, for agreement and KL (none for the teacher itself).
     teacher_test_logits: Option<&'a [f32]>,
+    /// Networks trained together (2 or more for deep mutual learning).
+    cohort: usize,
+    /// (input, output) widths of the FitNets regressors trained with the student.
+    regressors: Vec<(usize, usize)>,
 }
 
 impl SeedContext<'_> {
@@ -235,14 +243,40 @@ impl SeedContext<'_> {
             return Ok(done);
         }
         let data = self.data;
-        let network = Network::new(
-            &job.model_config.model,
-            data.train.shape,
-            data.train.num_classes,
-            job.init_seed,
-            &self.options.device.training(),
-        )
-        .map_err(|message| Error::Invalid(format!("{}: {message}", job.name)))?;
+        let device = self.options.device.training();
+        let mut members = Vec::with_capacity(job.cohort.max(1));
+        for member in 0..job.cohort.max(1) {
+            // The first member starts from the weights every student of the seed starts from.
+            let seed = if member == 0 {
+                job.init_seed
+            } else {
+                mix_seed(job.init_seed, 0xc0_0000 + member as u64)
+            };
+            members.push(
+                Network::new(
+                    &job.model_config.model,
+                    data.train.shape,
+                    data.train.num_classes,
+                    seed,
+                    &device,
+                )
+                .map_err(|message| Error::Invalid(format!("{}: {message}", job.name)))?,
+            );
+        }
+        let regressors = job
+            .regressors
+            .iter()
+            .enumerate()
+            .map(|(index, &(inputs, outputs))| {
+                FitNetRegressor::new(
+                    inputs,
+                    outputs,
+                    mix_seed(job.init_seed, 0xf17e_0000 + index as u64),
+                    &device,
+                )
+            })
+            .collect();
+        let learner = Learner::new(members, regressors);
         let identity = serde_json::json!({
             "name": job.name,
             "seed": self.seed,
@@ -250,7 +284,8 @@ impl SeedContext<'_> {
             "order_seed": job.order_seed,
             "model": job.model_config,
             "augment": self.config.augment,
-            "distill": matches!(job.supervision, Supervision::Distill { .. }).then_some(&self.config.distill),
+            "distill": (!matches!(job.supervision, Supervision::Labels)).then_some(&self.config.distill),
+            "method": job.method,
             "label_fraction": job.label_fraction,
             "transfer": job.transfer,
             "data": [&data.train.name, &data.train.len().to_string(), &data.validation.len().to_string()],
@@ -272,12 +307,13 @@ impl SeedContext<'_> {
             checkpointing: checkpointing.as_ref(),
         };
         let title = format!("seed {} · {}", self.seed, job.name);
-        let outcome = train(
+        let outcome = train_learner(
             &title,
-            network,
+            learner,
             &job.set,
             &job.supervision,
             &settings,
+            TrainHooks::default(),
             &self.options.device,
             observer,
         )?;
@@ -315,6 +351,7 @@ struct StudentCommon<'a> {
 }
 
 impl<'a> StudentCommon<'a> {
+    #[allow(clippy::too_many_arguments)]
     fn job(
         &self,
         name: String,
@@ -335,9 +372,496 @@ impl<'a> StudentCommon<'a> {
             order_seed: self.order_seed,
             set,
             supervision,
-            teacher_digest: Some(self.teacher_digest),
+            teacher_digest: Some(self.teacher_digest.to_string()),
             teacher_test_logits: Some(self.teacher_test_logits),
+            cohort: 1,
+            regressors: Vec::new(),
         }
+    }
+}
+
+/// The model name of a method's student: `kd`, `kd-all@5%`, `born-again-2-labelled@5%`.
+fn student_name(method: &str, transfer: Transfer, fraction: f64) -> String {
+    if fraction < 1.0 {
+        format!(
+            "{method}-{}{}",
+            transfer.as_str(),
+            fraction_suffix(fraction)
+        )
+    } else {
+        method.to_string()
+    }
+}
+
+/// A digest of a network's weights, identifying a teacher in checkpoint fingerprints.
+fn weights_digest(name: &str, network: &Network) -> Result<String> {
+    Ok(sha256_hex(
+        &checkpoint::weights_to_bytes(network)
+            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?,
+    ))
+}
+
+/// Rows `subset` of row-major `values` with `width` values per row.
+fn rows_of(values: &[f32], subset: &[usize], width: usize) -> Vec<f32> {
+    subset
+        .iter()
+        .flat_map(|&i| values[i * width..(i + 1) * width].iter().copied())
+        .collect()
+}
+
+/// Logits whose softmax at `temperature` is the weighted mean of the given logits' softmaxes at
+/// `temperature`: `T·log Σ_k w_k softmax(t_k/T)`. KD against them is KD against the teachers'
+/// averaged softened predictions (multi-teacher distillation).
+pub fn mixture_logits(
+    members: &[&[f32]],
+    weights: &[f64],
+    classes: usize,
+    temperature: f64,
+) -> Vec<f32> {
+    let total: f64 = weights.iter().sum();
+    let rows = members.first().map_or(0, |m| m.len() / classes.max(1));
+    let mut out = Vec::with_capacity(rows * classes);
+    let mut mixed = vec![0.0f64; classes];
+    for row in 0..rows {
+        mixed.iter_mut().for_each(|v| *v = 0.0);
+        for (member, &weight) in members.iter().zip(weights) {
+            let logits = &member[row * classes..(row + 1) * classes];
+            let max = logits.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+            let exps: Vec<f64> = logits
+                .iter()
+                .map(|&l| ((l as f64 - max) / temperature).exp())
+                .collect();
+            let sum: f64 = exps.iter().sum();
+            for (m, e) in mixed.iter_mut().zip(exps) {
+                *m += weight / total * e / sum;
+            }
+        }
+        out.extend(
+            mixed
+                .iter()
+                .map(|&p| (temperature * p.max(f64::MIN_POSITIVE).ln()) as f32),
+        );
+    }
+    out
+}
+
+/// One label fraction's students: what their jobs share and build on.
+struct FractionRun<'a> {
+    context: &'a SeedContext<'a>,
+    common: StudentCommon<'a>,
+    teacher: &'a Network,
+    /// The teacher's logits on every training sample (none when augmentation makes them
+    /// inexact).
+    teacher_train_logits: Option<&'a [f32]>,
+    fraction: f64,
+    /// Indices of the labelled training samples.
+    subset: &'a [usize],
+    /// Labelled flags over all training samples.
+    mask: &'a [bool],
+    labelled_data: &'a Dataset,
+    scratch: &'a Network,
+}
+
+impl<'a> FractionRun<'a> {
+    fn data(&self) -> &'a PreparedData {
+        self.context.data
+    }
+
+    /// The training set of a transfer choice.
+    fn set(&self, transfer: Transfer) -> TrainingSet<'a> {
+        let data = self.data();
+        match transfer {
+            Transfer::All => TrainingSet {
+                data: &data.train,
+                labelled: (self.fraction < 1.0).then_some(self.mask),
+                samples_per_epoch: data.train.len(),
+                validation: &data.validation,
+            },
+            Transfer::Labelled => TrainingSet {
+                data: self.labelled_data,
+                labelled: None,
+                samples_per_epoch: data.train.len(),
+                validation: &data.validation,
+            },
+        }
+    }
+
+    /// A model's logits on the training inputs of a transfer choice, when they can be cached.
+    fn cached_logits(&self, network: &Network, transfer: Transfer) -> Option<Vec<f32>> {
+        let data = self.data();
+        self.context.config.augment.is_identity().then(|| {
+            let all = predict_logits(network, &data.train, &self.context.options.device);
+            match transfer {
+                Transfer::All => all,
+                Transfer::Labelled => rows_of(&all, self.subset, data.train.num_classes),
+            }
+        })
+    }
+
+    /// Trains one KD-style student from `teacher` (cached logits when possible).
+    #[allow(clippy::too_many_arguments)]
+    fn distil_from(
+        &self,
+        name: String,
+        method: &str,
+        transfer: Transfer,
+        teacher: &Network,
+        teacher_logits: Option<&[f32]>,
+        teacher_digest: String,
+        objective: LogitObjective,
+        model_config: Option<&'a ModelConfig>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(Network, SeedRecord)> {
+        let signal = match teacher_logits {
+            Some(logits) => TeacherSignal::Cached(logits),
+            None => TeacherSignal::Live(teacher),
+        };
+        let mut job = self.common.job(
+            name,
+            Role::Distilled,
+            method,
+            Some(transfer),
+            self.set(transfer),
+            Supervision::Distill {
+                teacher: signal,
+                objective,
+            },
+        );
+        job.teacher_digest = Some(teacher_digest);
+        if let Some(config) = model_config {
+            job.model_config = config;
+        }
+        self.context.run(job, observer)
+    }
+
+    /// Every student of `method` for `transfer`, in table order.
+    fn run_method(
+        &self,
+        method: &str,
+        transfer: Transfer,
+        extra_teachers: &mut ExtraTeachers,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Vec<(String, SeedRecord)>> {
+        let config = self.context.config;
+        let data = self.data();
+        let device = &self.context.options.device;
+        let classes = data.train.num_classes;
+        let name = student_name(method, transfer, self.fraction);
+        let teacher_logits: Option<Vec<f32>> =
+            self.teacher_train_logits.map(|all| match transfer {
+                Transfer::All => all.to_vec(),
+                Transfer::Labelled => rows_of(all, self.subset, classes),
+            });
+        let mut out = Vec::new();
+        match method {
+            "kd" | "dkd" | "dist" => {
+                let objective = config
+                    .distill
+                    .logit_objective(method)
+                    .expect("a logit method");
+                let (_, record) = self.distil_from(
+                    name.clone(),
+                    method,
+                    transfer,
+                    self.teacher,
+                    teacher_logits.as_deref(),
+                    self.common.teacher_digest.to_string(),
+                    objective,
+                    None,
+                    observer,
+                )?;
+                out.push((name, record));
+            }
+            "fitnet" | "at" | "rkd" | "pkt" | "sp" => {
+                let objective = config
+                    .distill
+                    .feature_objective(method)
+                    .expect("a feature method");
+                // One example through each network tells which features exist and their sizes.
+                let student = Network::new(
+                    &config.student.model,
+                    data.train.shape,
+                    classes,
+                    self.common.init_seed,
+                    &device.inference(),
+                )
+                .map_err(Error::Invalid)?;
+                let example = crate::backend::matrix(
+                    data.train.sample(0).to_vec(),
+                    1,
+                    data.train.shape.len(),
+                    &device.inference(),
+                );
+                let student_features = student.forward(example.clone(), None).features;
+                let teacher_features = self.teacher.forward(example, None).features;
+                let resolved = objective
+                    .resolve(&student_features, &teacher_features)
+                    .map_err(|e| Error::Invalid(format!("distill: {e}")))?;
+                let regressors = resolved.regressor_widths(&student_features, &teacher_features);
+                let views = self.context.config.augment.is_identity().then(|| {
+                    let all = TeacherViews::compute(self.teacher, &data.train, &resolved, device);
+                    match transfer {
+                        Transfer::All => all,
+                        Transfer::Labelled => all.subset(self.subset),
+                    }
+                });
+                let signal = match (&teacher_logits, &views) {
+                    (Some(logits), Some(views)) => TeacherSignal::CachedWithViews { logits, views },
+                    _ => TeacherSignal::Live(self.teacher),
+                };
+                let mut job = self.common.job(
+                    name.clone(),
+                    Role::Distilled,
+                    method,
+                    Some(transfer),
+                    self.set(transfer),
+                    Supervision::Features {
+                        teacher: signal,
+                        objective: resolved,
+                    },
+                );
+                job.regressors = regressors;
+                let (_, record) = self.context.run(job, observer)?;
+                out.push((name, record));
+            }
+            "dml" => {
+                let mut job = self.common.job(
+                    name.clone(),
+                    Role::Distilled,
+                    method,
+                    Some(transfer),
+                    self.set(transfer),
+                    Supervision::Mutual {
+                        temperature: config.distill.dml.temperature,
+                    },
+                );
+                job.cohort = config.distill.dml.students;
+                job.teacher_digest = None;
+                let (_, record) = self.context.run(job, observer)?;
+                out.push((name, record));
+            }
+            "born-again" => {
+                let objective = config
+                    .distill
+                    .logit_objective(method)
+                    .expect("born-again distils with kd");
+                let mut previous = self.scratch.clone();
+                let mut generation_test_logits = Vec::new();
+                let mut params = 0;
+                for generation in 1..=config.distill.born_again.generations {
+                    let gen_name =
+                        student_name(&format!("born-again-{generation}"), transfer, self.fraction);
+                    let logits = self.cached_logits(&previous, transfer);
+                    let (model, record) = self.distil_from(
+                        gen_name.clone(),
+                        method,
+                        transfer,
+                        &previous,
+                        logits.as_deref(),
+                        weights_digest(&gen_name, &previous)?,
+                        objective.clone(),
+                        None,
+                        observer,
+                    )?;
+                    params = record.params;
+                    generation_test_logits.push(predict_logits(&model, &data.test, device));
+                    out.push((gen_name, record));
+                    previous = model;
+                }
+                // The ensemble of the generations, as Furlanello et al. also report.
+                let generations = generation_test_logits.len();
+                let members: Vec<&[f32]> =
+                    generation_test_logits.iter().map(Vec::as_slice).collect();
+                let weights = vec![1.0; generations];
+                let ensemble = mixture_logits(&members, &weights, classes, 1.0);
+                let ensemble_name = student_name("born-again-ensemble", transfer, self.fraction);
+                let first = &out[0].1;
+                let record = SeedRecord {
+                    role: Role::Distilled,
+                    method: method.to_string(),
+                    label_fraction: self.fraction,
+                    transfer: Some(transfer),
+                    architecture: format!("ensemble of {generations} × {}", first.architecture),
+                    params: params * generations,
+                    metrics: evaluate(
+                        &ensemble,
+                        classes,
+                        &data.test.labels,
+                        Some(self.common.teacher_test_logits),
+                    ),
+                    validation_accuracy: f64::NAN,
+                    wall_time_s: out.iter().map(|(_, r)| r.wall_time_s).sum(),
+                    epochs_run: out.iter().map(|(_, r)| r.epochs_run).sum(),
+                    skipped_batches: 0,
+                    curve: Curve {
+                        seed: self.context.seed,
+                        train_loss: vec![],
+                        validation_accuracy: vec![],
+                        learning_rate: vec![],
+                    },
+                };
+                out.push((ensemble_name, record));
+            }
+            "multi-teacher" => {
+                let multi = &config.distill.multi_teacher;
+                let teachers = extra_teachers.ensure(self.context, multi.teachers, observer)?;
+                let train_logits = |network: &Network| self.cached_logits(network, transfer);
+                let mut member_logits = vec![teacher_logits.clone().ok_or_else(|| {
+                    Error::Invalid("multi-teacher needs cached teacher logits".into())
+                })?];
+                let mut digest = self.common.teacher_digest.to_string();
+                for (extra_name, extra) in teachers.iter() {
+                    member_logits.push(train_logits(extra).ok_or_else(|| {
+                        Error::Invalid("multi-teacher needs cached teacher logits".into())
+                    })?);
+                    digest.push_str(&weights_digest(extra_name, extra)?);
+                }
+                let members: Vec<&[f32]> = member_logits.iter().map(Vec::as_slice).collect();
+                let weights = multi
+                    .weights
+                    .clone()
+                    .unwrap_or_else(|| vec![1.0; members.len()]);
+                let mixed = mixture_logits(&members, &weights, classes, config.distill.temperature);
+                let objective = config
+                    .distill
+                    .logit_objective(method)
+                    .expect("multi-teacher distils with kd");
+                let (_, record) = self.distil_from(
+                    name.clone(),
+                    method,
+                    transfer,
+                    self.teacher,
+                    Some(&mixed),
+                    sha256_hex(digest.as_bytes()),
+                    objective,
+                    None,
+                    observer,
+                )?;
+                out.push((name, record));
+            }
+            "ta" => {
+                let assistant = config
+                    .distill
+                    .assistant
+                    .as_ref()
+                    .expect("validated: ta has an assistant");
+                let assistant_config = ModelConfig {
+                    model: assistant.model.clone(),
+                    train: assistant
+                        .train
+                        .clone()
+                        .unwrap_or_else(|| config.student.train.clone()),
+                    optimizer: assistant
+                        .optimizer
+                        .clone()
+                        .unwrap_or_else(|| config.student.optimizer.clone()),
+                };
+                let objective = config
+                    .distill
+                    .logit_objective(method)
+                    .expect("ta distils with kd");
+                let assistant_name = student_name("assistant", transfer, self.fraction);
+                let mut job = self.common.job(
+                    assistant_name.clone(),
+                    Role::Teacher,
+                    "kd",
+                    Some(transfer),
+                    self.set(transfer),
+                    Supervision::Distill {
+                        teacher: match &teacher_logits {
+                            Some(logits) => TeacherSignal::Cached(logits),
+                            None => TeacherSignal::Live(self.teacher),
+                        },
+                        objective: objective.clone(),
+                    },
+                );
+                job.model_config = &assistant_config;
+                job.init_seed = mix_seed(self.common.init_seed, 0x7a00_0001);
+                let (assistant_model, assistant_record) = self.context.run(job, observer)?;
+                let logits = self.cached_logits(&assistant_model, transfer);
+                let (_, record) = self.distil_from(
+                    name.clone(),
+                    method,
+                    transfer,
+                    &assistant_model,
+                    logits.as_deref(),
+                    weights_digest(&assistant_name, &assistant_model)?,
+                    objective,
+                    None,
+                    observer,
+                )?;
+                out.push((assistant_name, assistant_record));
+                out.push((name, record));
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "distill.method: unknown method {other:?}"
+                )));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The extra teachers of multi-teacher distillation: trained once per seed, when first needed.
+#[derive(Default)]
+struct ExtraTeachers {
+    networks: Vec<(String, Network)>,
+    records: Vec<(String, SeedRecord)>,
+}
+
+impl ExtraTeachers {
+    /// Makes sure `total − 1` extra teachers exist (the run's teacher is the first of `total`).
+    fn ensure(
+        &mut self,
+        context: &SeedContext<'_>,
+        total: usize,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<&[(String, Network)]> {
+        let config = context.config;
+        let data = context.data;
+        let model_config = ModelConfig {
+            model: config
+                .teacher
+                .model
+                .clone()
+                .expect("validated: multi-teacher has teacher.model"),
+            train: config
+                .teacher
+                .train
+                .clone()
+                .expect("validated: multi-teacher has teacher.train"),
+            optimizer: config.teacher.optimizer.clone(),
+        };
+        while self.networks.len() + 1 < total {
+            let index = self.networks.len() + 2;
+            let name = format!("teacher-{index}");
+            let job = Job {
+                name: name.clone(),
+                role: Role::Teacher,
+                method: "ce".into(),
+                label_fraction: 1.0,
+                transfer: None,
+                model_config: &model_config,
+                init_seed: mix_seed(teacher_init_seed(context.seed), index as u64),
+                order_seed: mix_seed(teacher_order_seed(context.seed), index as u64),
+                set: TrainingSet {
+                    data: &data.train,
+                    labelled: None,
+                    samples_per_epoch: data.train.len(),
+                    validation: &data.validation,
+                },
+                supervision: Supervision::Labels,
+                teacher_digest: None,
+                teacher_test_logits: None,
+                cohort: 1,
+                regressors: Vec::new(),
+            };
+            let (network, record) = context.run(job, observer)?;
+            self.networks.push((name.clone(), network));
+            self.records.push((name, record));
+        }
+        Ok(&self.networks[..total - 1])
     }
 }
 
@@ -366,9 +890,116 @@ fn run_seed(
         seed_dir,
     };
     let mut out = Vec::new();
+    let (teacher, teacher_record) = teacher_for_seed(&context, observer)?;
+    let teacher_digest = weights_digest("teacher", &teacher)?;
+    let teacher_test_logits = predict_logits(&teacher, &data.test, device);
+    out.push(("teacher".to_string(), teacher_record));
 
-    // The teacher: loaded, or trained on every label.
-    let (teacher, teacher_record) = match &config.teacher.checkpoint {
+    // Cached teacher logits are exact only when the student sees un-augmented inputs.
+    let teacher_train_logits = config
+        .augment
+        .is_identity()
+        .then(|| predict_logits(&teacher, &data.train, device));
+    let methods = config.distill.method_list();
+    let mut extra_teachers = ExtraTeachers::default();
+    let mut student_rows = Vec::new();
+
+    for &fraction in &config.data.label_fractions {
+        let suffix = fraction_suffix(fraction);
+        let subset: Vec<usize> = if fraction < 1.0 {
+            stratified_subset_indices(
+                &data.train.labels,
+                classes,
+                fraction,
+                label_subset_seed(seed),
+            )
+        } else {
+            (0..data.train.len()).collect()
+        };
+        let labelled_data = if fraction < 1.0 {
+            data.train
+                .subset(&subset, format!("{}/labelled{suffix}", data.train.name))
+        } else {
+            data.train.clone()
+        };
+        let mut mask = vec![false; data.train.len()];
+        for &index in &subset {
+            mask[index] = true;
+        }
+        let common = StudentCommon {
+            model_config: &config.student,
+            label_fraction: fraction,
+            init_seed: student_init_seed(seed),
+            order_seed: student_order_seed(seed),
+            teacher_digest: &teacher_digest,
+            teacher_test_logits: &teacher_test_logits,
+        };
+        // Every student run draws as many samples per epoch as a pass over all training inputs,
+        // so scratch and distilled students get the same number of steps.
+        let name = format!("scratch{suffix}");
+        let (scratch, record) = context.run(
+            common.job(
+                name.clone(),
+                Role::Scratch,
+                "ce",
+                None,
+                TrainingSet {
+                    data: &labelled_data,
+                    labelled: None,
+                    samples_per_epoch: data.train.len(),
+                    validation: &data.validation,
+                },
+                Supervision::Labels,
+            ),
+            observer,
+        )?;
+        student_rows.push((name, record));
+
+        let run = FractionRun {
+            context: &context,
+            common,
+            teacher: &teacher,
+            teacher_train_logits: teacher_train_logits.as_deref(),
+            fraction,
+            subset: &subset,
+            mask: &mask,
+            labelled_data: &labelled_data,
+            scratch: &scratch,
+        };
+        let transfers: Vec<Transfer> = if fraction < 1.0 {
+            config.distill.transfer.clone()
+        } else {
+            vec![Transfer::All]
+        };
+        for method in &methods {
+            for &transfer in &transfers {
+                student_rows.extend(run.run_method(
+                    method,
+                    transfer,
+                    &mut extra_teachers,
+                    observer,
+                )?);
+            }
+        }
+    }
+    // Extra teachers are listed with the teacher, before the students.
+    out.extend(extra_teachers.records);
+    out.extend(student_rows);
+    Ok(out)
+}
+
+/// The teacher of a seed: loaded from `teacher.checkpoint`, or trained on every label.
+fn teacher_for_seed(
+    context: &SeedContext<'_>,
+    observer: &mut dyn TrainObserver,
+) -> Result<(Network, SeedRecord)> {
+    let config = context.config;
+    let options = context.options;
+    let data = context.data;
+    let device = &options.device;
+    let classes = data.train.num_classes;
+    let seed = context.seed;
+    match &config.teacher.checkpoint {
         Some(path) => {
             let (network, meta) = checkpoint::load(path, device)?;
             check_compatible(path, &meta, data)?;
@@ -400,7 +1031,7 @@ fn run_seed(
                     &context.meta("teacher", &meta.spec),
                 )?;
             }
-            (network, record)
+            Ok((network, record))
         }
         None => {
             let model_config = ModelConfig {
@@ -434,138 +1065,12 @@ fn run_seed(
                 supervision: Supervision::Labels,
                 teacher_digest: None,
                 teacher_test_logits: None,
+                cohort: 1,
+                regressors: Vec::new(),
             };
-            context.run(job, observer)?
-        }
-    };
-    let teacher_digest = sha256_hex(
-        &checkpoint::weights_to_bytes(&teacher)
-            .map_err(|e| Error::Invalid(format!("teacher: {e}")))?,
-    );
-    let teacher_test_logits = predict_logits(&teacher, &data.test, device);
-    out.push(("teacher".to_string(), teacher_record));
-
-    // Cached teacher logits are exact only when the student sees un-augmented inputs.
-    let teacher_train_logits = config
-        .augment
-        .is_identity()
-        .then(|| predict_logits(&teacher, &data.train, device));
-    let student_init_seed = student_init_seed(seed);
-    let student_order_seed = student_order_seed(seed);
-    let objective = config.distill.objective();
-
-    for &fraction in &config.data.label_fractions {
-        let suffix = fraction_suffix(fraction);
-        let subset: Vec<usize> = if fraction < 1.0 {
-            stratified_subset_indices(
-                &data.train.labels,
-                classes,
-                fraction,
-                label_subset_seed(seed),
-            )
-        } else {
-            (0..data.train.len()).collect()
-        };
-        let labelled_data = if fraction < 1.0 {
-            data.train
-                .subset(&subset, format!("{}/labelled{suffix}", data.train.name))
-        } else {
-            data.train.clone()
-        };
-        // Every student run draws as many samples per epoch as a pass over all training inputs,
-        // so scratch and distilled students get the same number of steps.
-        let samples_per_epoch = data.train.len();
-        let mut mask = vec![false; data.train.len()];
-        for &index in &subset {
-            mask[index] = true;
-        }
-        let subset_logits: Option<Vec<f32>> = teacher_train_logits.as_ref().map(|logits| {
-            subset
-                .iter()
-                .flat_map(|&i| logits[i * classes..(i + 1) * classes].iter().copied())
-                .collect()
-        });
-
-        let common = StudentCommon {
-            model_config: &config.student,
-            label_fraction: fraction,
-            init_seed: student_init_seed,
-            order_seed: student_order_seed,
-            teacher_digest: &teacher_digest,
-            teacher_test_logits: &teacher_test_logits,
-        };
-        let labelled_set = || TrainingSet {
-            data: &labelled_data,
-            labelled: None,
-            samples_per_epoch,
-            validation: &data.validation,
-        };
-
-        let name = format!("scratch{suffix}");
-        let (_, record) = context.run(
-            common.job(
-                name.clone(),
-                Role::Scratch,
-                "ce",
-                None,
-                labelled_set(),
-                Supervision::Labels,
-            ),
-            observer,
-        )?;
-        out.push((name, record));
-
-        let transfers: Vec<Transfer> = if fraction < 1.0 {
-            config.distill.transfer.clone()
-        } else {
-            vec![Transfer::All]
-        };
-        for transfer in transfers {
-            let name = if fraction < 1.0 {
-                format!("{}-{}{suffix}", config.distill.method, transfer.as_str())
-            } else {
-                config.distill.method.clone()
-            };
-            let (set, signal) = match transfer {
-                Transfer::All => (
-                    TrainingSet {
-                        data: &data.train,
-                        labelled: (fraction < 1.0).then_some(mask.as_slice()),
-                        samples_per_epoch,
-                        validation: &data.validation,
-                    },
-                    match &teacher_train_logits {
-                        Some(logits) => TeacherSignal::Cached(logits),
-                        None => TeacherSignal::Live(&teacher),
-                    },
-                ),
-                Transfer::Labelled => (
-                    labelled_set(),
-                    match &subset_logits {
-                        Some(logits) => TeacherSignal::Cached(logits),
-                        None => TeacherSignal::Live(&teacher),
-                    },
-                ),
-            };
-            let supervision = Supervision::Distill {
-                teacher: signal,
-                objective: objective.clone(),
-            };
-            let (_, record) = context.run(
-                common.job(
-                    name.clone(),
-                    Role::Distilled,
-                    &config.distill.method,
-                    Some(transfer),
-                    set,
-                    supervision,
-                ),
-                observer,
-            )?;
-            out.push((name, record));
+            context.run(job, observer)
         }
     }
-    Ok(out)
 }
 
 /// A file name for a model name (`kd-all@5%` → `kd-all-at-5pct`).

@@ -275,8 +275,9 @@ impl Network {
 /// Gives parameters the ids 1, 2, 3, ... in visiting order. Optimiser state is keyed by parameter
 /// id, so ids that depend only on the architecture let a resumed run (a new process) attach the
 /// saved optimiser state to a freshly built network.
-struct SequentialIds {
-    next: u64,
+pub(crate) struct SequentialIds {
+    /// The id the next parameter gets.
+    pub(crate) next: u64,
 }
 
 impl ModuleMapper for SequentialIds {

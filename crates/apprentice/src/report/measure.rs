@@ -96,6 +96,10 @@ pub fn measure_run(
     let mut measured: Vec<(Role, Efficiency)> = Vec::new();
     let mut files: Vec<(String, Role, PathBuf)> = Vec::new();
     for model in &results.models {
+        // An ensemble has no single checkpoint; its members are measured on their own rows.
+        if model.architecture.starts_with("ensemble of") {
+            continue;
+        }
         let Some(path) = find_checkpoint(&seed_dir, &model.name) else {
             out.notes.push(format!(
                 "{}: no checkpoint in {}, so it was not measured",

@@ -109,11 +109,10 @@ pub fn at_loss(
     settings: &AttentionSettings,
 ) -> Result<Tensor<1>, MethodError> {
     settings.validate()?;
-    let mut terms = Vec::with_capacity(stages.len());
+    let mut pairs = Vec::with_capacity(stages.len());
     for (index, (student, teacher)) in stages.iter().enumerate() {
-        let [s_batch, _, s_height, s_width] = student.dims();
-        let [t_batch, _, t_height, t_width] = teacher.dims();
-        same_batch(METHOD, s_batch, t_batch)?;
+        let [_, _, s_height, s_width] = student.dims();
+        let [_, _, t_height, t_width] = teacher.dims();
         if (s_height, s_width) != (t_height, t_width) {
             return Err(MethodError::Shape {
                 method: METHOD,
@@ -123,8 +122,38 @@ pub fn at_loss(
                 ),
             });
         }
-        let difference = attention_map(student.clone(), settings.p)
-            - attention_map(teacher.clone().detach(), settings.p);
+        pairs.push((
+            student.clone(),
+            attention_map(teacher.clone().detach(), settings.p),
+        ));
+    }
+    at_loss_against(&pairs, settings)
+}
+
+/// Attention transfer's loss against teacher attention maps computed beforehand (a training
+/// loop caches them, since the teacher never changes): each stage pairs student maps
+/// `[batch, channels, height, width]` with the teacher's [`attention_map`] `[batch, height·width]`.
+/// Same value as [`at_loss`] on the teacher maps the attention came from.
+pub fn at_loss_against(
+    stages: &[(Tensor<4>, Tensor<2>)],
+    settings: &AttentionSettings,
+) -> Result<Tensor<1>, MethodError> {
+    settings.validate()?;
+    let mut terms = Vec::with_capacity(stages.len());
+    for (index, (student, teacher)) in stages.iter().enumerate() {
+        let [s_batch, _, s_height, s_width] = student.dims();
+        let [t_batch, t_pixels] = teacher.dims();
+        same_batch(METHOD, s_batch, t_batch)?;
+        if s_height * s_width != t_pixels {
+            return Err(MethodError::Shape {
+                method: METHOD,
+                detail: format!(
+                    "stage {index}: student maps are {s_height}×{s_width} but the teacher's \
+                     attention has {t_pixels} pixels; pair stages of equal resolution"
+                ),
+            });
+        }
+        let difference = attention_map(student.clone(), settings.p) - teacher.clone().detach();
         terms.push(difference.square().mean());
     }
     let total = sum_all(terms).ok_or_else(|| MethodError::Shape {

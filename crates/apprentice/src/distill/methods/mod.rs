@@ -37,7 +37,7 @@ use burn::tensor::Tensor;
 
 use crate::models::network::FeatureTensor;
 
-pub use attention::{AttentionSettings, at_loss, attention_map};
+pub use attention::{AttentionSettings, at_loss, at_loss_against, attention_map};
 pub use dist::{DistParts, DistSettings, dist_loss, dist_parts};
 pub use dkd::{DkdParts, DkdSettings, dkd_loss, dkd_parts, dkd_warmup_factor};
 pub use fitnet::{FitNetRegressor, FitNetSettings, fitnet_loss};

@@ -1,0 +1,480 @@
+//! What a distilled student learns from: the teacher's logits, or its intermediate features.
+//!
+//! Logit methods (KD, DKD, DIST, LwF) are [`super::loss::LogitObjective`]s. Feature methods (FitNets,
+//! attention transfer, RKD, PKT, SP) compare student features with teacher features; which
+//! features are compared is decided once, before training, from one example forward pass of
+//! each network ([`FeatureObjective::resolve`]), and the teacher's side of every pair is reduced
+//! to a *view* ([`ResolvedFeatures::teacher_views`]): the feature itself, or its attention map
+//! for attention transfer. Views depend only on the frozen teacher and the input, so a training
+//! run without augmentation computes them once for the whole training set
+//! ([`TeacherViews::compute`]) instead of running the teacher at every step.
+//!
+//! Every feature objective adds its weighted term to the student's cross-entropy, as the
+//! reference implementations of these methods do.
+
+use burn::tensor::{Int, Tensor};
+
+use super::loss::cross_entropy;
+use super::methods::{
+    AttentionSettings, FitNetRegressor, FitNetSettings, MethodError, PktSettings, RkdSettings,
+    SpSettings, at_loss_against, attention_map, fitnet_loss, flatten_feature, pkt_loss, rkd_loss,
+    sp_loss,
+};
+use crate::backend::{self, ComputeDevice};
+use crate::data::Dataset;
+use crate::models::Network;
+use crate::models::network::{Feature, FeatureTensor};
+
+/// A feature-based method and its settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FeatureMethod {
+    /// FitNets: a learned regressor predicts the teacher's feature from the student's.
+    FitNet(FitNetSettings),
+    /// Attention transfer: spatial attention maps of convolution stages.
+    Attention(AttentionSettings),
+    /// Relational KD: distances and angles between the samples of a batch.
+    Rkd(RkdSettings),
+    /// Probabilistic knowledge transfer: cosine-similarity distributions within a batch.
+    Pkt(PktSettings),
+    /// Similarity-preserving KD: the batch's Gram matrices.
+    Sp(SpSettings),
+}
+
+impl FeatureMethod {
+    /// The method's short name, as in experiment files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            FeatureMethod::FitNet(_) => "fitnet",
+            FeatureMethod::Attention(_) => "at",
+            FeatureMethod::Rkd(_) => "rkd",
+            FeatureMethod::Pkt(_) => "pkt",
+            FeatureMethod::Sp(_) => "sp",
+        }
+    }
+}
+
+/// A feature method with the names of the features it compares (`None`: the default pairing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureObjective {
+    /// The method.
+    pub method: FeatureMethod,
+    /// The student feature (`hidden1`, `block2`, ...); by default its last feature, the
+    /// penultimate layer's activation.
+    pub student_feature: Option<String>,
+    /// The teacher feature; by default its last one.
+    pub teacher_feature: Option<String>,
+}
+
+/// A feature objective with its pairs fixed: indices into the student's and the teacher's
+/// [`crate::models::ForwardOutput::features`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolvedFeatures {
+    /// The method.
+    pub method: FeatureMethod,
+    /// (student feature index, teacher feature index), one per compared pair.
+    pub pairs: Vec<(usize, usize)>,
+    /// Names of the pairs, for messages and results (`hidden1→hidden1`).
+    pub description: String,
+}
+
+impl FeatureObjective {
+    /// Chooses the compared features from one example forward pass of each network, or says
+    /// why these networks cannot be compared by this method.
+    ///
+    /// Attention transfer pairs, by default, every student convolution stage with the last
+    /// teacher stage of the same resolution. The other methods compare one pair: the named
+    /// features, or each network's last feature.
+    pub fn resolve(
+        &self,
+        student: &[Feature],
+        teacher: &[Feature],
+    ) -> Result<ResolvedFeatures, String> {
+        let method = self.method.name();
+        let find = |features: &[Feature], name: &Option<String>, who: &str| match name {
+            Some(name) => features
+                .iter()
+                .position(|f| &f.name == name)
+                .ok_or_else(|| {
+                    format!(
+                        "{method}: the {who} has no feature {name:?}; it has {}",
+                        names(features)
+                    )
+                })
+                .map(Some),
+            None => Ok(None),
+        };
+        let named_student = find(student, &self.student_feature, "student")?;
+        let named_teacher = find(teacher, &self.teacher_feature, "teacher")?;
+        let pairs = match self.method {
+            FeatureMethod::Attention(_) => {
+                let spatial = |f: &Feature| match &f.value {
+                    FeatureTensor::Map(map) => {
+                        let [_, _, h, w] = map.dims();
+                        Some((h, w))
+                    }
+                    FeatureTensor::Flat(_) => None,
+                };
+                let students: Vec<usize> = match named_student {
+                    Some(index) => vec![index],
+                    None => (0..student.len())
+                        .filter(|&i| spatial(&student[i]).is_some())
+                        .collect(),
+                };
+                if students.is_empty() || students.iter().any(|&i| spatial(&student[i]).is_none()) {
+                    return Err(format!(
+                        "at: attention transfer compares convolution feature maps, and the student has none (its features: {}); use a cnn student or another method",
+                        names(student)
+                    ));
+                }
+                let mut pairs = Vec::new();
+                for index in students {
+                    let size = spatial(&student[index]);
+                    let partner = match named_teacher {
+                        Some(t) => Some(t),
+                        None => (0..teacher.len())
+                            .rev()
+                            .find(|&t| spatial(&teacher[t]) == size),
+                    };
+                    match partner {
+                        Some(t) if spatial(&teacher[t]) == size => pairs.push((index, t)),
+                        _ => {
+                            let (h, w) = size.unwrap_or_default();
+                            return Err(format!(
+                                "at: the student's {} is {h}×{w} and no teacher feature map has that resolution (teacher features: {})",
+                                student[index].name,
+                                describe_shapes(teacher)
+                            ));
+                        }
+                    }
+                }
+                pairs
+            }
+            _ => {
+                let last = |features: &[Feature], who: &str| {
+                    features.len().checked_sub(1).ok_or_else(|| {
+                        format!(
+                            "{method}: the {who} has no intermediate features (a network without hidden layers)"
+                        )
+                    })
+                };
+                let s = match named_student {
+                    Some(s) => s,
+                    None => last(student, "student")?,
+                };
+                let t = match named_teacher {
+                    Some(t) => t,
+                    None => last(teacher, "teacher")?,
+                };
+                if let FeatureMethod::FitNet(_) = self.method {
+                    let kind = |f: &Feature| matches!(f.value, FeatureTensor::Map(_));
+                    if kind(&student[s]) != kind(&teacher[t]) {
+                        return Err(format!(
+                            "fitnet: the student's {} and the teacher's {} are not of the same kind (one is a feature map, the other flat); name a pair with distill.fitnet_features",
+                            student[s].name, teacher[t].name
+                        ));
+                    }
+                }
+                vec![(s, t)]
+            }
+        };
+        let description = pairs
+            .iter()
+            .map(|&(s, t)| format!("{}→{}", student[s].name, teacher[t].name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Ok(ResolvedFeatures {
+            method: self.method,
+            pairs,
+            description,
+        })
+    }
+}
+
+fn names(features: &[Feature]) -> String {
+    if features.is_empty() {
+        return "none".to_string();
+    }
+    features
+        .iter()
+        .map(|f| f.name.clone())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_shapes(features: &[Feature]) -> String {
+    features
+        .iter()
+        .map(|f| match &f.value {
+            FeatureTensor::Map(map) => {
+                let [_, c, h, w] = map.dims();
+                format!("{} {c}×{h}×{w}", f.name)
+            }
+            FeatureTensor::Flat(values) => format!("{} {}", f.name, values.dims()[1]),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The shape of one view, per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewShape {
+    /// `[width]`.
+    Flat(usize),
+    /// `[channels, height, width]`.
+    Map(usize, usize, usize),
+}
+
+impl ViewShape {
+    fn len(&self) -> usize {
+        match *self {
+            ViewShape::Flat(width) => width,
+            ViewShape::Map(c, h, w) => c * h * w,
+        }
+    }
+
+    fn of(view: &FeatureTensor) -> Self {
+        match view {
+            FeatureTensor::Flat(values) => ViewShape::Flat(values.dims()[1]),
+            FeatureTensor::Map(map) => {
+                let [_, c, h, w] = map.dims();
+                ViewShape::Map(c, h, w)
+            }
+        }
+    }
+}
+
+impl ResolvedFeatures {
+    /// The teacher's side of every pair, from the teacher's features (no gradient flows).
+    pub fn teacher_views(&self, teacher: &[Feature]) -> Vec<FeatureTensor> {
+        self.pairs
+            .iter()
+            .map(|&(_, t)| {
+                let value = teacher[t].value.clone();
+                match (&self.method, value) {
+                    (FeatureMethod::Attention(settings), FeatureTensor::Map(map)) => {
+                        FeatureTensor::Flat(attention_map(map.detach(), settings.p))
+                    }
+                    (_, FeatureTensor::Map(map)) => FeatureTensor::Map(map.detach()),
+                    (_, FeatureTensor::Flat(values)) => FeatureTensor::Flat(values.detach()),
+                }
+            })
+            .collect()
+    }
+
+    /// The (student width, teacher width) of each FitNets regressor this objective needs
+    /// (channels for maps), from example features; empty for the other methods.
+    pub fn regressor_widths(
+        &self,
+        student: &[Feature],
+        teacher: &[Feature],
+    ) -> Vec<(usize, usize)> {
+        if !matches!(self.method, FeatureMethod::FitNet(_)) {
+            return Vec::new();
+        }
+        let width = |f: &Feature| match &f.value {
+            FeatureTensor::Flat(values) => values.dims()[1],
+            FeatureTensor::Map(map) => map.dims()[1],
+        };
+        self.pairs
+            .iter()
+            .map(|&(s, t)| (width(&student[s]), width(&teacher[t])))
+            .collect()
+    }
+
+    /// The weighted distillation term of one batch: student features against the teacher's
+    /// views (from [`ResolvedFeatures::teacher_views`] or a [`TeacherViews`] cache).
+    pub fn term(
+        &self,
+        student: &[Feature],
+        views: Vec<FeatureTensor>,
+        regressors: &[FitNetRegressor],
+    ) -> Result<Tensor<1>, MethodError> {
+        let students = self.pairs.iter().map(|&(s, _)| student[s].value.clone());
+        match &self.method {
+            FeatureMethod::FitNet(settings) => {
+                let mut total: Option<Tensor<1>> = None;
+                for ((feature, view), regressor) in students.zip(views).zip(regressors) {
+                    let term = fitnet_loss(regressor, feature, view, settings)?;
+                    total = Some(match total {
+                        Some(sum) => sum + term,
+                        None => term,
+                    });
+                }
+                total.ok_or_else(|| MethodError::Shape {
+                    method: "fitnet",
+                    detail: "no regressor was given for the hint pair".to_string(),
+                })
+            }
+            FeatureMethod::Attention(settings) => {
+                let mut stages = Vec::new();
+                for (feature, view) in students.zip(views) {
+                    match (feature, view) {
+                        (FeatureTensor::Map(map), FeatureTensor::Flat(attention)) => {
+                            stages.push((map, attention))
+                        }
+                        _ => {
+                            return Err(MethodError::Shape {
+                                method: "at",
+                                detail: "attention transfer needs student feature maps and teacher attention maps".to_string(),
+                            });
+                        }
+                    }
+                }
+                at_loss_against(&stages, settings)
+            }
+            FeatureMethod::Rkd(settings) => {
+                let (s, t) = first_pair(students, views);
+                rkd_loss(s, t, settings)
+            }
+            FeatureMethod::Pkt(settings) => {
+                let (s, t) = first_pair(students, views);
+                pkt_loss(s, t, settings)
+            }
+            FeatureMethod::Sp(settings) => {
+                let pairs: Vec<(Tensor<2>, Tensor<2>)> = students
+                    .zip(views)
+                    .map(|(s, t)| (flatten_feature(s), flatten_feature(t)))
+                    .collect();
+                sp_loss(&pairs, settings)
+            }
+        }
+    }
+
+    /// Cross-entropy on the labelled samples plus [`ResolvedFeatures::term`]; a relation term
+    /// that needs more samples than the batch holds (a final batch of one) is left out of that
+    /// batch.
+    pub fn loss(
+        &self,
+        logits: Tensor<2>,
+        student: &[Feature],
+        views: Vec<FeatureTensor>,
+        regressors: &[FitNetRegressor],
+        labels: Tensor<1, Int>,
+        mask: Option<Tensor<1>>,
+    ) -> Result<Tensor<1>, MethodError> {
+        let hard = cross_entropy(logits, labels, mask);
+        match self.term(student, views, regressors) {
+            Ok(term) => Ok(hard + term),
+            Err(MethodError::BatchTooSmall { .. }) => Ok(hard),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+fn first_pair(
+    mut students: impl Iterator<Item = FeatureTensor>,
+    views: Vec<FeatureTensor>,
+) -> (Tensor<2>, Tensor<2>) {
+    let student = students.next().expect("resolved objectives have one pair");
+    let view = views.into_iter().next().expect("one view per pair");
+    (flatten_feature(student), flatten_feature(view))
+}
+
+/// The teacher's views of every training sample, computed once (exact when training inputs
+/// are not augmented), row `i` for sample `i`.
+#[derive(Debug, Clone)]
+pub struct TeacherViews {
+    shapes: Vec<ViewShape>,
+    row: usize,
+    values: Vec<f32>,
+}
+
+impl TeacherViews {
+    /// Runs the teacher (inference mode) over `data` in chunks and keeps the views `features`
+    /// asks for.
+    pub fn compute(
+        teacher: &Network,
+        data: &Dataset,
+        features: &ResolvedFeatures,
+        device: &ComputeDevice,
+    ) -> Self {
+        const CHUNK: usize = 512;
+        let width = data.shape.len();
+        let inference = device.inference();
+        let mut shapes = Vec::new();
+        let mut values = Vec::new();
+        for start in (0..data.len()).step_by(CHUNK) {
+            let end = (start + CHUNK).min(data.len());
+            let rows = end - start;
+            let inputs = backend::matrix(
+                data.features[start * width..end * width].to_vec(),
+                rows,
+                width,
+                &inference,
+            );
+            let output = teacher.forward(inputs, None);
+            let views = features.teacher_views(&output.features);
+            if shapes.is_empty() {
+                shapes = views.iter().map(ViewShape::of).collect();
+            }
+            let host: Vec<Vec<f32>> = views
+                .into_iter()
+                .map(|view| backend::to_host(flatten_feature(view)))
+                .collect();
+            for r in 0..rows {
+                for (shape, block) in shapes.iter().zip(&host) {
+                    let len = shape.len();
+                    values.extend_from_slice(&block[r * len..(r + 1) * len]);
+                }
+            }
+        }
+        let row = shapes.iter().map(ViewShape::len).sum();
+        Self {
+            shapes,
+            row,
+            values,
+        }
+    }
+
+    /// Number of samples covered.
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.row).unwrap_or(0)
+    }
+
+    /// True when no sample is covered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.values.len() * std::mem::size_of::<f32>()
+    }
+
+    /// The views of the samples `indices`, as tensors on `device`.
+    pub fn batch(&self, indices: &[usize], device: &burn::tensor::Device) -> Vec<FeatureTensor> {
+        let mut offset = 0;
+        let mut out = Vec::with_capacity(self.shapes.len());
+        for shape in &self.shapes {
+            let len = shape.len();
+            let mut block = Vec::with_capacity(indices.len() * len);
+            for &i in indices {
+                let start = i * self.row + offset;
+                block.extend_from_slice(&self.values[start..start + len]);
+            }
+            let flat = backend::matrix(block, indices.len(), len, device);
+            out.push(match *shape {
+                ViewShape::Flat(_) => FeatureTensor::Flat(flat),
+                ViewShape::Map(c, h, w) => {
+                    FeatureTensor::Map(flat.reshape([indices.len(), c, h, w]))
+                }
+            });
+            offset += len;
+        }
+        out
+    }
+
+    /// The views of a subset of samples, re-indexed from 0 (for a training set that is a subset
+    /// of the samples the views were computed on).
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        let mut values = Vec::with_capacity(indices.len() * self.row);
+        for &i in indices {
+            values.extend_from_slice(&self.values[i * self.row..(i + 1) * self.row]);
+        }
+        Self {
+            shapes: self.shapes.clone(),
+            row: self.row,
+            values,
+        }
+    }
+}
