@@ -297,8 +297,9 @@ pub struct FeaturePairing {
     /// A student feature name (`hidden1`, `block2`, ...); default: its last feature.
     #[serde(default)]
     pub student: Option<String>,
-    /// A teacher feature name; default: its last feature (for `at`: every stage of the
-    /// student's resolution).
+    /// A teacher feature name; default: its last feature. Attention transfer uses the names
+    /// only when both are given; otherwise it pairs every student convolution stage with the
+    /// last teacher stage of the same resolution.
     #[serde(default)]
     pub teacher: Option<String>,
 }
@@ -358,9 +359,13 @@ impl Default for DmlConfig {
 #[serde(deny_unknown_fields)]
 pub struct MultiTeacherConfig {
     /// Teachers: the run's teacher, plus this many minus one more of the same architecture
-    /// and schedule from other seeds.
+    /// and schedule from other seeds. Ignored when `extra` is given.
     #[serde(default = "default_teachers")]
     pub teachers: usize,
+    /// Extra teachers of their own architectures and schedules (`[[distill.multi_teacher.extra]]`),
+    /// trained on every label beside the run's teacher: an ensemble of different models.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<ModelConfig>,
     /// Weight of each teacher's probabilities (normalised to sum to 1); default equal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<Vec<f64>>,
@@ -370,10 +375,22 @@ fn default_teachers() -> usize {
     3
 }
 
+impl MultiTeacherConfig {
+    /// Teachers in the ensemble, the run's own included.
+    pub fn count(&self) -> usize {
+        if self.extra.is_empty() {
+            self.teachers
+        } else {
+            1 + self.extra.len()
+        }
+    }
+}
+
 impl Default for MultiTeacherConfig {
     fn default() -> Self {
         Self {
             teachers: default_teachers(),
+            extra: Vec::new(),
             weights: None,
         }
     }
@@ -713,7 +730,13 @@ impl ExperimentConfig {
             }
             "multi-teacher" => {
                 let multi = &distill.multi_teacher;
-                if multi.teachers < 2 {
+                for (index, extra) in multi.extra.iter().enumerate() {
+                    let key = format!("distill.multi_teacher.extra[{index}]");
+                    extra.model.validate(&format!("{key}.model"))?;
+                    validate_train(&extra.train, &format!("{key}.train"))?;
+                    extra.optimizer.validate(&format!("{key}.optimizer"))?;
+                }
+                if multi.count() < 2 {
                     return Err(format!(
                         "distill.multi_teacher.teachers: expected at least 2, found {}",
                         multi.teachers
@@ -730,13 +753,13 @@ impl ExperimentConfig {
                     ));
                 }
                 if let Some(weights) = &multi.weights
-                    && (weights.len() != multi.teachers
+                    && (weights.len() != multi.count()
                         || weights.iter().any(|w| !(w.is_finite() && *w >= 0.0))
                         || weights.iter().sum::<f64>() <= 0.0)
                 {
                     return Err(format!(
-                        "distill.multi_teacher.weights: expected {} non-negative numbers, not all zero, found {weights:?}",
-                        multi.teachers
+                        "distill.multi_teacher.weights: expected {} non-negative numbers (one per teacher, the run's own first), not all zero, found {weights:?}",
+                        multi.count()
                     ));
                 }
             }

@@ -114,11 +114,16 @@ impl FeatureObjective {
                     }
                     FeatureTensor::Flat(_) => None,
                 };
-                let students: Vec<usize> = match named_student {
-                    Some(index) => vec![index],
-                    None => (0..student.len())
-                        .filter(|&i| spatial(&student[i]).is_some())
-                        .collect(),
+                // Both names pick one pair; otherwise every student stage is paired with the
+                // last teacher stage of its resolution.
+                let (students, fixed_teacher) = match (named_student, named_teacher) {
+                    (Some(s), Some(t)) => (vec![s], Some(t)),
+                    _ => (
+                        (0..student.len())
+                            .filter(|&i| spatial(&student[i]).is_some())
+                            .collect(),
+                        None,
+                    ),
                 };
                 if students.is_empty() || students.iter().any(|&i| spatial(&student[i]).is_none()) {
                     return Err(format!(
@@ -129,7 +134,7 @@ impl FeatureObjective {
                 let mut pairs = Vec::new();
                 for index in students {
                     let size = spatial(&student[index]);
-                    let partner = match named_teacher {
+                    let partner = match fixed_teacher {
                         Some(t) => Some(t),
                         None => (0..teacher.len())
                             .rev()

@@ -704,7 +704,7 @@ impl<'a> FractionRun<'a> {
             }
             "multi-teacher" => {
                 let multi = &config.distill.multi_teacher;
-                let teachers = extra_teachers.ensure(self.context, multi.teachers, observer)?;
+                let teachers = extra_teachers.ensure(self.context, observer)?;
                 let train_logits = |network: &Network| self.cached_logits(network, transfer);
                 let mut member_logits = vec![teacher_logits.clone().ok_or_else(|| {
                     Error::Invalid("multi-teacher needs cached teacher logits".into())
@@ -811,27 +811,35 @@ struct ExtraTeachers {
 }
 
 impl ExtraTeachers {
-    /// Makes sure `total − 1` extra teachers exist (the run's teacher is the first of `total`).
+    /// Makes sure the extra teachers of `distill.multi_teacher` exist (the run's teacher is the
+    /// first of the ensemble): those listed in `extra`, or more of the teacher's architecture
+    /// from other seeds.
     fn ensure(
         &mut self,
         context: &SeedContext<'_>,
-        total: usize,
         observer: &mut dyn TrainObserver,
     ) -> Result<&[(String, Network)]> {
         let config = context.config;
         let data = context.data;
-        let model_config = ModelConfig {
-            model: config
-                .teacher
-                .model
-                .clone()
-                .expect("validated: multi-teacher has teacher.model"),
-            train: config
-                .teacher
-                .train
-                .clone()
-                .expect("validated: multi-teacher has teacher.train"),
-            optimizer: config.teacher.optimizer.clone(),
+        let multi = &config.distill.multi_teacher;
+        let total = multi.count();
+        let configs: Vec<ModelConfig> = if multi.extra.is_empty() {
+            let same = ModelConfig {
+                model: config
+                    .teacher
+                    .model
+                    .clone()
+                    .expect("validated: multi-teacher has teacher.model"),
+                train: config
+                    .teacher
+                    .train
+                    .clone()
+                    .expect("validated: multi-teacher has teacher.train"),
+                optimizer: config.teacher.optimizer.clone(),
+            };
+            vec![same; total - 1]
+        } else {
+            multi.extra.clone()
         };
         while self.networks.len() + 1 < total {
             let index = self.networks.len() + 2;
@@ -842,7 +850,7 @@ impl ExtraTeachers {
                 method: "ce".into(),
                 label_fraction: 1.0,
                 transfer: None,
-                model_config: &model_config,
+                model_config: &configs[index - 2],
                 init_seed: mix_seed(teacher_init_seed(context.seed), index as u64),
                 order_seed: mix_seed(teacher_order_seed(context.seed), index as u64),
                 set: TrainingSet {
