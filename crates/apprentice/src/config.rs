@@ -53,6 +53,44 @@ pub struct ExperimentConfig {
     /// Mid-training checkpoints, for `apprentice run --resume`.
     #[serde(default)]
     pub checkpoint: CheckpointConfig,
+    /// Supervision complexity tracked over the students' training.
+    #[serde(default)]
+    pub complexity: ComplexityTracking,
+}
+
+/// Supervision complexity measured during training (`[complexity]`): every `every_epochs`
+/// epochs, each student's empirical NTK on a fixed, stratified subset of training inputs
+/// measures the complexity of one-hot labels, random labels and the teacher's predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplexityTracking {
+    /// Measure every this many epochs, on the initial weights and after the last epoch too
+    /// (0: off, the default).
+    #[serde(default)]
+    pub every_epochs: usize,
+    /// Training inputs in the measured subset (the kernel is `n × n`).
+    #[serde(default = "default_complexity_subset")]
+    pub subset: usize,
+    /// Temperatures of the teacher's predictions measured.
+    #[serde(default = "default_complexity_temperatures")]
+    pub temperatures: Vec<f64>,
+}
+
+fn default_complexity_subset() -> usize {
+    500
+}
+fn default_complexity_temperatures() -> Vec<f64> {
+    vec![1.0, 4.0]
+}
+
+impl Default for ComplexityTracking {
+    fn default() -> Self {
+        Self {
+            every_epochs: 0,
+            subset: default_complexity_subset(),
+            temperatures: default_complexity_temperatures(),
+        }
+    }
 }
 
 /// How often training state is saved.
@@ -666,6 +704,25 @@ impl ExperimentConfig {
                 "distill.alpha: expected a value in [0, 1], found {}",
                 distill.alpha
             ));
+        }
+        let tracking = &self.complexity;
+        if tracking.every_epochs > 0 {
+            if !(2..=5000).contains(&tracking.subset) {
+                return Err(format!(
+                    "complexity.subset: expected between 2 and 5000 inputs, found {}",
+                    tracking.subset
+                ));
+            }
+            if tracking
+                .temperatures
+                .iter()
+                .any(|t| !(t.is_finite() && *t > 0.0))
+            {
+                return Err(format!(
+                    "complexity.temperatures: expected positive numbers, found {:?}",
+                    tracking.temperatures
+                ));
+            }
         }
         if self.checkpoint.keep_last == 0 {
             return Err("checkpoint.keep_last: expected at least 1".into());

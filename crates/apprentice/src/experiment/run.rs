@@ -8,6 +8,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::data::{PreparedData, RawData, load_raw, prepare};
 use crate::backend::ComputeDevice;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
+use crate::complexity::ntk::KernelKind;
+use crate::complexity::study::{self, NamedTargets};
+use crate::complexity::supervision::SolverOptions;
 use crate::config::{ExperimentConfig, ModelConfig, Transfer};
 use crate::data::Dataset;
 use crate::data::batch::mix_seed;
@@ -59,6 +62,96 @@ struct SeedRecord {
     #[serde(default)]
     skipped_batches: usize,
     curve: Curve,
+    /// Supervision complexity measured during training (`[complexity]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    complexity: Option<ComplexityTrack>,
+}
+
+/// The supervision complexity of fixed targets over one student's training.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct ComplexityTrack {
+    /// Epochs finished at each measurement (0: the initial weights).
+    epochs: Vec<usize>,
+    /// Names of the targets, in the order of each measurement's values.
+    targets: Vec<String>,
+    /// The targets this student is trained on: `labels`, or the teacher's at the
+    /// distillation temperature.
+    own: String,
+    /// Adjusted complexity, `values[m][t]` for measurement `m` and target `t`.
+    #[serde(deserialize_with = "crate::report::results::nullable::number_rows")]
+    values: Vec<Vec<f64>>,
+}
+
+/// The fixed subset and targets every student of a seed is probed with.
+struct ProbeSet {
+    inputs: Vec<f32>,
+    targets: Vec<NamedTargets>,
+    every: usize,
+}
+
+impl ProbeSet {
+    fn new(
+        config: &ExperimentConfig,
+        data: &PreparedData,
+        seed: u64,
+        teacher_train_logits: &[f32],
+    ) -> Result<Option<Self>> {
+        let tracking = &config.complexity;
+        if tracking.every_epochs == 0 {
+            return Ok(None);
+        }
+        let train = &data.train;
+        let classes = train.num_classes;
+        let invalid =
+            |e: crate::complexity::ComplexityError| Error::Invalid(format!("complexity: {e}"));
+        let subset = study::stratified_subset(
+            &train.labels,
+            classes,
+            tracking.subset.min(train.len()),
+            study::subset_seed(seed),
+        )
+        .map_err(invalid)?;
+        let width = train.shape.len();
+        let inputs = rows_of(&train.features, &subset, width);
+        let labels: Vec<u32> = subset.iter().map(|&i| train.labels[i]).collect();
+        let logits = rows_of(teacher_train_logits, &subset, classes);
+        let mut temperatures = tracking.temperatures.clone();
+        if !temperatures.contains(&config.distill.temperature) {
+            temperatures.push(config.distill.temperature);
+        }
+        let targets = study::standard_targets(
+            &labels,
+            classes,
+            study::random_label_seed(seed),
+            Some(&logits),
+            &temperatures,
+        )
+        .map_err(invalid)?;
+        Ok(Some(Self {
+            inputs,
+            targets,
+            every: tracking.every_epochs,
+        }))
+    }
+
+    /// Adjusted complexity of every target with `network`'s trace kernel.
+    fn measure(&self, network: &Network) -> std::result::Result<Vec<f64>, String> {
+        let options = SolverOptions {
+            // The Cholesky bound is enough during training; exact eigenvalues cost more than
+            // the kernel.
+            exact_condition_limit: 0,
+            ..SolverOptions::default()
+        };
+        study::measure_targets(
+            network,
+            &self.inputs,
+            &self.targets,
+            KernelKind::Trace,
+            &options,
+        )
+        .map(|measured| measured.iter().map(|m| m.adjusted).collect())
+        .map_err(|e| format!("supervision complexity: {e}"))
+    }
 }
 
 /// Runs the whole experiment and writes `results.json` into the run folder.
@@ -110,9 +203,68 @@ pub fn run_experiment(
         config: serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?,
     };
     let path = options.run_dir.join("results.json");
-    write_atomic(&path, results.to_json_pretty().as_bytes())
-        .map_err(|source| Error::Io { path, source })?;
+    let text = if records
+        .values()
+        .flatten()
+        .any(|record| record.complexity.is_some())
+    {
+        let mut value =
+            serde_json::to_value(&results).map_err(|e| Error::Invalid(e.to_string()))?;
+        attach_complexity(&mut value, &order, &records);
+        serde_json::to_string_pretty(&value).map_err(|e| Error::Invalid(e.to_string()))?
+    } else {
+        results.to_json_pretty()
+    };
+    write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io { path, source })?;
     Ok(results)
+}
+
+/// Writes the tracked complexity into the curves of a serialised [`Results`]: the optional
+/// `supervision_complexity` list (the adjusted complexity of the model's own targets after each
+/// epoch, `null` where not measured) and `supervision_complexity_targets` (every measured
+/// target, with the epochs of the measurements, the initial weights included).
+fn attach_complexity(
+    value: &mut serde_json::Value,
+    order: &[String],
+    records: &BTreeMap<String, Vec<SeedRecord>>,
+) {
+    use serde_json::{Value, json};
+    let Some(models) = value["models"].as_array_mut() else {
+        return;
+    };
+    for (model, name) in models.iter_mut().zip(order) {
+        let Some(curves) = model["curves"].as_array_mut() else {
+            continue;
+        };
+        for (curve, record) in curves.iter_mut().zip(&records[name]) {
+            let Some(track) = &record.complexity else {
+                continue;
+            };
+            let number = |v: f64| if v.is_finite() { json!(v) } else { Value::Null };
+            let own = track.targets.iter().position(|t| t == &track.own);
+            let mut per_epoch = vec![Value::Null; record.epochs_run];
+            for (epoch, values) in track.epochs.iter().zip(&track.values) {
+                if let (Some(slot), Some(own)) = (epoch.checked_sub(1), own)
+                    && slot < per_epoch.len()
+                {
+                    per_epoch[slot] = number(values[own]);
+                }
+            }
+            curve[crate::report::extensions::COMPLEXITY_KEY] = Value::Array(per_epoch);
+            let mut targets = serde_json::Map::new();
+            for (index, target) in track.targets.iter().enumerate() {
+                targets.insert(
+                    target.clone(),
+                    Value::Array(track.values.iter().map(|v| number(v[index])).collect()),
+                );
+            }
+            curve["supervision_complexity_targets"] = json!({
+                "own": track.own,
+                "epochs": track.epochs,
+                "adjusted": targets,
+            });
+        }
+    }
 }
 
 fn data_name(raw: &RawData) -> String {
@@ -193,6 +345,8 @@ struct Job<'a> {
     cohort: usize,
     /// (input, output) widths of the FitNets regressors trained with the student.
     regressors: Vec<(usize, usize)>,
+    /// Supervision complexity tracked during training, and the name of the job's own targets.
+    probe: Option<(&'a ProbeSet, String)>,
 }
 
 impl SeedContext<'_> {
@@ -307,17 +461,38 @@ impl SeedContext<'_> {
             checkpointing: checkpointing.as_ref(),
         };
         let title = format!("seed {} · {}", self.seed, job.name);
+        let measure = |network: &Network| match &job.probe {
+            Some((probe, _)) => probe.measure(network),
+            None => Ok(Vec::new()),
+        };
+        let hooks = TrainHooks {
+            probe: job.probe.as_ref().map(|(probe, _)| {
+                (
+                    probe.every,
+                    &measure as &dyn Fn(&Network) -> std::result::Result<Vec<f64>, String>,
+                )
+            }),
+            snapshot: None,
+        };
         let outcome = train_learner(
             &title,
             learner,
             &job.set,
             &job.supervision,
             &settings,
-            TrainHooks::default(),
+            hooks,
             &self.options.device,
             observer,
         )?;
-        let record = record_for(&job, &outcome, data, &self.options.device, self.seed);
+        let mut record = record_for(&job, &outcome, data, &self.options.device, self.seed);
+        if let Some((probe, own)) = &job.probe {
+            record.complexity = Some(ComplexityTrack {
+                epochs: outcome.probes.iter().map(|p| p.epoch).collect(),
+                targets: probe.targets.iter().map(|t| t.name.clone()).collect(),
+                own: own.clone(),
+                values: outcome.probes.iter().map(|p| p.values.clone()).collect(),
+            });
+        }
         if self.options.save_checkpoints {
             checkpoint::save(
                 &self.path(&job.name, "safetensors"),
@@ -348,6 +523,9 @@ struct StudentCommon<'a> {
     order_seed: u64,
     teacher_digest: &'a str,
     teacher_test_logits: &'a [f32],
+    probe: Option<&'a ProbeSet>,
+    /// The name of the teacher's targets at the distillation temperature, in the probe.
+    teacher_target: String,
 }
 
 impl<'a> StudentCommon<'a> {
@@ -376,6 +554,14 @@ impl<'a> StudentCommon<'a> {
             teacher_test_logits: Some(self.teacher_test_logits),
             cohort: 1,
             regressors: Vec::new(),
+            probe: self.probe.map(|probe| {
+                let own = if role == Role::Scratch || method == "dml" {
+                    "labels".to_string()
+                } else {
+                    self.teacher_target.clone()
+                };
+                (probe, own)
+            }),
         }
     }
 }
@@ -699,6 +885,7 @@ impl<'a> FractionRun<'a> {
                         validation_accuracy: vec![],
                         learning_rate: vec![],
                     },
+                    complexity: None,
                 };
                 out.push((ensemble_name, record));
             }
@@ -777,6 +964,7 @@ impl<'a> FractionRun<'a> {
                 );
                 job.model_config = &assistant_config;
                 job.init_seed = mix_seed(self.common.init_seed, 0x7a00_0001);
+                job.probe = None;
                 let (assistant_model, assistant_record) = self.context.run(job, observer)?;
                 let logits = self.cached_logits(&assistant_model, transfer);
                 let (_, record) = self.distil_from(
@@ -864,6 +1052,7 @@ impl ExtraTeachers {
                 teacher_test_logits: None,
                 cohort: 1,
                 regressors: Vec::new(),
+                probe: None,
             };
             let (network, record) = context.run(job, observer)?;
             self.networks.push((name.clone(), network));
@@ -908,6 +1097,17 @@ fn run_seed(
         .augment
         .is_identity()
         .then(|| predict_logits(&teacher, &data.train, device));
+    let probe = match &teacher_train_logits {
+        Some(logits) => ProbeSet::new(config, data, seed, logits)?,
+        None => {
+            let logits = predict_logits(&teacher, &data.train, device);
+            ProbeSet::new(config, data, seed, &logits)?
+        }
+    };
+    let teacher_target = format!(
+        "teacher T={}",
+        study::format_number(config.distill.temperature)
+    );
     let methods = config.distill.method_list();
     let mut extra_teachers = ExtraTeachers::default();
     let mut student_rows = Vec::new();
@@ -941,6 +1141,8 @@ fn run_seed(
             order_seed: student_order_seed(seed),
             teacher_digest: &teacher_digest,
             teacher_test_logits: &teacher_test_logits,
+            probe: probe.as_ref(),
+            teacher_target: teacher_target.clone(),
         };
         // Every student run draws as many samples per epoch as a pass over all training inputs,
         // so scratch and distilled students get the same number of steps.
@@ -1031,6 +1233,7 @@ fn teacher_for_seed(
                     validation_accuracy: vec![],
                     learning_rate: vec![],
                 },
+                complexity: None,
             };
             if options.save_checkpoints {
                 checkpoint::save(
@@ -1075,6 +1278,7 @@ fn teacher_for_seed(
                 teacher_test_logits: None,
                 cohort: 1,
                 regressors: Vec::new(),
+                probe: None,
             };
             context.run(job, observer)
         }
@@ -1135,6 +1339,7 @@ fn record_for(
             validation_accuracy: outcome.validation_accuracy.clone(),
             learning_rate: outcome.learning_rate.clone(),
         },
+        complexity: None,
     }
 }
 

@@ -73,6 +73,17 @@ pub(crate) mod nullable {
         let values = Vec::<Option<f64>>::deserialize(deserializer)?;
         Ok(values.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
     }
+
+    /// Rows of `f64` whose entries may be `null` (read as NaN).
+    pub fn number_rows<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<f64>>, D::Error> {
+        let rows = Vec::<Vec<Option<f64>>>::deserialize(deserializer)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| row.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            .collect())
+    }
 }
 
 /// A quantity measured once per seed: its mean, spread and the raw values.
