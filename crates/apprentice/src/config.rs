@@ -231,6 +231,10 @@ pub struct TeacherConfig {
     /// Optimiser.
     #[serde(default)]
     pub optimizer: OptimizerSpec,
+    /// With `checkpoint`: the folder of the teacher's checkpoints along its training
+    /// (`epoch-0001.safetensors`, ...), for online distillation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<PathBuf>,
 }
 
 /// Which inputs the teacher teaches on when only some labels are available.
@@ -307,13 +311,16 @@ pub struct DistillConfig {
     /// Settings of `multi-teacher`.
     #[serde(default)]
     pub multi_teacher: MultiTeacherConfig,
+    /// Settings of `online`.
+    #[serde(default)]
+    pub online: OnlineConfig,
     /// Settings of `ta` (required when `ta` runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assistant: Option<AssistantConfig>,
 }
 
 /// Every method `distill.method` and `distill.methods` accept.
-pub const METHOD_NAMES: [&str; 12] = [
+pub const METHOD_NAMES: [&str; 13] = [
     "kd",
     "dkd",
     "dist",
@@ -326,7 +333,41 @@ pub const METHOD_NAMES: [&str; 12] = [
     "dml",
     "multi-teacher",
     "ta",
+    "online",
 ];
+
+/// Online distillation (Harutyunyan et al., 2023): the student learns, epoch by epoch, from the
+/// teacher's checkpoints along the teacher's own training, at the same fraction of training.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineConfig {
+    /// Temperature of the teacher's probabilities (1 in the paper).
+    #[serde(default = "default_online_temperature")]
+    pub temperature: f64,
+    /// Weight of the hard-label cross-entropy (0: the teacher's probabilities only).
+    #[serde(default)]
+    pub alpha: f64,
+    /// The teacher keeps a checkpoint every this many epochs (and its last).
+    #[serde(default = "default_online_every")]
+    pub every_epochs: usize,
+}
+
+fn default_online_temperature() -> f64 {
+    1.0
+}
+fn default_online_every() -> usize {
+    1
+}
+
+impl Default for OnlineConfig {
+    fn default() -> Self {
+        Self {
+            temperature: default_online_temperature(),
+            alpha: 0.0,
+            every_epochs: default_online_every(),
+        }
+    }
+}
 
 /// The features a feature method compares (`[distill.features]`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -474,6 +515,10 @@ impl DistillConfig {
             "kd" | "born-again" | "multi-teacher" | "ta" => {
                 Some(LogitObjective::Kd(self.kd_weights()))
             }
+            "online" => Some(LogitObjective::Kd(KdWeights {
+                temperature: self.online.temperature,
+                alpha: self.online.alpha,
+            })),
             _ => None,
         }
     }
@@ -534,6 +579,7 @@ impl Default for DistillConfig {
             born_again: BornAgainConfig::default(),
             dml: DmlConfig::default(),
             multi_teacher: MultiTeacherConfig::default(),
+            online: OnlineConfig::default(),
             assistant: None,
         }
     }
@@ -817,6 +863,34 @@ impl ExperimentConfig {
                     return Err(format!(
                         "distill.multi_teacher.weights: expected {} non-negative numbers (one per teacher, the run's own first), not all zero, found {weights:?}",
                         multi.count()
+                    ));
+                }
+            }
+            "online" => {
+                let online = &distill.online;
+                if !(online.temperature.is_finite() && online.temperature > 0.0) {
+                    return Err(format!(
+                        "distill.online.temperature: expected a positive number, found {}",
+                        online.temperature
+                    ));
+                }
+                if !(0.0..=1.0).contains(&online.alpha) {
+                    return Err(format!(
+                        "distill.online.alpha: expected a value in [0, 1], found {}",
+                        online.alpha
+                    ));
+                }
+                if online.every_epochs == 0 {
+                    return Err("distill.online.every_epochs: expected at least 1".into());
+                }
+                if !self.augment.is_identity() {
+                    return Err(format!(
+                        "{key}: online distillation caches each teacher checkpoint's predictions, which augmentation would make inexact; turn augmentation off for it"
+                    ));
+                }
+                if self.teacher.checkpoint.is_some() && self.teacher.checkpoints.is_none() {
+                    return Err(format!(
+                        "{key}: online distillation from a loaded teacher needs teacher.checkpoints, the folder of its checkpoints along training"
                     ));
                 }
             }

@@ -42,6 +42,26 @@ pub enum TeacherSignal<'a> {
     /// The teacher itself (inference mode), run on each augmented batch so that it sees the
     /// same view as the student.
     Live(&'a Network),
+    /// Cached logits that change with the epoch: entry `e` (0-based) teaches epoch `e + 1`
+    /// (online distillation from the teacher's checkpoints along its training; see
+    /// [`teacher_epoch_for`]).
+    PerEpoch(&'a [&'a [f32]]),
+}
+
+/// The teacher checkpoint (1-based epoch of the teacher's training) that teaches student epoch
+/// `student_epoch` (1-based) in online distillation: the same fraction of training, rounded up,
+/// then up to the next saved checkpoint (one every `every` teacher epochs, and the last one),
+/// so the student's last epoch always learns from the finished teacher.
+pub fn teacher_epoch_for(
+    student_epoch: usize,
+    student_epochs: usize,
+    teacher_epochs: usize,
+    every: usize,
+) -> usize {
+    let every = every.max(1);
+    let teacher_epochs = teacher_epochs.max(1);
+    let fraction = (student_epoch.max(1) * teacher_epochs).div_ceil(student_epochs.max(1));
+    (fraction.div_ceil(every) * every).clamp(1, teacher_epochs)
 }
 
 /// What the loss compares the student's logits with.
@@ -370,21 +390,41 @@ pub fn train_learner(
         | Supervision::Features {
             teacher: TeacherSignal::CachedWithViews { logits, .. },
             ..
-        } => Some(*logits),
-        _ => None,
+        } => vec![*logits],
+        Supervision::Distill {
+            teacher: TeacherSignal::PerEpoch(list),
+            ..
+        }
+        | Supervision::Features {
+            teacher: TeacherSignal::PerEpoch(list),
+            ..
+        } => list.to_vec(),
+        _ => Vec::new(),
     };
-    if let Some(logits) = cached_logits
-        && logits.len() != data.len() * data.num_classes
+    for logits in cached_logits {
+        if logits.len() != data.len() * data.num_classes {
+            return Err(TrainError::Invalid(format!(
+                "{name}: cached teacher logits cover {} values, expected {}",
+                logits.len(),
+                data.len() * data.num_classes
+            )));
+        }
+    }
+    if let Supervision::Distill {
+        teacher: TeacherSignal::PerEpoch(list),
+        ..
+    } = supervision
+        && list.len() < settings.train.epochs
     {
         return Err(TrainError::Invalid(format!(
-            "{name}: cached teacher logits cover {} values, expected {}",
-            logits.len(),
-            data.len() * data.num_classes
+            "{name}: {} epochs of teacher logits for {} epochs of training",
+            list.len(),
+            settings.train.epochs
         )));
     }
     if let Supervision::Features { teacher, .. } = supervision {
         match teacher {
-            TeacherSignal::Cached(_) => {
+            TeacherSignal::Cached(_) | TeacherSignal::PerEpoch(_) => {
                 return Err(TrainError::Invalid(format!(
                     "{name}: a feature method needs the teacher's feature views or the live teacher, not logits alone"
                 )));
@@ -541,6 +581,13 @@ pub fn train_learner(
                 match teacher {
                     TeacherSignal::Cached(logits)
                     | TeacherSignal::CachedWithViews { logits, .. } => {
+                        for &index in batch {
+                            teacher_rows
+                                .extend_from_slice(&logits[index * classes..(index + 1) * classes]);
+                        }
+                    }
+                    TeacherSignal::PerEpoch(list) => {
+                        let logits = list[epoch.min(list.len() - 1)];
                         for &index in batch {
                             teacher_rows
                                 .extend_from_slice(&logits[index * classes..(index + 1) * classes]);

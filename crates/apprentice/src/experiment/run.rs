@@ -21,7 +21,7 @@ use crate::distill::objective::TeacherViews;
 use crate::distill::state::{Checkpointing, sha256_hex};
 use crate::distill::train::{
     Learner, Supervision, TeacherSignal, TrainHooks, TrainObserver, TrainOutcome, TrainSettings,
-    TrainingSet, predict_logits, train_learner,
+    TrainingSet, predict_logits, teacher_epoch_for, train_learner,
 };
 use crate::error::{Error, Result};
 use crate::eval::metrics::{Metrics, accuracy, evaluate};
@@ -347,6 +347,9 @@ struct Job<'a> {
     regressors: Vec<(usize, usize)>,
     /// Supervision complexity tracked during training, and the name of the job's own targets.
     probe: Option<(&'a ProbeSet, String)>,
+    /// Keep a checkpoint every this many epochs (and the last) in this folder, for online
+    /// distillation.
+    keep_epochs: Option<(PathBuf, usize)>,
 }
 
 impl SeedContext<'_> {
@@ -474,6 +477,29 @@ impl SeedContext<'_> {
             }),
             snapshot: None,
         };
+        let keep = |epoch: usize, network: &Network| -> std::result::Result<(), String> {
+            let Some((dir, every)) = &job.keep_epochs else {
+                return Ok(());
+            };
+            if !epoch.is_multiple_of(*every) && epoch != job.model_config.train.epochs {
+                return Ok(());
+            }
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let name = format!("{}@epoch-{epoch}", job.name);
+            checkpoint::save(
+                &dir.join(format!("epoch-{epoch:04}.safetensors")),
+                network,
+                &self.meta(&name, &job.model_config.model),
+            )
+            .map_err(|e| e.to_string())
+        };
+        let hooks = TrainHooks {
+            snapshot: job
+                .keep_epochs
+                .as_ref()
+                .map(|_| &keep as &dyn Fn(usize, &Network) -> std::result::Result<(), String>),
+            ..hooks
+        };
         let outcome = train_learner(
             &title,
             learner,
@@ -554,6 +580,7 @@ impl<'a> StudentCommon<'a> {
             teacher_test_logits: Some(self.teacher_test_logits),
             cohort: 1,
             regressors: Vec::new(),
+            keep_epochs: None,
             probe: self.probe.map(|probe| {
                 let own = if role == Role::Scratch || method == "dml" {
                     "labels".to_string()
@@ -981,6 +1008,65 @@ impl<'a> FractionRun<'a> {
                 out.push((assistant_name, assistant_record));
                 out.push((name, record));
             }
+            "online" => {
+                let dir = match &config.teacher.checkpoint {
+                    Some(_) => config
+                        .teacher
+                        .checkpoints
+                        .clone()
+                        .expect("validated: a loaded teacher brings its checkpoints"),
+                    None => self.context.path("teacher", "epochs"),
+                };
+                let saved = teacher_checkpoints(&dir)?;
+                let teacher_epochs = saved.last().map(|(epoch, _)| *epoch).unwrap_or(0);
+                let student_epochs = config.student.train.epochs;
+                let every = config.distill.online.every_epochs;
+                // Each checkpoint's predictions, computed once, and the one each epoch uses.
+                let mut predictions: Vec<(usize, Vec<f32>)> = Vec::new();
+                let mut schedule = Vec::with_capacity(student_epochs);
+                let mut digest = String::new();
+                for epoch in 1..=student_epochs {
+                    let wanted = teacher_epoch_for(epoch, student_epochs, teacher_epochs, every);
+                    let Some((found, path)) = saved.iter().find(|(e, _)| *e >= wanted) else {
+                        return Err(Error::Invalid(format!(
+                            "online: no teacher checkpoint for epoch {wanted} or later in {}",
+                            dir.display()
+                        )));
+                    };
+                    if predictions.last().is_none_or(|(e, _)| e != found) {
+                        let (network, meta) = checkpoint::load(path, device)?;
+                        check_compatible(path, &meta, data)?;
+                        digest.push_str(&weights_digest(&path.display().to_string(), &network)?);
+                        let logits = self
+                            .cached_logits(&network, transfer)
+                            .expect("validated: online runs without augmentation");
+                        predictions.push((*found, logits));
+                    }
+                    schedule.push(predictions.len() - 1);
+                }
+                let per_epoch: Vec<&[f32]> = schedule
+                    .iter()
+                    .map(|&i| predictions[i].1.as_slice())
+                    .collect();
+                let objective = config
+                    .distill
+                    .logit_objective(method)
+                    .expect("online distils with kd");
+                let mut job = self.common.job(
+                    name.clone(),
+                    Role::Distilled,
+                    method,
+                    Some(transfer),
+                    self.set(transfer),
+                    Supervision::Distill {
+                        teacher: TeacherSignal::PerEpoch(&per_epoch),
+                        objective,
+                    },
+                );
+                job.teacher_digest = Some(sha256_hex(digest.as_bytes()));
+                let (_, record) = self.context.run(job, observer)?;
+                out.push((name, record));
+            }
             other => {
                 return Err(Error::Invalid(format!(
                     "distill.method: unknown method {other:?}"
@@ -1053,6 +1139,7 @@ impl ExtraTeachers {
                 cohort: 1,
                 regressors: Vec::new(),
                 probe: None,
+                keep_epochs: None,
             };
             let (network, record) = context.run(job, observer)?;
             self.networks.push((name.clone(), network));
@@ -1258,7 +1345,7 @@ fn teacher_for_seed(
                     .expect("validated: teacher.train present"),
                 optimizer: config.teacher.optimizer.clone(),
             };
-            let job = Job {
+            let mut job = Job {
                 name: "teacher".into(),
                 role: Role::Teacher,
                 method: "ce".into(),
@@ -1279,10 +1366,49 @@ fn teacher_for_seed(
                 cohort: 1,
                 regressors: Vec::new(),
                 probe: None,
+                keep_epochs: None,
             };
+            if config.distill.method_list().iter().any(|m| m == "online") {
+                job.keep_epochs = Some((
+                    context.path("teacher", "epochs"),
+                    config.distill.online.every_epochs,
+                ));
+            }
             context.run(job, observer)
         }
     }
+}
+
+/// The teacher checkpoints along training in `dir` (`epoch-NNNN.safetensors`), by epoch.
+fn teacher_checkpoints(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        Error::Invalid(format!(
+            "online: cannot read the teacher's checkpoints along training in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(epoch) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("epoch-"))
+            .and_then(|n| n.strip_suffix(".safetensors"))
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        found.push((epoch, path));
+    }
+    found.sort();
+    if found.is_empty() {
+        return Err(Error::Invalid(format!(
+            "online: {} holds no teacher checkpoints (epoch-0001.safetensors, ...)",
+            dir.display()
+        )));
+    }
+    Ok(found)
 }
 
 /// A file name for a model name (`kd-all@5%` → `kd-all-at-5pct`).
