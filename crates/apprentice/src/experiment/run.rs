@@ -28,7 +28,8 @@ use crate::eval::metrics::{Metrics, accuracy, evaluate};
 use crate::fsutil::write_atomic;
 use crate::models::{ModelSpec, Network};
 use crate::report::results::{
-    Curve, DataSummary, ModelResult, Results, Role, SCHEMA_VERSION, Summary, TestSummary,
+    Curve, DataSummary, ModelResult, Results, Role, SCHEMA_VERSION, SURPASSED_TEACHER_KEY, Summary,
+    TestSummary,
 };
 
 /// Where and how to run.
@@ -203,15 +204,24 @@ pub fn run_experiment(
         config: serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?,
     };
     let path = options.run_dir.join("results.json");
-    let text = if records
-        .values()
-        .flatten()
-        .any(|record| record.complexity.is_some())
+    let surpassed = results.surpassed_teacher();
+    let text = if !surpassed.is_empty()
+        || records
+            .values()
+            .flatten()
+            .any(|record| record.complexity.is_some())
     {
         let mut value =
             serde_json::to_value(&results).map_err(|e| Error::Invalid(e.to_string()))?;
         attach_complexity(&mut value, &order, &records);
-        serde_json::to_string_pretty(&value).map_err(|e| Error::Invalid(e.to_string()))?
+        if !surpassed.is_empty() {
+            value[SURPASSED_TEACHER_KEY] =
+                serde_json::to_value(&surpassed).map_err(|e| Error::Invalid(e.to_string()))?;
+        }
+        let mut text =
+            serde_json::to_string_pretty(&value).map_err(|e| Error::Invalid(e.to_string()))?;
+        text.push('\n');
+        text
     } else {
         results.to_json_pretty()
     };

@@ -303,7 +303,54 @@ fn unsupported_message(found: u64, supported: u32) -> String {
     }
 }
 
+/// A student whose mean test accuracy is above its teacher's: distillation (or the scratch
+/// baseline) got past the model it learned from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SurpassedTeacher {
+    /// The student's name.
+    pub name: String,
+    /// Its mean test accuracy.
+    pub accuracy: f64,
+    /// The teacher's mean test accuracy.
+    pub teacher_accuracy: f64,
+    /// Seeds on which it beat the teacher of that seed.
+    pub seeds_above: usize,
+    /// Seeds compared.
+    pub seeds: usize,
+}
+
+/// Key of the list of students that surpassed their teacher in `results.json`.
+pub const SURPASSED_TEACHER_KEY: &str = "surpassed_teacher";
+
 impl Results {
+    /// Every student (scratch or distilled) whose mean test accuracy is above the teacher's,
+    /// in the order of the models.
+    pub fn surpassed_teacher(&self) -> Vec<SurpassedTeacher> {
+        let Some(teacher) = self.models.iter().find(|m| m.role == Role::Teacher) else {
+            return Vec::new();
+        };
+        self.models
+            .iter()
+            .filter(|m| m.role != Role::Teacher)
+            .filter(|m| m.test.accuracy.mean > teacher.test.accuracy.mean)
+            .map(|m| {
+                let pairs = m
+                    .test
+                    .accuracy
+                    .per_seed
+                    .iter()
+                    .zip(&teacher.test.accuracy.per_seed);
+                SurpassedTeacher {
+                    name: m.name.clone(),
+                    accuracy: m.test.accuracy.mean,
+                    teacher_accuracy: teacher.test.accuracy.mean,
+                    seeds_above: pairs.clone().filter(|(s, t)| s > t).count(),
+                    seeds: pairs.count(),
+                }
+            })
+            .collect()
+    }
+
     /// The document as indented JSON, ending in a newline, ready to write to `results.json`.
     pub fn to_json_pretty(&self) -> String {
         // Serialising cannot fail: every map key is a string and no field has a fallible
@@ -423,6 +470,24 @@ mod tests {
     }
 
     /// `actual` equals `expected` but for floats within a few ulps.
+    #[test]
+    fn students_above_the_teacher_are_flagged_with_their_seeds() {
+        let mut results = results();
+        assert!(results.surpassed_teacher().is_empty());
+        // 0.90, 0.91, 0.92 for the teacher; the student beats it on two seeds and on average.
+        results.models[2].test.accuracy = summary(&[0.95, 0.89, 0.93]);
+        let surpassed = results.surpassed_teacher();
+        assert_eq!(surpassed.len(), 1);
+        assert_eq!(surpassed[0].name, "kd-all@5%");
+        assert_eq!((surpassed[0].seeds_above, surpassed[0].seeds), (2, 3));
+        assert!((surpassed[0].teacher_accuracy - 0.91).abs() < 1e-12);
+        let table = crate::report::table::comparison_table(&results);
+        assert!(
+            table.contains("surpassed the teacher: kd-all@5% (92.33% vs 91.00%, on 2 of 3 seeds)"),
+            "{table}"
+        );
+    }
+
     fn assert_json_close(actual: &serde_json::Value, expected: &serde_json::Value, at: &str) {
         use serde_json::Value;
         match (actual, expected) {

@@ -82,6 +82,20 @@ pub fn comparison_table(results: &Results) -> String {
         lines.push(String::new());
         lines.extend(gains);
     }
+    let surpassed = results.surpassed_teacher();
+    if !surpassed.is_empty() {
+        lines.push(String::new());
+        for student in surpassed {
+            lines.push(format!(
+                "surpassed the teacher: {} ({:.2}% vs {:.2}%, on {} of {} seeds)",
+                student.name,
+                student.accuracy * 100.0,
+                student.teacher_accuracy * 100.0,
+                student.seeds_above,
+                student.seeds
+            ));
+        }
+    }
 
     let mut table = lines.join("\n");
     table.push('\n');
