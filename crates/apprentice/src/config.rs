@@ -269,9 +269,14 @@ pub struct DistillConfig {
     /// one table row per method.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<String>>,
-    /// Softening temperature T of `kd` (and of the schemes built on it).
+    /// Softening temperature T of `kd` (and of the schemes built on it): a number, or `"auto"`
+    /// to choose it per seed from the student's supervision complexity of the teacher's
+    /// targets (see [`crate::experiment::tune`]).
     #[serde(default = "default_temperature")]
-    pub temperature: f64,
+    pub temperature: TemperatureSetting,
+    /// The temperatures `"auto"` chooses from.
+    #[serde(default = "default_auto_grid")]
+    pub auto_temperatures: Vec<f64>,
     /// Weight α of `kd`'s hard-label cross-entropy (the soft term gets 1 − α).
     #[serde(default = "default_alpha")]
     pub alpha: f64,
@@ -317,6 +322,68 @@ pub struct DistillConfig {
     /// Settings of `ta` (required when `ta` runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assistant: Option<AssistantConfig>,
+}
+
+/// A temperature, or `"auto"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TemperatureSetting {
+    /// This value.
+    Fixed(f64),
+    /// Chosen by the run (see [`crate::experiment::tune`]).
+    Auto,
+}
+
+impl TemperatureSetting {
+    /// The fixed value; `"auto"` reads as the default 4 until a run has chosen (runs replace it
+    /// with their choice before training).
+    pub fn value(&self) -> f64 {
+        match self {
+            TemperatureSetting::Fixed(value) => *value,
+            TemperatureSetting::Auto => 4.0,
+        }
+    }
+}
+
+impl Serialize for TemperatureSetting {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TemperatureSetting::Fixed(value) => serializer.serialize_f64(*value),
+            TemperatureSetting::Auto => serializer.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TemperatureSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TemperatureSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a positive number or \"auto\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(TemperatureSetting::Fixed(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(TemperatureSetting::Fixed(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(TemperatureSetting::Fixed(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                if v == "auto" {
+                    Ok(TemperatureSetting::Auto)
+                } else {
+                    Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+                }
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+fn default_auto_grid() -> Vec<f64> {
+    vec![1.0, 2.0, 4.0, 8.0, 16.0]
 }
 
 /// Every method `distill.method` and `distill.methods` accept.
@@ -501,7 +568,7 @@ impl DistillConfig {
     /// Hinton's KD with this file's temperature and α.
     pub fn kd_weights(&self) -> KdWeights {
         KdWeights {
-            temperature: self.temperature,
+            temperature: self.temperature.value(),
             alpha: self.alpha,
         }
     }
@@ -550,8 +617,8 @@ impl DistillConfig {
 fn default_method() -> String {
     "kd".to_string()
 }
-fn default_temperature() -> f64 {
-    4.0
+fn default_temperature() -> TemperatureSetting {
+    TemperatureSetting::Fixed(4.0)
 }
 fn default_alpha() -> f64 {
     0.5
@@ -566,6 +633,7 @@ impl Default for DistillConfig {
             method: default_method(),
             methods: None,
             temperature: default_temperature(),
+            auto_temperatures: default_auto_grid(),
             alpha: default_alpha(),
             transfer: default_transfer(),
             dkd: DkdSettings::default(),
@@ -739,11 +807,28 @@ impl ExperimentConfig {
             }
             self.validate_method(method, key)?;
         }
-        if !(distill.temperature.is_finite() && distill.temperature > 0.0) {
+        if let TemperatureSetting::Fixed(t) = distill.temperature
+            && !(t.is_finite() && t > 0.0)
+        {
             return Err(format!(
-                "distill.temperature: expected a positive number, found {}",
-                distill.temperature
+                "distill.temperature: expected a positive number or \"auto\", found {t}"
             ));
+        }
+        if distill.temperature == TemperatureSetting::Auto {
+            if distill.auto_temperatures.is_empty()
+                || distill
+                    .auto_temperatures
+                    .iter()
+                    .any(|t| !(t.is_finite() && *t > 0.0))
+            {
+                return Err(format!(
+                    "distill.auto_temperatures: expected positive numbers, found {:?}",
+                    distill.auto_temperatures
+                ));
+            }
+            if !self.augment.is_identity() {
+                return Err("distill.temperature: \"auto\" measures the teacher's cached predictions, which augmentation would make inexact; give a number".into());
+            }
         }
         if !(0.0..=1.0).contains(&distill.alpha) {
             return Err(format!(

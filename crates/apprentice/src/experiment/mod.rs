@@ -3,6 +3,7 @@
 pub mod continual;
 pub mod data;
 pub mod run;
+pub mod tune;
 
 pub use run::{
     RunOptions, fraction_suffix, label_subset_seed, run_experiment, student_init_seed,

@@ -11,7 +11,11 @@ use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
 use crate::complexity::ntk::KernelKind;
 use crate::complexity::study::{self, NamedTargets};
 use crate::complexity::supervision::SolverOptions;
-use crate::config::{ExperimentConfig, ModelConfig, Transfer};
+use crate::config::{ExperimentConfig, ModelConfig, TemperatureSetting, Transfer};
+use crate::experiment::tune::{TemperatureChoice, choose_temperature};
+
+/// Key of the temperatures `"auto"` chose, per seed, in `results.json`.
+pub const TEMPERATURE_CHOICE_KEY: &str = "temperature_choice";
 use crate::data::Dataset;
 use crate::data::batch::mix_seed;
 use crate::data::split::stratified_subset_indices;
@@ -117,8 +121,9 @@ impl ProbeSet {
         let labels: Vec<u32> = subset.iter().map(|&i| train.labels[i]).collect();
         let logits = rows_of(teacher_train_logits, &subset, classes);
         let mut temperatures = tracking.temperatures.clone();
-        if !temperatures.contains(&config.distill.temperature) {
-            temperatures.push(config.distill.temperature);
+        let temperature = config.distill.temperature.value();
+        if !temperatures.contains(&temperature) {
+            temperatures.push(temperature);
         }
         let targets = study::standard_targets(
             &labels,
@@ -163,6 +168,7 @@ pub fn run_experiment(
 ) -> Result<Results> {
     let raw = load_raw(&config.data, options.data_path.as_deref())?;
     let mut records: BTreeMap<String, Vec<SeedRecord>> = BTreeMap::new();
+    let mut choices: Vec<TemperatureChoice> = Vec::new();
     let mut order: Vec<String> = Vec::new();
     let mut data_summary = None;
     for &seed in &config.seeds {
@@ -179,7 +185,9 @@ pub fn run_experiment(
                 data.train.shape.width,
             ],
         });
-        for (name, record) in run_seed(config, options, &data, seed, observer)? {
+        let (seed_records, choice) = run_seed(config, options, &data, seed, observer)?;
+        choices.extend(choice);
+        for (name, record) in seed_records {
             if !records.contains_key(&name) {
                 order.push(name.clone());
             }
@@ -206,6 +214,7 @@ pub fn run_experiment(
     let path = options.run_dir.join("results.json");
     let surpassed = results.surpassed_teacher();
     let text = if !surpassed.is_empty()
+        || !choices.is_empty()
         || records
             .values()
             .flatten()
@@ -214,6 +223,10 @@ pub fn run_experiment(
         let mut value =
             serde_json::to_value(&results).map_err(|e| Error::Invalid(e.to_string()))?;
         attach_complexity(&mut value, &order, &records);
+        if !choices.is_empty() {
+            value[TEMPERATURE_CHOICE_KEY] =
+                serde_json::to_value(&choices).map_err(|e| Error::Invalid(e.to_string()))?;
+        }
         if !surpassed.is_empty() {
             value[SURPASSED_TEACHER_KEY] =
                 serde_json::to_value(&surpassed).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -945,7 +958,7 @@ impl<'a> FractionRun<'a> {
                     .weights
                     .clone()
                     .unwrap_or_else(|| vec![1.0; members.len()]);
-                let mixed = mixture_logits(&members, &weights, classes, config.distill.temperature);
+                let mixed = mixture_logits(&members, &weights, classes, config.distill.temperature.value());
                 let objective = config
                     .distill
                     .logit_objective(method)
@@ -1165,7 +1178,7 @@ fn run_seed(
     data: &PreparedData,
     seed: u64,
     observer: &mut dyn TrainObserver,
-) -> Result<Vec<(String, SeedRecord)>> {
+) -> Result<(Vec<(String, SeedRecord)>, Option<TemperatureChoice>)> {
     let device = &options.device;
     let classes = data.train.num_classes;
     let seed_dir = options.run_dir.join(format!("seed-{seed}"));
@@ -1189,6 +1202,23 @@ fn run_seed(
     let teacher_test_logits = predict_logits(&teacher, &data.test, device);
     out.push(("teacher".to_string(), teacher_record));
 
+    // `temperature = "auto"`: the students of this seed use the temperature chosen for it.
+    let choice = match config.distill.temperature {
+        TemperatureSetting::Auto => Some(choose_temperature(config, data, &teacher, seed, device)?),
+        TemperatureSetting::Fixed(_) => None,
+    };
+    let resolved;
+    let config = match &choice {
+        Some(choice) => {
+            let mut chosen = config.clone();
+            chosen.distill.temperature = TemperatureSetting::Fixed(choice.chosen);
+            resolved = chosen;
+            &resolved
+        }
+        None => config,
+    };
+    let context = SeedContext { config, ..context };
+
     // Cached teacher logits are exact only when the student sees un-augmented inputs.
     let teacher_train_logits = config
         .augment
@@ -1203,7 +1233,7 @@ fn run_seed(
     };
     let teacher_target = format!(
         "teacher T={}",
-        study::format_number(config.distill.temperature)
+        study::format_number(config.distill.temperature.value())
     );
     let methods = config.distill.method_list();
     let mut extra_teachers = ExtraTeachers::default();
@@ -1292,7 +1322,35 @@ fn run_seed(
     // Extra teachers are listed with the teacher, before the students.
     out.extend(extra_teachers.records);
     out.extend(student_rows);
-    Ok(out)
+    Ok((out, choice))
+}
+
+/// The teacher of the experiment of `seed`, exactly as [`run_experiment`] gets it (loaded from
+/// `teacher.checkpoint`, or trained on every label), for commands that study it on its own.
+/// With `options.save_checkpoints` it is kept in (and reused from) `options.run_dir`.
+pub fn seed_teacher(
+    config: &ExperimentConfig,
+    options: &RunOptions,
+    data: &PreparedData,
+    seed: u64,
+    observer: &mut dyn TrainObserver,
+) -> Result<Network> {
+    let seed_dir = options.run_dir.join(format!("seed-{seed}"));
+    if options.save_checkpoints {
+        std::fs::create_dir_all(&seed_dir).map_err(|source| Error::Io {
+            path: seed_dir.clone(),
+            source,
+        })?;
+    }
+    let context = SeedContext {
+        config,
+        options,
+        data,
+        seed,
+        fill: data.normalizer.normalized_zero(),
+        seed_dir,
+    };
+    Ok(teacher_for_seed(&context, observer)?.0)
 }
 
 /// The teacher of a seed: loaded from `teacher.checkpoint`, or trained on every label.

@@ -1,0 +1,124 @@
+//! `apprentice tune`: the table `temperature = "auto"` decides from, and optionally the grid
+//! trained for real to see where the choice lands.
+
+use std::path::PathBuf;
+
+use apprentice::backend::ComputeDevice;
+use apprentice::config::{ExperimentConfig, TemperatureSetting};
+use apprentice::distill::train::Silent;
+use apprentice::experiment::data::{load_raw, prepare};
+use apprentice::experiment::run::seed_teacher;
+use apprentice::experiment::tune::{choice_table, choose_temperature};
+use apprentice::experiment::{RunOptions, run_experiment};
+
+/// Arguments of `apprentice tune`.
+#[derive(clap::Args)]
+pub struct TuneArgs {
+    /// Experiment file (TOML); without it, the quickstart.
+    config: Option<PathBuf>,
+    /// Data folder or file, overriding `data.path`.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seeds to choose for (comma-separated); default: the file's.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Option<Vec<u64>>,
+    /// Also train a KD student at every candidate temperature (the file's schedule and seeds)
+    /// and show where the choice ranks by test accuracy.
+    #[arg(long)]
+    verify: bool,
+}
+
+/// Runs the command; errors are one line.
+pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => ExperimentConfig::from_file(path)?,
+        None => ExperimentConfig::from_toml(quickstart, "quickstart.toml")
+            ?,
+    };
+    if let Some(seeds) = args.seeds {
+        config.seeds = seeds;
+    }
+    if !config.augment.is_identity() {
+        anyhow::bail!(
+            "tune: the choice measures the teacher's cached predictions, which augmentation would make inexact; turn augmentation off"
+        );
+    }
+    let device = ComputeDevice::cpu();
+    let raw = load_raw(&config.data, args.data.as_deref())?;
+    let scratch = work_folder()?;
+    let options = RunOptions {
+        run_dir: scratch.path().to_path_buf(),
+        data_path: args.data.clone(),
+        device: device.clone(),
+        save_checkpoints: false,
+    };
+    let mut chosen = Vec::new();
+    for &seed in &config.seeds {
+        let data = prepare(&raw, &config.data, seed)?;
+        eprintln!("seed {seed}: getting the teacher…");
+        let teacher = seed_teacher(&config, &options, &data, seed, &mut Silent::default())
+            ?;
+        let choice = choose_temperature(&config, &data, &teacher, seed, &device)
+            ?;
+        print!("{}", choice_table(&choice));
+        println!();
+        chosen.push(choice.chosen);
+    }
+    if !args.verify {
+        return Ok(());
+    }
+    // One KD run per candidate on every seed, to rank the candidates by what they give.
+    let mut rows = Vec::new();
+    for &temperature in &config.distill.auto_temperatures {
+        let mut grid = config.clone();
+        grid.distill.temperature = TemperatureSetting::Fixed(temperature);
+        grid.distill.methods = Some(vec!["kd".to_string()]);
+        grid.complexity.every_epochs = 0;
+        eprintln!("training kd students at T = {temperature}…");
+        let folder =
+            work_folder()?;
+        let options = RunOptions {
+            run_dir: folder.path().to_path_buf(),
+            ..options.clone()
+        };
+        let results =
+            run_experiment(&grid, &options, &mut Silent::default())?;
+        for model in results.models.iter().filter(|m| m.method == "kd") {
+            rows.push((
+                temperature,
+                model.name.clone(),
+                model.test.accuracy.mean,
+                model.test.accuracy.std,
+            ));
+        }
+    }
+    let mut names: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+    names.dedup();
+    names.sort();
+    names.dedup();
+    for name in names {
+        let mut of_name: Vec<_> = rows.iter().filter(|r| r.1 == name).collect();
+        of_name.sort_by(|a, b| b.2.total_cmp(&a.2));
+        println!("{name}: test accuracy of KD at each candidate, best first");
+        for (rank, row) in of_name.iter().enumerate() {
+            let mark = if chosen.contains(&row.0) {
+                "  ← chosen"
+            } else {
+                ""
+            };
+            println!(
+                "  {}. T = {:<4} {:.2} ± {:.2}{mark}",
+                rank + 1,
+                row.0,
+                row.2 * 100.0,
+                row.3 * 100.0
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A temporary folder for runs whose files are not kept.
+fn work_folder() -> anyhow::Result<tempfile::TempDir> {
+    tempfile::tempdir().map_err(|e| anyhow::anyhow!("cannot create a work folder: {e}"))
+}
