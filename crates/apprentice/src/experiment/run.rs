@@ -1172,13 +1172,17 @@ impl ExtraTeachers {
     }
 }
 
+/// What one seed produced: every model's record in table order, and the temperature
+/// `"auto"` chose for it.
+type SeedOutcome = (Vec<(String, SeedRecord)>, Option<TemperatureChoice>);
+
 fn run_seed(
     config: &ExperimentConfig,
     options: &RunOptions,
     data: &PreparedData,
     seed: u64,
     observer: &mut dyn TrainObserver,
-) -> Result<(Vec<(String, SeedRecord)>, Option<TemperatureChoice>)> {
+) -> Result<SeedOutcome> {
     let device = &options.device;
     let classes = data.train.num_classes;
     let seed_dir = options.run_dir.join(format!("seed-{seed}"));
