@@ -85,9 +85,17 @@
 //! [`supervision::Targets`] builds one-hot labels, seeded random labels, the teacher's softened
 //! predictions `softmax(z/T)` from its logits (one call per temperature, or per checkpoint along
 //! the teacher's training), or any other `n × C` matrix, such as a distillation method's targets.
+//!
+//! # The study
+//!
+//! [`study::measure_targets`] measures a list of named targets against one kernel computed and
+//! factorised once (cheap enough to call between training epochs), [`study`] builds the
+//! standard list and the fixed stratified subset of inputs, and `apprentice complexity` runs
+//! the whole study: table, `complexity.json` and `complexity.png`.
 
 pub mod linalg;
 pub mod ntk;
+pub mod study;
 pub mod supervision;
 
 pub use ntk::{HostNetwork, KernelKind, Ntk, empirical_ntk, empirical_ntk_brute_force};
