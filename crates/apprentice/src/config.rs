@@ -694,31 +694,7 @@ impl ExperimentConfig {
 
     /// Parses and validates experiment text; `source_name` is used in error messages.
     pub fn from_toml(text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        let location = |span: Option<std::ops::Range<usize>>| match span {
-            Some(span) => {
-                let (line, column) = line_column(text, span.start);
-                format!("{source_name}:{line}:{column}")
-            }
-            None => source_name.to_string(),
-        };
-        let deserializer = toml::Deserializer::parse(text).map_err(|error| ConfigError::Parse {
-            location: location(error.span()),
-            message: one_line(error.message()),
-        })?;
-        let config: ExperimentConfig =
-            serde_path_to_error::deserialize(deserializer).map_err(|error| {
-                let path = error.path().to_string();
-                let inner = error.into_inner();
-                let message = one_line(inner.message());
-                ConfigError::Parse {
-                    location: location(inner.span()),
-                    message: if path.is_empty() || path == "." {
-                        message
-                    } else {
-                        format!("{path}: {message}")
-                    },
-                }
-            })?;
+        let config: ExperimentConfig = parse_toml(text, source_name)?;
         config.validate().map_err(|message| ConfigError::Invalid {
             source_name: source_name.to_string(),
             message,
@@ -728,35 +704,12 @@ impl ExperimentConfig {
 
     /// Cross-field checks that serde cannot express.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(format!(
-                "name: expected letters, digits, '-', '_' or '.', found {:?}",
-                self.name
-            ));
-        }
+        validate_name(&self.name)?;
         if self.seeds.is_empty() {
             return Err("seeds: expected at least one seed".into());
         }
         let data = &self.data;
-        if !(0.0..1.0).contains(&data.validation_fraction) {
-            return Err(format!(
-                "data.validation_fraction: expected a value in [0, 1), found {}",
-                data.validation_fraction
-            ));
-        }
-        if !(0.0..1.0).contains(&data.test_fraction)
-            || data.validation_fraction + data.test_fraction >= 1.0
-        {
-            return Err(format!(
-                "data.test_fraction: expected a value in [0, 1) with validation_fraction + test_fraction < 1, found {}",
-                data.test_fraction
-            ));
-        }
+        validate_split_fractions(data)?;
         if data.label_fractions.is_empty()
             || data.label_fractions.iter().any(|&f| !(f > 0.0 && f <= 1.0))
         {
@@ -1014,6 +967,72 @@ fn validate_train(train: &TrainConfig, key: &str) -> Result<(), String> {
     if train.early_stopping_patience == Some(0) {
         return Err(format!(
             "{key}.early_stopping_patience: expected at least 1 (or leave it out)"
+        ));
+    }
+    Ok(())
+}
+
+/// Deserialises TOML text into any experiment-file type, with one-line errors of the form
+/// `source:line:col: key.path: what was expected` (`source_name` is usually the file's path).
+/// Every experiment file of apprentice (runs, continual runs, text runs) is read through it.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    source_name: &str,
+) -> Result<T, ConfigError> {
+    let location = |span: Option<std::ops::Range<usize>>| match span {
+        Some(span) => {
+            let (line, column) = line_column(text, span.start);
+            format!("{source_name}:{line}:{column}")
+        }
+        None => source_name.to_string(),
+    };
+    let deserializer = toml::Deserializer::parse(text).map_err(|error| ConfigError::Parse {
+        location: location(error.span()),
+        message: one_line(error.message()),
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = one_line(inner.message());
+        ConfigError::Parse {
+            location: location(inner.span()),
+            message: if path.is_empty() || path == "." {
+                message
+            } else {
+                format!("{path}: {message}")
+            },
+        }
+    })
+}
+
+/// Checks an experiment name: it becomes part of a folder name.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!(
+            "name: expected letters, digits, '-', '_' or '.', found {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the validation and test fractions of a `[data]` table.
+pub fn validate_split_fractions(data: &DataConfig) -> Result<(), String> {
+    if !(0.0..1.0).contains(&data.validation_fraction) {
+        return Err(format!(
+            "data.validation_fraction: expected a value in [0, 1), found {}",
+            data.validation_fraction
+        ));
+    }
+    if !(0.0..1.0).contains(&data.test_fraction)
+        || data.validation_fraction + data.test_fraction >= 1.0
+    {
+        return Err(format!(
+            "data.test_fraction: expected a value in [0, 1) with validation_fraction + test_fraction < 1, found {}",
+            data.test_fraction
         ));
     }
     Ok(())

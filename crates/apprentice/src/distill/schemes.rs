@@ -63,5 +63,37 @@ pub const TA_INFO: MethodInfo = MethodInfo {
     hyper_parameters: &[],
 };
 
+/// Online distillation from the teacher's checkpoints along its training.
+pub const ONLINE_INFO: MethodInfo = MethodInfo {
+    name: "online",
+    title: "Online distillation (teacher checkpoints of rising difficulty)",
+    paper: "Harutyunyan, Rawat, Menon, Kim, Kumar: Supervision Complexity and its Role in Knowledge Distillation, ICLR 2023",
+    inputs: "the teacher's checkpoints along its training (kept by the run, or teacher.checkpoints for a loaded teacher)",
+    conventions: "student epoch e learns from the teacher checkpoint at the same fraction of training, rounded up to a kept one; KD loss at online.temperature with label weight online.alpha",
+    hyper_parameters: &[
+        HyperParameter {
+            key: "online.temperature",
+            default: 1.0,
+            meaning: "temperature of the teacher's probabilities",
+        },
+        HyperParameter {
+            key: "online.alpha",
+            default: 0.0,
+            meaning: "weight of the hard-label cross-entropy",
+        },
+        HyperParameter {
+            key: "online.every_epochs",
+            default: 1.0,
+            meaning: "the teacher keeps a checkpoint every this many epochs (and its last)",
+        },
+    ],
+};
+
 /// Every scheme, in listing order.
-pub const SCHEMES: [&MethodInfo; 4] = [&BORN_AGAIN_INFO, &DML_INFO, &MULTI_TEACHER_INFO, &TA_INFO];
+pub const SCHEMES: [&MethodInfo; 5] = [
+    &BORN_AGAIN_INFO,
+    &DML_INFO,
+    &MULTI_TEACHER_INFO,
+    &TA_INFO,
+    &ONLINE_INFO,
+];

@@ -10,7 +10,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceKind;
-use crate::config::{ConfigError, DataConfig, ModelConfig, TrainConfig};
+use crate::config::{
+    ConfigError, DataConfig, ModelConfig, TrainConfig, parse_toml, validate_name,
+    validate_split_fractions,
+};
 use crate::distill::train::OnNan;
 
 /// A continual-learning experiment as written by the user, after validation.
@@ -109,31 +112,7 @@ impl ContinualConfig {
 
     /// Parses and validates experiment text; `source_name` is used in error messages.
     pub fn from_toml(text: &str, source_name: &str) -> Result<Self, ConfigError> {
-        let location = |span: Option<std::ops::Range<usize>>| match span {
-            Some(span) => {
-                let (line, column) = line_column(text, span.start);
-                format!("{source_name}:{line}:{column}")
-            }
-            None => source_name.to_string(),
-        };
-        let deserializer = toml::Deserializer::parse(text).map_err(|error| ConfigError::Parse {
-            location: location(error.span()),
-            message: one_line(error.message()),
-        })?;
-        let config: ContinualConfig =
-            serde_path_to_error::deserialize(deserializer).map_err(|error| {
-                let path = error.path().to_string();
-                let inner = error.into_inner();
-                let message = one_line(inner.message());
-                ConfigError::Parse {
-                    location: location(inner.span()),
-                    message: if path.is_empty() || path == "." {
-                        message
-                    } else {
-                        format!("{path}: {message}")
-                    },
-                }
-            })?;
+        let config: ContinualConfig = parse_toml(text, source_name)?;
         config.validate().map_err(|message| ConfigError::Invalid {
             source_name: source_name.to_string(),
             message,
@@ -144,35 +123,12 @@ impl ContinualConfig {
     /// Cross-field checks that serde cannot express. Class indices are checked against the
     /// data when it is loaded.
     pub fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(format!(
-                "name: expected letters, digits, '-', '_' or '.', found {:?}",
-                self.name
-            ));
-        }
+        validate_name(&self.name)?;
         if self.seeds.is_empty() {
             return Err("seeds: expected at least one seed".into());
         }
         let data = &self.data;
-        if !(0.0..1.0).contains(&data.validation_fraction) {
-            return Err(format!(
-                "data.validation_fraction: expected a value in [0, 1), found {}",
-                data.validation_fraction
-            ));
-        }
-        if !(0.0..1.0).contains(&data.test_fraction)
-            || data.validation_fraction + data.test_fraction >= 1.0
-        {
-            return Err(format!(
-                "data.test_fraction: expected a value in [0, 1) with validation_fraction + test_fraction < 1, found {}",
-                data.test_fraction
-            ));
-        }
+        validate_split_fractions(data)?;
         if data.label_fractions != [1.0] {
             return Err(format!(
                 "data.label_fractions: a continual run trains on every label of each stage; remove the key (found {:?})",
@@ -250,21 +206,4 @@ fn validate_train(train: &TrainConfig, key: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rsplit('\n')
-        .next()
-        .map(|s| s.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, column)
-}
-
-fn one_line(message: &str) -> String {
-    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
