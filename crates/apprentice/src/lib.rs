@@ -11,6 +11,7 @@
 //! - [`distill`]: losses (Hinton's KD, and the verified losses of the standard methods in
 //!   [`distill::methods`]), optimisers, the training loop and its resumable states;
 //! - [`experiment`]: a whole teacher / scratch / distilled run over seeds;
+//! - [`text`]: a pretrained BERT teacher from a model folder, text data and text students;
 //! - [`eval`]: accuracy, NLL, calibration, agreement with the teacher, and the efficiency
 //!   measures (FLOPs, latency, throughput, memory, energy or CPU time);
 //! - [`complexity`]: the student's empirical NTK and the supervision complexity of targets;
@@ -33,5 +34,6 @@ pub mod experiment;
 pub mod fsutil;
 pub mod models;
 pub mod report;
+pub mod text;
 
 pub use error::{Error, Result};

@@ -1,0 +1,134 @@
+//! `apprentice run` on a text experiment file (one with a `[text]` table): a pretrained
+//! sentence encoder as the teacher, distilled into small text students.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use apprentice::backend::{ComputeDevice, DeviceKind};
+use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
+use apprentice::report::table::comparison_table;
+use apprentice::report::{ReportOptions, Results, Role, write_report};
+use apprentice::text::config::TextExperimentConfig;
+use apprentice::text::experiment::{TextRunOptions, run_text_experiment, scratch_baseline};
+use apprentice::text::speed::speed_table;
+
+/// What `apprentice run` passes on for a text experiment.
+pub struct TextRunArgs<'a> {
+    /// The experiment file.
+    pub config: &'a Path,
+    /// The folder the model and data paths are relative to.
+    pub data: Option<PathBuf>,
+    /// Parent folder of run folders.
+    pub out: &'a Path,
+    /// Seeds overriding the file's.
+    pub seeds: Option<Vec<u64>>,
+    /// Device overriding the file's.
+    pub device: Option<String>,
+    /// No progress bars or stage lines.
+    pub quiet: bool,
+}
+
+/// Runs a text experiment, prints its tables and writes its run folder and report.
+pub fn run(args: TextRunArgs<'_>) -> anyhow::Result<()> {
+    let mut config = TextExperimentConfig::from_file(args.config)?;
+    if let Some(seeds) = args.seeds {
+        if seeds.is_empty() {
+            anyhow::bail!("--seeds: expected at least one seed");
+        }
+        config.seeds = seeds;
+    }
+    if let Some(device) = args.device {
+        config.device = DeviceKind::parse(&device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    }
+    let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Made and written to before the encoder runs, so an unwritable output folder fails at once.
+    let run_dir = create_unique_dir(args.out, &format!("{}-{}", config.name, utc_timestamp(now)))
+        .map_err(|e| {
+        anyhow::anyhow!("cannot create a run folder in {}: {e}", args.out.display())
+    })?;
+    let config_path = run_dir.join("config.toml");
+    write_atomic(&config_path, toml::to_string(&config)?.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+
+    let options = TextRunOptions {
+        data_root: args.data,
+        device,
+    };
+    let mut bars = crate::progress::Bars::new(args.quiet);
+    let quiet = args.quiet;
+    let output = run_text_experiment(&config, &options, &mut bars, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    let results_path = run_dir.join("results.json");
+    write_atomic(&results_path, output.to_json_pretty().as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", results_path.display()))?;
+
+    println!();
+    for table in family_tables(&output.results) {
+        println!("{table}");
+    }
+    if let Some(speed) = &output.speed {
+        println!(
+            "sentences per second, tokenizer included ({} threads, seed {} models):",
+            speed.threads, speed.seed
+        );
+        println!("{}", speed_table(speed));
+    }
+    println!("results: {}", results_path.display());
+    match write_report(
+        &apprentice::report::load_run(&run_dir)?,
+        &ReportOptions::default(),
+    ) {
+        Ok(files) => println!("report: {}", files.html.display()),
+        Err(error) => eprintln!(
+            "warning: the report was not written ({error}); run `apprentice report {}` to retry",
+            run_dir.display()
+        ),
+    }
+    Ok(())
+}
+
+/// One comparison table per student architecture (the teacher, its scratch student and the
+/// students distilled into that architecture), so that each gain line compares a distilled
+/// student with the scratch student of its own architecture.
+fn family_tables(results: &Results) -> Vec<String> {
+    let scratch: Vec<&str> = results
+        .models
+        .iter()
+        .filter(|m| m.role == Role::Scratch)
+        .map(|m| m.name.as_str())
+        .collect();
+    let mut tables = Vec::new();
+    for family in &scratch {
+        let mut subset = results.clone();
+        subset.models.retain(|m| {
+            m.role == Role::Teacher
+                || m.name == *family
+                || scratch_baseline(&m.name) == Some(*family)
+        });
+        tables.push(comparison_table(&subset));
+    }
+    // Distilled students whose scratch baseline is not in the run.
+    let orphans: Vec<_> = results
+        .models
+        .iter()
+        .filter(|m| {
+            m.role == Role::Distilled
+                && !scratch_baseline(&m.name).is_some_and(|base| scratch.contains(&base))
+        })
+        .collect();
+    if scratch.is_empty() || !orphans.is_empty() {
+        let mut subset = results.clone();
+        subset
+            .models
+            .retain(|m| m.role == Role::Teacher || orphans.iter().any(|o| o.name == m.name));
+        tables.push(comparison_table(&subset));
+    }
+    tables
+}

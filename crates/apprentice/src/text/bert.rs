@@ -1,0 +1,259 @@
+//! A BERT encoder as burn modules: word, position and token-type embeddings with LayerNorm,
+//! then layers of self-attention and a GELU feed-forward block, each followed by a residual
+//! connection and LayerNorm (post-norm), as in Devlin et al. (2019) and Hugging Face's
+//! `BertModel`.
+//!
+//! The modules are built with zero weights; [`super::pretrained`] fills them from a model
+//! folder.
+
+use burn::module::Module;
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
+};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
+use serde::{Deserialize, Serialize};
+
+/// The fields of a Hugging Face `config.json` that a BERT encoder needs; the file's other
+/// fields are ignored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    /// Number of word pieces.
+    pub vocab_size: usize,
+    /// Width of every token representation.
+    pub hidden_size: usize,
+    /// Number of encoder layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer; divides `hidden_size`.
+    pub num_attention_heads: usize,
+    /// Width of the feed-forward block.
+    pub intermediate_size: usize,
+    /// Number of learned positions: the longest sequence the model can read.
+    pub max_position_embeddings: usize,
+    /// Number of segment (token type) embeddings.
+    #[serde(default = "default_type_vocab_size")]
+    pub type_vocab_size: usize,
+    /// Epsilon of every LayerNorm.
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    /// Non-linearity of the feed-forward block; only `gelu` (the exact erf form) is supported.
+    #[serde(default = "default_hidden_act")]
+    pub hidden_act: String,
+    /// Only `absolute` (learned positions) is supported.
+    #[serde(default = "default_position_embedding_type")]
+    pub position_embedding_type: String,
+    /// Id of the padding token.
+    #[serde(default)]
+    pub pad_token_id: u32,
+}
+
+fn default_type_vocab_size() -> usize {
+    2
+}
+fn default_layer_norm_eps() -> f64 {
+    1e-12
+}
+fn default_hidden_act() -> String {
+    "gelu".to_string()
+}
+fn default_position_embedding_type() -> String {
+    "absolute".to_string()
+}
+
+impl BertConfig {
+    /// Checks what this implementation supports; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("type_vocab_size", self.type_vocab_size),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(format!("{field}: expected at least 1, found 0"));
+            }
+        }
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(format!(
+                "num_attention_heads: expected a divisor of hidden_size {}, found {}",
+                self.hidden_size, self.num_attention_heads
+            ));
+        }
+        if self.hidden_act != "gelu" {
+            return Err(format!(
+                "hidden_act: expected \"gelu\", found {:?} (not supported)",
+                self.hidden_act
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(format!(
+                "position_embedding_type: expected \"absolute\", found {:?} (not supported)",
+                self.position_embedding_type
+            ));
+        }
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err(format!(
+                "layer_norm_eps: expected a positive number, found {}",
+                self.layer_norm_eps
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of parameters of the encoder this config describes.
+    pub fn parameter_count(&self) -> usize {
+        let h = self.hidden_size;
+        let i = self.intermediate_size;
+        let embeddings =
+            (self.vocab_size + self.max_position_embeddings + self.type_vocab_size) * h + 2 * h;
+        let layer = 4 * (h * h + h) + 2 * (h * i) + i + h + 4 * h;
+        embeddings + self.num_hidden_layers * layer
+    }
+}
+
+/// Word, position and token-type embeddings, summed and normalised.
+#[derive(Module, Debug)]
+pub struct BertEmbeddings {
+    /// One vector per word piece.
+    pub word: Embedding,
+    /// One vector per position.
+    pub position: Embedding,
+    /// One vector per segment; single-sentence inputs use segment 0.
+    pub token_type: Embedding,
+    /// LayerNorm of the sum.
+    pub norm: LayerNorm,
+}
+
+/// One encoder layer: multi-head self-attention and a feed-forward block.
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    /// Query projection.
+    pub query: Linear,
+    /// Key projection.
+    pub key: Linear,
+    /// Value projection.
+    pub value: Linear,
+    /// Projection of the concatenated heads.
+    pub attention_output: Linear,
+    /// LayerNorm after the attention's residual connection.
+    pub attention_norm: LayerNorm,
+    /// Feed-forward expansion.
+    pub intermediate: Linear,
+    /// Feed-forward projection back to the hidden size.
+    pub output: Linear,
+    /// LayerNorm after the feed-forward residual connection.
+    pub output_norm: LayerNorm,
+}
+
+/// The whole encoder.
+#[derive(Module, Debug)]
+pub struct Bert {
+    /// Input embeddings.
+    pub embeddings: BertEmbeddings,
+    /// Encoder layers, input side first.
+    pub layers: Vec<BertLayer>,
+    /// Attention heads per layer.
+    pub heads: usize,
+}
+
+fn linear(inputs: usize, outputs: usize, device: &Device) -> Linear {
+    LinearConfig::new(inputs, outputs)
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+fn embedding(count: usize, width: usize, device: &Device) -> Embedding {
+    EmbeddingConfig::new(count, width)
+        .with_initializer(Initializer::Zeros)
+        .init(device)
+}
+
+fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
+    LayerNormConfig::new(config.hidden_size)
+        .with_epsilon(config.layer_norm_eps)
+        .init(device)
+}
+
+impl Bert {
+    /// An encoder of the shape `config` describes, every weight zero (to be loaded).
+    pub fn zeros(config: &BertConfig, device: &Device) -> Self {
+        let h = config.hidden_size;
+        let embeddings = BertEmbeddings {
+            word: embedding(config.vocab_size, h, device),
+            position: embedding(config.max_position_embeddings, h, device),
+            token_type: embedding(config.type_vocab_size, h, device),
+            norm: layer_norm(config, device),
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|_| BertLayer {
+                query: linear(h, h, device),
+                key: linear(h, h, device),
+                value: linear(h, h, device),
+                attention_output: linear(h, h, device),
+                attention_norm: layer_norm(config, device),
+                intermediate: linear(h, config.intermediate_size, device),
+                output: linear(config.intermediate_size, h, device),
+                output_norm: layer_norm(config, device),
+            })
+            .collect();
+        Self {
+            embeddings,
+            layers,
+            heads: config.num_attention_heads,
+        }
+    }
+
+    /// Token representations `[batch, len, hidden]` of `ids` `[batch, len]`; `mask` `[batch,
+    /// len]` is 1 for real tokens and 0 for padding, which no token attends to.
+    pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<3> {
+        let [batch, len] = ids.dims();
+        let device = ids.device();
+        let positions: Vec<i64> = (0..len as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, len]), &device);
+        let segment = Tensor::<2, Int>::zeros([1, 1], &device);
+        let mut x = self.embeddings.word.forward(ids)
+            + self.embeddings.position.forward(positions)
+            + self.embeddings.token_type.forward(segment);
+        x = self.embeddings.norm.forward(x);
+        let padding: Tensor<4, Bool> = mask
+            .equal_elem(0.0)
+            .reshape([batch, 1, 1, len])
+            .expand([batch, self.heads, len, len]);
+        for layer in &self.layers {
+            x = layer.forward(x, padding.clone(), self.heads);
+        }
+        x
+    }
+}
+
+impl BertLayer {
+    fn forward(&self, x: Tensor<3>, padding: Tensor<4, Bool>, heads: usize) -> Tensor<3> {
+        let [batch, len, hidden] = x.dims();
+        let head_width = hidden / heads;
+        let split = |t: Tensor<3>| -> Tensor<4> {
+            t.reshape([batch, len, heads, head_width]).swap_dims(1, 2)
+        };
+        let query = split(self.query.forward(x.clone()));
+        let key = split(self.key.forward(x.clone()));
+        let value = split(self.value.forward(x.clone()));
+        let context = attention(
+            query,
+            key,
+            value,
+            Some(padding),
+            None,
+            AttentionModuleOptions::default(),
+        );
+        let context: Tensor<3> = context.swap_dims(1, 2).reshape([batch, len, hidden]);
+        let x = self
+            .attention_norm
+            .forward(self.attention_output.forward(context) + x);
+        let inner = activation::gelu(self.intermediate.forward(x.clone()));
+        self.output_norm.forward(self.output.forward(inner) + x)
+    }
+}

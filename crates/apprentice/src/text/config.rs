@@ -1,0 +1,383 @@
+//! The experiment file of a text run: a pretrained teacher folder, labelled text, the
+//! teacher's classification head, the students and the distillation settings.
+//!
+//! It is told from an image experiment by its `[text]` table. Unknown keys are rejected and
+//! every error is one line naming the file, line, column and key path, like
+//! [`crate::config`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::data::{TextDataOptions, TextFormat};
+use crate::backend::DeviceKind;
+use crate::config::{ConfigError, TrainConfig};
+use crate::distill::optim::OptimizerSpec;
+
+/// A text experiment file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextExperimentConfig {
+    /// Name of the experiment; the run folder is `<out>/<name>-<timestamp>`.
+    pub name: String,
+    /// One full experiment per seed (split, initialisation, data order); results give mean ±
+    /// std over them.
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Where the students and the head train: `cpu`, `cuda` or `wgpu`.
+    #[serde(default)]
+    pub device: DeviceKind,
+    /// The pretrained encoder.
+    pub text: TextSection,
+    /// The labelled texts.
+    pub data: TextDataConfig,
+    /// The teacher's classification head on the frozen encoder's sentence embeddings.
+    pub teacher: HeadConfig,
+    /// The students.
+    pub students: StudentsConfig,
+    /// The distillation settings.
+    #[serde(default)]
+    pub distill: TextDistillConfig,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// The `[text]` table: where the teacher comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSection {
+    /// The Hugging Face model folder (relative to `--data` when given).
+    pub model: PathBuf,
+    /// Sentences per encoder batch when computing the teacher's embeddings.
+    #[serde(default = "default_encode_batch_size")]
+    pub encode_batch_size: usize,
+    /// Where the teacher's embeddings are cached (relative to the working folder); empty: no
+    /// cache.
+    #[serde(default = "default_cache_dir")]
+    pub cache_dir: PathBuf,
+    /// Seconds spent timing each model at each batch size (0: no speed measurement).
+    #[serde(default = "default_bench_seconds")]
+    pub bench_seconds: f64,
+}
+
+fn default_encode_batch_size() -> usize {
+    64
+}
+fn default_cache_dir() -> PathBuf {
+    PathBuf::from("runs/cache")
+}
+fn default_bench_seconds() -> f64 {
+    2.0
+}
+
+/// The `[data]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextDataConfig {
+    /// CSV or JSON-lines file, plain, gzip or bzip2 (relative to `--data` when given).
+    pub path: PathBuf,
+    /// `csv` or `jsonl`; by default from the file name.
+    #[serde(default)]
+    pub format: Option<TextFormat>,
+    /// Column or field holding the text.
+    #[serde(default = "default_text_column")]
+    pub text_column: String,
+    /// Column or field holding the label.
+    #[serde(default = "default_label_column")]
+    pub label_column: String,
+    /// Label values in class order; empty: the distinct labels, sorted.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Rows with these labels are left out.
+    #[serde(default)]
+    pub drop_labels: Vec<String>,
+    /// Use only the first this many rows that are not dropped (quick trials, tests).
+    #[serde(default)]
+    pub max_rows: Option<usize>,
+    /// Stratified share of the rows held out for validation.
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// Stratified share of the rows held out for test.
+    #[serde(default = "default_test_fraction")]
+    pub test_fraction: f64,
+}
+
+fn default_text_column() -> String {
+    "text".to_string()
+}
+fn default_label_column() -> String {
+    "label".to_string()
+}
+fn default_validation_fraction() -> f64 {
+    0.1
+}
+fn default_test_fraction() -> f64 {
+    0.2
+}
+
+impl TextDataConfig {
+    /// The reader options of this table.
+    pub fn options(&self) -> TextDataOptions {
+        TextDataOptions {
+            text_column: self.text_column.clone(),
+            label_column: self.label_column.clone(),
+            classes: self.classes.clone(),
+            drop_labels: self.drop_labels.clone(),
+            max_rows: self.max_rows,
+        }
+    }
+}
+
+/// The `[teacher]` table: an MLP head on the frozen encoder's sentence embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadConfig {
+    /// Hidden widths of the head; empty: a linear classifier.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Dropout after each hidden layer.
+    #[serde(default)]
+    pub dropout: f64,
+    /// Epochs, batch size, early stopping.
+    pub train: TrainConfig,
+    /// Optimiser and schedule.
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+}
+
+/// A student architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StudentKind {
+    /// The mean of the token embeddings, then an MLP.
+    Bag,
+    /// A 1-D convolution over the token embeddings, max-pooled over time, then an MLP.
+    Cnn,
+    /// The bag-of-embeddings architecture with its token vectors initialised from the
+    /// teacher's output for each vocabulary token, reduced by PCA; trained by distillation.
+    Static,
+}
+
+impl StudentKind {
+    /// The name used in results (`bag`, `cnn`, `static`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StudentKind::Bag => "bag",
+            StudentKind::Cnn => "cnn",
+            StudentKind::Static => "static",
+        }
+    }
+}
+
+/// The `[students]` table: the architectures and their shared training settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentsConfig {
+    /// Which students to train; each of `bag` and `cnn` is trained from scratch and by
+    /// distillation, `static` by distillation (its scratch baseline is `bag`).
+    pub kinds: Vec<StudentKind>,
+    /// Width of the token embeddings.
+    #[serde(default = "default_embedding_dim")]
+    pub embedding_dim: usize,
+    /// Hidden widths of the MLP after pooling.
+    #[serde(default)]
+    pub hidden: Vec<usize>,
+    /// Output channels of the CNN's convolution.
+    #[serde(default = "default_channels")]
+    pub channels: usize,
+    /// Width of the CNN's kernel in tokens (odd).
+    #[serde(default = "default_kernel_size")]
+    pub kernel_size: usize,
+    /// Word pieces a student reads at most (special tokens included).
+    #[serde(default = "default_max_tokens")]
+    pub max_tokens: usize,
+    /// Epochs and batch size (early stopping keeps the best validation epoch).
+    pub train: TrainConfig,
+    /// Optimiser and schedule.
+    #[serde(default)]
+    pub optimizer: OptimizerSpec,
+}
+
+fn default_embedding_dim() -> usize {
+    64
+}
+fn default_channels() -> usize {
+    128
+}
+fn default_kernel_size() -> usize {
+    3
+}
+fn default_max_tokens() -> usize {
+    128
+}
+
+/// The `[distill]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextDistillConfig {
+    /// KD temperature T.
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Weight α of the label cross-entropy; the soft term gets 1 − α.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// Also train a bag-of-embeddings student to regress the teacher's sentence embeddings
+    /// (cosine loss, no labels), used with the teacher's head.
+    #[serde(default = "default_true")]
+    pub embedding: bool,
+}
+
+fn default_temperature() -> f64 {
+    4.0
+}
+fn default_alpha() -> f64 {
+    0.5
+}
+fn default_true() -> bool {
+    true
+}
+
+impl Default for TextDistillConfig {
+    fn default() -> Self {
+        Self {
+            temperature: default_temperature(),
+            alpha: default_alpha(),
+            embedding: true,
+        }
+    }
+}
+
+/// True when an experiment file's text has a top-level `[text]` table: a text experiment.
+/// Text that is not TOML is not one (the image parser then reports the syntax error).
+pub fn is_text_experiment(text: &str) -> bool {
+    text.parse::<toml::Table>()
+        .map(|table| table.get("text").is_some_and(toml::Value::is_table))
+        .unwrap_or(false)
+}
+
+impl TextExperimentConfig {
+    /// Reads and validates a text experiment file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates experiment text; `source_name` names it in errors.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let config: TextExperimentConfig = crate::config::parse_toml(text, source_name)?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            source_name: source_name.to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks that serde cannot express; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::config::validate_name(&self.name)?;
+        if self.seeds.is_empty() {
+            return Err("seeds: expected at least one seed".to_string());
+        }
+        if !(self.text.bench_seconds.is_finite() && self.text.bench_seconds >= 0.0) {
+            return Err(format!(
+                "text.bench_seconds: expected a number of seconds ≥ 0, found {}",
+                self.text.bench_seconds
+            ));
+        }
+        if self.text.encode_batch_size == 0 {
+            return Err("text.encode_batch_size: expected at least 1".to_string());
+        }
+        let data = &self.data;
+        for (key, value) in [
+            ("data.validation_fraction", data.validation_fraction),
+            ("data.test_fraction", data.test_fraction),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(format!(
+                    "{key}: expected a fraction in (0, 1), found {value}"
+                ));
+            }
+        }
+        if data.validation_fraction + data.test_fraction >= 1.0 {
+            return Err(format!(
+                "data: validation_fraction + test_fraction must be below 1, found {} + {}",
+                data.validation_fraction, data.test_fraction
+            ));
+        }
+        if data.max_rows == Some(0) {
+            return Err("data.max_rows: expected at least 1".to_string());
+        }
+        if let Some(class) = data.classes.iter().find(|c| data.drop_labels.contains(c)) {
+            return Err(format!(
+                "data.drop_labels: {class:?} is also in data.classes"
+            ));
+        }
+        if data.classes.len() == 1 {
+            return Err("data.classes: expected at least two classes".to_string());
+        }
+        check_train("teacher.train", &self.teacher.train)?;
+        self.teacher.optimizer.validate("teacher.optimizer")?;
+        if self.teacher.hidden.contains(&0) {
+            return Err("teacher.hidden: layer widths must be at least 1".to_string());
+        }
+        if !(0.0..1.0).contains(&self.teacher.dropout) {
+            return Err(format!(
+                "teacher.dropout: expected a probability in [0, 1), found {}",
+                self.teacher.dropout
+            ));
+        }
+        let students = &self.students;
+        if students.kinds.is_empty() {
+            return Err("students.kinds: expected at least one of bag, cnn, static".to_string());
+        }
+        for (key, value) in [
+            ("students.embedding_dim", students.embedding_dim),
+            ("students.channels", students.channels),
+            ("students.max_tokens", students.max_tokens),
+        ] {
+            if value == 0 {
+                return Err(format!("{key}: expected at least 1"));
+            }
+        }
+        if students.kernel_size.is_multiple_of(2) {
+            return Err(format!(
+                "students.kernel_size: expected an odd width, found {}",
+                students.kernel_size
+            ));
+        }
+        if students.hidden.contains(&0) {
+            return Err("students.hidden: layer widths must be at least 1".to_string());
+        }
+        check_train("students.train", &students.train)?;
+        students.optimizer.validate("students.optimizer")?;
+        let distill = &self.distill;
+        if !(distill.temperature.is_finite() && distill.temperature > 0.0) {
+            return Err(format!(
+                "distill.temperature: expected a positive number, found {}",
+                distill.temperature
+            ));
+        }
+        if !(0.0..=1.0).contains(&distill.alpha) {
+            return Err(format!(
+                "distill.alpha: expected a weight in [0, 1], found {}",
+                distill.alpha
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn check_train(key: &str, train: &TrainConfig) -> Result<(), String> {
+    if train.epochs == 0 {
+        return Err(format!("{key}.epochs: expected at least 1"));
+    }
+    if train.batch_size == 0 {
+        return Err(format!("{key}.batch_size: expected at least 1"));
+    }
+    Ok(())
+}
