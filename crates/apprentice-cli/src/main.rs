@@ -4,9 +4,15 @@
 //! the library.
 
 mod bench_cmd;
+mod bench_kd;
+mod cache_cmd;
+mod complexity_cmd;
+mod continual_cmd;
 mod methods_cmd;
 mod progress;
 mod report_cmd;
+mod text_cmd;
+mod tune_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -57,6 +63,20 @@ enum Command {
     Report(report_cmd::ReportArgs),
     /// Measure what checkpoints cost to run: size, FLOPs, latency, throughput, memory, energy.
     BenchModel(bench_cmd::BenchArgs),
+    /// Time one distillation training step on fixed workloads (compare with
+    /// bench/reference/kd_step.py), or a Fashion-MNIST epoch with a cached against a live teacher.
+    BenchStep(bench_kd::BenchStepArgs),
+    /// Run a trained teacher once over an experiment's training inputs and write its logits to
+    /// a teacher cache (one shard of N with --shard i/N).
+    CacheTeacher(cache_cmd::CacheArgs),
+    /// Supervision complexity of labels, random labels and a teacher's predictions for a student.
+    Complexity(complexity_cmd::ComplexityArgs),
+    /// Learn data arriving in stages, with and without Learning without Forgetting (old- and
+    /// new-class accuracy after every stage).
+    Continual(continual_cmd::ContinualArgs),
+    /// Show how `temperature = "auto"` chooses the distillation temperature (and, with
+    /// --verify, where its choice ranks when every candidate is trained).
+    Tune(tune_cmd::TuneArgs),
 }
 
 /// Arguments of `apprentice run`.
@@ -132,6 +152,11 @@ fn main() -> ExitCode {
         }
         Command::Report(args) => report_cmd::report(args),
         Command::BenchModel(args) => bench_cmd::bench(args),
+        Command::BenchStep(args) => bench_kd::bench_step(args),
+        Command::CacheTeacher(args) => cache_cmd::cache_teacher(args),
+        Command::Complexity(args) => complexity_cmd::complexity(args),
+        Command::Continual(args) => continual_cmd::continual(args),
+        Command::Tune(args) => tune_cmd::tune(args, QUICKSTART),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -153,6 +178,20 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         resume,
         quiet,
     } = args;
+    // A text experiment (a `[text]` table) has its own schema and runner.
+    if let (None, Some(path)) = (&resume, &config_path)
+        && std::fs::read_to_string(path)
+            .is_ok_and(|text| apprentice::text::config::is_text_experiment(&text))
+    {
+        return text_cmd::run(text_cmd::TextRunArgs {
+            config: path,
+            data,
+            out: &out,
+            seeds,
+            device,
+            quiet,
+        });
+    }
     let save_checkpoints = !no_checkpoints;
     let config_path = config_path.as_deref();
     let out = out.as_path();

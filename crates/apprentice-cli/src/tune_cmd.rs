@@ -32,8 +32,7 @@ pub struct TuneArgs {
 pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => ExperimentConfig::from_file(path)?,
-        None => ExperimentConfig::from_toml(quickstart, "quickstart.toml")
-            ?,
+        None => ExperimentConfig::from_toml(quickstart, "quickstart.toml")?,
     };
     if let Some(seeds) = args.seeds {
         config.seeds = seeds;
@@ -56,10 +55,8 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
     for &seed in &config.seeds {
         let data = prepare(&raw, &config.data, seed)?;
         eprintln!("seed {seed}: getting the teacher…");
-        let teacher = seed_teacher(&config, &options, &data, seed, &mut Silent::default())
-            ?;
-        let choice = choose_temperature(&config, &data, &teacher, seed, &device)
-            ?;
+        let teacher = seed_teacher(&config, &options, &data, seed, &mut Silent::default())?;
+        let choice = choose_temperature(&config, &data, &teacher, seed, &device)?;
         print!("{}", choice_table(&choice));
         println!();
         chosen.push(choice.chosen);
@@ -75,14 +72,12 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
         grid.distill.methods = Some(vec!["kd".to_string()]);
         grid.complexity.every_epochs = 0;
         eprintln!("training kd students at T = {temperature}…");
-        let folder =
-            work_folder()?;
+        let folder = work_folder()?;
         let options = RunOptions {
             run_dir: folder.path().to_path_buf(),
             ..options.clone()
         };
-        let results =
-            run_experiment(&grid, &options, &mut Silent::default())?;
+        let results = run_experiment(&grid, &options, &mut Silent::default())?;
         for model in results.models.iter().filter(|m| m.method == "kd") {
             rows.push((
                 temperature,

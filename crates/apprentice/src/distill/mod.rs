@@ -1,5 +1,6 @@
 //! Distillation: losses, optimisers and schedules, and the training loop.
 
+pub mod cache;
 pub mod loss;
 pub mod methods;
 pub mod objective;

@@ -958,7 +958,12 @@ impl<'a> FractionRun<'a> {
                     .weights
                     .clone()
                     .unwrap_or_else(|| vec![1.0; members.len()]);
-                let mixed = mixture_logits(&members, &weights, classes, config.distill.temperature.value());
+                let mixed = mixture_logits(
+                    &members,
+                    &weights,
+                    classes,
+                    config.distill.temperature.value(),
+                );
                 let objective = config
                     .distill
                     .logit_objective(method)

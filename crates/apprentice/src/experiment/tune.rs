@@ -124,7 +124,10 @@ pub fn choose_temperature(
     for &temperature in &config.distill.auto_temperatures {
         let targets = NamedTargets::kd_mixture(&labels, &logits, classes, alpha, temperature)
             .map_err(invalid)?;
-        let adjusted = factored.measure(&targets.targets).map_err(invalid)?.adjusted;
+        let adjusted = factored
+            .measure(&targets.targets)
+            .map_err(invalid)?
+            .adjusted;
         let margin = true_class_margin(targets.targets.values(), &labels, classes);
         candidates.push(TemperatureScore {
             temperature,

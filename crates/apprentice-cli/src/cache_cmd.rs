@@ -1,0 +1,135 @@
+//! `apprentice cache-teacher`: runs a trained teacher once over the training inputs of an
+//! experiment and writes its logits to a shard of a teacher cache (see
+//! [`apprentice::distill::cache`]), so that later runs read them instead of running the teacher.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use apprentice::backend::ComputeDevice;
+use apprentice::config::ExperimentConfig;
+use apprentice::distill::cache::{
+    CacheStorage, ShardRange, data_hash, parse_shard_spec, teacher_hash, write_shard,
+};
+use apprentice::distill::train::predict_logits;
+use apprentice::experiment::data::{load_raw, prepare};
+
+/// Arguments of `apprentice cache-teacher`.
+#[derive(clap::Args, Debug)]
+pub struct CacheArgs {
+    /// The experiment file whose training split the logits are for.
+    pub config: PathBuf,
+    /// The teacher's checkpoint, e.g. `runs/<run>/seed-0/teacher.safetensors` (default: the
+    /// config's `teacher.checkpoint`).
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Data folder or file, overriding `data.path`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The seed whose split to cache (default: the seed recorded in the checkpoint).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write only shard i of N (0-based, e.g. `$SLURM_ARRAY_TASK_ID/8`); default: everything
+    /// in one shard.
+    #[arg(long)]
+    pub shard: Option<String>,
+    /// Keep only the K most probable classes of each sample and the remaining probability
+    /// mass (for many classes; KD against it is then approximate). Default: every logit.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// The cache folder (created if absent); every shard of one cache goes into the same one.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Runs `apprentice cache-teacher`.
+pub fn cache_teacher(args: CacheArgs) -> anyhow::Result<()> {
+    let config = ExperimentConfig::from_file(&args.config)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(parse_shard_spec)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--shard: {e}"))?;
+    let teacher_path = args
+        .teacher
+        .clone()
+        .or_else(|| config.teacher.checkpoint.clone())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--teacher: which teacher? pass its checkpoint (e.g. runs/<run>/seed-0/teacher.safetensors); {} sets no teacher.checkpoint",
+                args.config.display()
+            )
+        })?;
+    let device = ComputeDevice::cpu();
+    let (teacher, meta) = apprentice::checkpoint::load(&teacher_path, &device)?;
+    let seed = args.seed.unwrap_or(meta.seed);
+    let raw = load_raw(&config.data, args.data.as_deref())?;
+    let data = prepare(&raw, &config.data, seed)?;
+    let train = &data.train;
+    if train.shape.len() != meta.input_shape.len() || train.num_classes != meta.num_classes {
+        anyhow::bail!(
+            "{}: the teacher takes {} features and {} classes, the training split of {} has {} features and {} classes",
+            teacher_path.display(),
+            meta.input_shape.len(),
+            meta.num_classes,
+            args.config.display(),
+            train.shape.len(),
+            train.num_classes
+        );
+    }
+    let storage = match args.top_k {
+        None => CacheStorage::Full,
+        Some(k) if k == 0 || k >= train.num_classes => anyhow::bail!(
+            "--top-k: expected 1 ≤ K < {} (the class count), found {k}; leave it out to keep every logit",
+            train.num_classes
+        ),
+        Some(k) => CacheStorage::TopK { k },
+    };
+    let range = match shard {
+        Some((index, count)) => ShardRange::of_shard(index, count, train.len())
+            .map_err(|e| anyhow::anyhow!("--shard: {e}"))?,
+        None => ShardRange {
+            start: 0,
+            end: train.len(),
+        },
+    };
+    if !config.augment.is_identity() {
+        eprintln!(
+            "warning: {} augments its training inputs, so `apprentice run` will use the live teacher, not this cache (cached logits are exact only for un-augmented inputs)",
+            args.config.display()
+        );
+    }
+    let indices: Vec<usize> = (range.start..range.end).collect();
+    let rows = train.subset(
+        &indices,
+        format!("{}[{}..{}]", train.name, range.start, range.end),
+    );
+    let logits = predict_logits(&teacher, &rows, &device);
+    let teacher_sha256 = teacher_hash(&teacher)?;
+    let data_sha256 = data_hash(train);
+    std::fs::create_dir_all(&args.out).with_context(|| {
+        format!(
+            "--out {}: cannot create the cache folder",
+            args.out.display()
+        )
+    })?;
+    let path = write_shard(
+        &args.out,
+        &logits,
+        range,
+        train.num_classes,
+        storage,
+        &teacher_sha256,
+        &data_sha256,
+    )?;
+    println!(
+        "{}: samples {}..{} of the {} training samples of seed {seed}, teacher sha256 {}…, data sha256 {}…",
+        path.display(),
+        range.start,
+        range.end,
+        train.len(),
+        &teacher_sha256[..12],
+        &data_sha256[..12]
+    );
+    Ok(())
+}
