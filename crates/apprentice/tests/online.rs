@@ -131,7 +131,7 @@ impl TrainObserver for Interrupt {
 }
 
 /// A run interrupted in its third epoch and resumed learns from the same teacher checkpoints as
-/// one that was never interrupted: the schedule follows the epoch, not the session.
+/// one that was never interrupted: the schedule follows the epoch, not the process.
 #[test]
 fn a_resumed_online_run_keeps_the_right_teacher_checkpoint() {
     let config = ExperimentConfig::from_toml(ONLINE, "online.toml").unwrap();
