@@ -231,8 +231,8 @@ fn knowledge_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>
             "<tr class=\"group\"><td colspan=\"10\">{}</td></tr>",
             escape(&group.title)
         );
-        let scratch = group.scratch().map(|m| m.result);
         for model in &group.models {
+            let scratch = group.scratch_for(model.result).map(|m| m.result);
             metrics_row(html, view, model.result, model.color, scratch);
         }
     }
@@ -346,10 +346,10 @@ fn learning_section(html: &mut String, view: &View<'_>, inputs: &PageInputs<'_>)
             "<tr class=\"group\"><td colspan=\"5\">{}</td></tr>",
             escape(&group.title)
         );
-        let scratch_epoch = group
-            .scratch()
-            .and_then(|s| view.learning_curve(s.result).reached_at);
         for model in &group.models {
+            let scratch_epoch = group
+                .scratch_for(model.result)
+                .and_then(|s| view.learning_curve(s.result).reached_at);
             let curve = view.learning_curve(model.result);
             let per_seed: Vec<String> = curve
                 .reached_per_seed

@@ -488,6 +488,27 @@ mod tests {
         );
     }
 
+    #[test]
+    fn each_student_is_compared_with_the_scratch_student_of_its_architecture() {
+        let mut results = results();
+        let mut cnn_scratch = model(Role::Scratch, "cnn@5%", 0.05, 3);
+        cnn_scratch.architecture = "cnn".into();
+        cnn_scratch.test.accuracy = summary(&[0.80, 0.80, 0.80]);
+        let mut cnn_kd = model(Role::Distilled, "cnn-kd@5%", 0.05, 3);
+        cnn_kd.architecture = "cnn".into();
+        cnn_kd.test.accuracy = summary(&[0.85, 0.85, 0.85]);
+        results.models.extend([cnn_scratch, cnn_kd]);
+        let table = crate::report::table::comparison_table(&results);
+        assert!(
+            table.contains("cnn-kd@5%: +5.00 points vs scratch"),
+            "{table}"
+        );
+        assert!(
+            table.contains("kd-all@5%: +0.00 points vs scratch"),
+            "{table}"
+        );
+    }
+
     fn assert_json_close(actual: &serde_json::Value, expected: &serde_json::Value, at: &str) {
         use serde_json::Value;
         match (actual, expected) {

@@ -69,8 +69,10 @@ pub(crate) fn summary(
         row(&mut md, teacher.result, "all", "—".to_string());
     }
     for group in &view.groups {
-        let scratch = group.scratch().map(|m| m.result.test.accuracy.mean);
         for model in &group.models {
+            let scratch = group
+                .scratch_for(model.result)
+                .map(|m| m.result.test.accuracy.mean);
             let vs = match scratch {
                 Some(s) if model.result.role == super::results::Role::Distilled => {
                     format!("{} pts", points(model.result.test.accuracy.mean - s))

@@ -209,13 +209,18 @@ fn points(difference: f64) -> String {
 
 /// The gain lines of the distilled models of one label-fraction group.
 fn gain_lines(models: &[&ModelResult]) -> Vec<String> {
-    let Some(scratch) = models.iter().find(|model| model.role == Role::Scratch) else {
+    let Some(first_scratch) = models.iter().find(|model| model.role == Role::Scratch) else {
         return Vec::new();
     };
     models
         .iter()
         .filter(|model| model.role == Role::Distilled)
         .map(|model| {
+            // Against the scratch student of the same architecture when the run has several.
+            let scratch = models
+                .iter()
+                .find(|m| m.role == Role::Scratch && m.architecture == model.architecture)
+                .unwrap_or(first_scratch);
             let accuracy = points(model.test.accuracy.mean - scratch.test.accuracy.mean);
             let mut line = format!("{}: {accuracy} points vs scratch", model.name);
             if let (Some(ours), Some(theirs)) = (&model.test.agreement, &scratch.test.agreement) {

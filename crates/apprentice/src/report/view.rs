@@ -53,6 +53,15 @@ impl Group<'_> {
         self.models.iter().find(|m| m.result.role == Role::Scratch)
     }
 
+    /// The scratch baseline of `model`: the group's scratch model of the same architecture
+    /// (a run may train several student architectures, as text runs do), else the first one.
+    pub fn scratch_for(&self, model: &super::results::ModelResult) -> Option<&ModelView<'_>> {
+        self.models
+            .iter()
+            .find(|m| m.result.role == Role::Scratch && m.result.architecture == model.architecture)
+            .or_else(|| self.scratch())
+    }
+
     /// The distilled models of the group.
     pub fn distilled(&self) -> impl Iterator<Item = &ModelView<'_>> {
         self.models
