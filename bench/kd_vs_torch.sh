@@ -15,7 +15,8 @@
 # The JSON of both sides is kept in target/kd-vs-torch/. Needs PyTorch: pip install torch
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads="${1:-$(nproc)}"
+cores="$(nproc --all)"
+threads="${1:-$cores}"
 steps="${2:-50}"
 repeats="${3:-3}"
 if ! python3 -c "import torch" 2>/dev/null; then
@@ -33,7 +34,7 @@ fi
 work=target/kd-vs-torch
 mkdir -p "$work"
 export OMP_NUM_THREADS="$threads"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cores; threads: $threads; features: ${features:-none}; load average: $(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $cores cores; threads: $threads; features: ${features:-none}; load average: $(cut -d ' ' -f 1-3 /proc/loadavg)"
 for workload in mlp-adam mlp-sgd cnn-adam cnn-sgd; do
     "$apprentice" bench-step --workload "$workload" --threads "$threads" \
         --steps "$steps" --repeats "$repeats" --json "$work/apprentice-$workload.json" >/dev/null 2>&1

@@ -5,8 +5,8 @@
 //!
 //! Every step goes through the code a real run uses: [`Network`] built from a [`ModelSpec`],
 //! the frozen teacher's forward pass on the inference device, [`kd_loss`], the backward pass and
-//! [`Optimizer::step`], with the batch copied from host memory and the loss read back as
-//! `distill::train` does.
+//! [`Optimizer::step`](apprentice::distill::optim::Optimizer::step), with the batch copied from
+//! host memory and the loss read back as `distill::train` does.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -62,7 +62,8 @@ pub struct BenchStepArgs {
     /// Timed repeats; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Worker threads (default: every core).
+    /// Worker threads of burn's CPU backend (default: every core); a build without the
+    /// `parallel` feature runs on one thread whatever this says.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Also write the measurements to this JSON file.
@@ -205,7 +206,7 @@ pub fn bench_step(args: BenchStepArgs) -> anyhow::Result<()> {
         .build_global()
         .context("--threads: cannot size the worker pool")?;
     let parallel = cfg!(feature = "parallel");
-    if threads > 1 && !parallel {
+    if args.threads.is_some_and(|t| t > 1) && !parallel {
         eprintln!(
             "note: this build runs burn's CPU backend on one thread, so --threads {threads} changes nothing; build with `--features parallel` for every core"
         );

@@ -630,11 +630,23 @@ fn student_name(method: &str, transfer: Transfer, fraction: f64) -> String {
 }
 
 /// A digest of a network's weights, identifying a teacher in checkpoint fingerprints.
-fn weights_digest(name: &str, network: &Network) -> Result<String> {
-    Ok(sha256_hex(
-        &checkpoint::weights_to_bytes(network)
-            .map_err(|e| Error::Invalid(format!("{name}: {e}")))?,
-    ))
+///
+/// The values are hashed in the module's visiting order, which depends only on the architecture:
+/// serialised safetensors bytes would not do, since their header order may differ between
+/// processes, and a resumed run must recognise the same teacher.
+fn weights_digest(_name: &str, network: &Network) -> Result<String> {
+    use burn::module::{Module, ModuleVisitor, Param};
+    struct Collect(Vec<u8>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<burn::tensor::Tensor<D>>) {
+            for value in crate::backend::to_host(param.val().flatten::<1>(0, D - 1)) {
+                self.0.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    network.visit(&mut collect);
+    Ok(sha256_hex(&collect.0))
 }
 
 /// Rows `subset` of row-major `values` with `width` values per row.
