@@ -1117,6 +1117,57 @@ impl<'a> FractionRun<'a> {
     }
 }
 
+/// The teacher's architecture, schedule and optimiser from `[teacher]` (validated present when
+/// no checkpoint is loaded).
+fn teacher_model_config(config: &ExperimentConfig) -> ModelConfig {
+    ModelConfig {
+        model: config
+            .teacher
+            .model
+            .clone()
+            .expect("validated: teacher.model present"),
+        train: config
+            .teacher
+            .train
+            .clone()
+            .expect("validated: teacher.train present"),
+        optimizer: config.teacher.optimizer.clone(),
+    }
+}
+
+/// A teacher trained on every label of the training split.
+fn teacher_job<'a>(
+    name: String,
+    model_config: &'a ModelConfig,
+    data: &'a PreparedData,
+    init_seed: u64,
+    order_seed: u64,
+) -> Job<'a> {
+    Job {
+        name,
+        role: Role::Teacher,
+        method: "ce".into(),
+        label_fraction: 1.0,
+        transfer: None,
+        model_config,
+        init_seed,
+        order_seed,
+        set: TrainingSet {
+            data: &data.train,
+            labelled: None,
+            samples_per_epoch: data.train.len(),
+            validation: &data.validation,
+        },
+        supervision: Supervision::Labels,
+        teacher_digest: None,
+        teacher_test_logits: None,
+        cohort: 1,
+        regressors: Vec::new(),
+        probe: None,
+        keep_epochs: None,
+    }
+}
+
 /// The extra teachers of multi-teacher distillation: trained once per seed, when first needed.
 #[derive(Default)]
 struct ExtraTeachers {
@@ -1138,19 +1189,7 @@ impl ExtraTeachers {
         let multi = &config.distill.multi_teacher;
         let total = multi.count();
         let configs: Vec<ModelConfig> = if multi.extra.is_empty() {
-            let same = ModelConfig {
-                model: config
-                    .teacher
-                    .model
-                    .clone()
-                    .expect("validated: multi-teacher has teacher.model"),
-                train: config
-                    .teacher
-                    .train
-                    .clone()
-                    .expect("validated: multi-teacher has teacher.train"),
-                optimizer: config.teacher.optimizer.clone(),
-            };
+            let same = teacher_model_config(config);
             vec![same; total - 1]
         } else {
             multi.extra.clone()
@@ -1158,29 +1197,13 @@ impl ExtraTeachers {
         while self.networks.len() + 1 < total {
             let index = self.networks.len() + 2;
             let name = format!("teacher-{index}");
-            let job = Job {
-                name: name.clone(),
-                role: Role::Teacher,
-                method: "ce".into(),
-                label_fraction: 1.0,
-                transfer: None,
-                model_config: &configs[index - 2],
-                init_seed: mix_seed(teacher_init_seed(context.seed), index as u64),
-                order_seed: mix_seed(teacher_order_seed(context.seed), index as u64),
-                set: TrainingSet {
-                    data: &data.train,
-                    labelled: None,
-                    samples_per_epoch: data.train.len(),
-                    validation: &data.validation,
-                },
-                supervision: Supervision::Labels,
-                teacher_digest: None,
-                teacher_test_logits: None,
-                cohort: 1,
-                regressors: Vec::new(),
-                probe: None,
-                keep_epochs: None,
-            };
+            let job = teacher_job(
+                name.clone(),
+                &configs[index - 2],
+                data,
+                mix_seed(teacher_init_seed(context.seed), index as u64),
+                mix_seed(teacher_order_seed(context.seed), index as u64),
+            );
             let (network, record) = context.run(job, observer)?;
             self.networks.push((name.clone(), network));
             self.records.push((name, record));
@@ -1421,42 +1444,14 @@ fn teacher_for_seed(
             Ok((network, record))
         }
         None => {
-            let model_config = ModelConfig {
-                model: config
-                    .teacher
-                    .model
-                    .clone()
-                    .expect("validated: teacher.model present"),
-                train: config
-                    .teacher
-                    .train
-                    .clone()
-                    .expect("validated: teacher.train present"),
-                optimizer: config.teacher.optimizer.clone(),
-            };
-            let mut job = Job {
-                name: "teacher".into(),
-                role: Role::Teacher,
-                method: "ce".into(),
-                label_fraction: 1.0,
-                transfer: None,
-                model_config: &model_config,
-                init_seed: teacher_init_seed(seed),
-                order_seed: teacher_order_seed(seed),
-                set: TrainingSet {
-                    data: &data.train,
-                    labelled: None,
-                    samples_per_epoch: data.train.len(),
-                    validation: &data.validation,
-                },
-                supervision: Supervision::Labels,
-                teacher_digest: None,
-                teacher_test_logits: None,
-                cohort: 1,
-                regressors: Vec::new(),
-                probe: None,
-                keep_epochs: None,
-            };
+            let model_config = teacher_model_config(config);
+            let mut job = teacher_job(
+                "teacher".into(),
+                &model_config,
+                data,
+                teacher_init_seed(seed),
+                teacher_order_seed(seed),
+            );
             if config.distill.method_list().iter().any(|m| m == "online") {
                 job.keep_epochs = Some((
                     context.path("teacher", "epochs"),
