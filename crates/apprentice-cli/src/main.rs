@@ -109,6 +109,7 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    apprentice::backend::keep_freed_buffers();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {

@@ -128,3 +128,27 @@ pub fn to_host<const D: usize>(tensor: Tensor<D>) -> Vec<f32> {
 pub fn scalar(tensor: Tensor<1>) -> f32 {
     to_host(tensor)[0]
 }
+
+/// Keeps freed tensor buffers inside the process instead of handing them back to the kernel.
+///
+/// burn's CPU backend writes every operation's result to a fresh buffer of a few MiB. With
+/// glibc's default thresholds such buffers are mapped and unmapped on every step, and the page
+/// faults of mapping them again cost a fifth of a training step (bench/RESULTS.md). Raising the
+/// trim and mmap thresholds makes glibc reuse them; call this once at start-up, before any
+/// tensor is made. A no-op on other C libraries, and when `GLIBC_TUNABLES` already sets the
+/// allocator (the user's choice wins).
+pub fn keep_freed_buffers() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let user_tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|v| v.contains("glibc.malloc"));
+        if !user_tuned {
+            // SAFETY: mallopt only changes glibc's allocator parameters; it is called before any
+            // other thread allocates through it.
+            unsafe {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+                // 32 MiB is the largest mmap threshold glibc accepts on 64-bit machines.
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+            }
+        }
+    }
+}
