@@ -8,7 +8,7 @@ use anyhow::Context;
 use apprentice::backend::ComputeDevice;
 use apprentice::config::ExperimentConfig;
 use apprentice::distill::cache::{
-    CacheStorage, ShardRange, data_hash, parse_shard_spec, teacher_hash, write_shard,
+    CacheStorage, ShardRange, data_hash, parse_shard_spec, short_hash, teacher_hash, write_shard,
 };
 use apprentice::distill::train::predict_logits;
 use apprentice::experiment::data::{load_raw, prepare};
@@ -37,6 +37,10 @@ pub struct CacheArgs {
     #[arg(long)]
     pub top_k: Option<usize>,
     /// The cache folder (created if absent); every shard of one cache goes into the same one.
+    /// Each seed has its own split (and its own teacher when the run trains it), so for a run
+    /// of several seeds write each seed's cache into `DIR/seed-<S>` (with `--seed S`) and give
+    /// `apprentice run --teacher-cache DIR`: it reads `DIR/seed-<S>` when that exists, else
+    /// `DIR` itself.
     #[arg(long)]
     pub out: PathBuf,
 }
@@ -128,8 +132,8 @@ pub fn cache_teacher(args: CacheArgs) -> anyhow::Result<()> {
         range.start,
         range.end,
         train.len(),
-        &teacher_sha256[..12],
-        &data_sha256[..12]
+        short_hash(&teacher_sha256),
+        short_hash(&data_sha256)
     );
     Ok(())
 }

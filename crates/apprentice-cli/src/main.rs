@@ -96,6 +96,10 @@ struct RunArgs {
     /// cpu, cuda or wgpu, overriding `device`.
     #[arg(long)]
     device: Option<String>,
+    /// Read the teacher's training logits from this cache folder (written by `apprentice
+    /// cache-teacher`; `DIR/seed-<S>` per seed when present), overriding `teacher_cache`.
+    #[arg(long, value_name = "DIR")]
+    teacher_cache: Option<PathBuf>,
     /// Do not write model checkpoints (the run then cannot be resumed).
     #[arg(long)]
     no_checkpoints: bool,
@@ -175,6 +179,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         out,
         seeds,
         device,
+        teacher_cache,
         no_checkpoints,
         resume,
         quiet,
@@ -184,6 +189,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         && std::fs::read_to_string(path)
             .is_ok_and(|text| apprentice::text::config::is_text_experiment(&text))
     {
+        if teacher_cache.is_some() {
+            anyhow::bail!(
+                "--teacher-cache: {} is a text experiment, which caches its teacher's embeddings itself (in runs/cache/)",
+                path.display()
+            );
+        }
         return text_cmd::run(text_cmd::TextRunArgs {
             config: path,
             data,
@@ -217,6 +228,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         // `apprentice eval` started from the same folder finds the data without being told
         // again (from elsewhere, pass --data again).
         config.data.path = Some(path.clone());
+    }
+    if let Some(folder) = teacher_cache {
+        config.teacher_cache = Some(folder);
     }
     if let Some(seeds) = seeds {
         if seeds.is_empty() {

@@ -56,6 +56,12 @@ pub struct ExperimentConfig {
     /// Supervision complexity tracked over the students' training.
     #[serde(default)]
     pub complexity: ComplexityTracking,
+    /// A teacher cache folder written by `apprentice cache-teacher`: the teacher's logits on
+    /// the training inputs are read from it instead of being computed. Each seed uses
+    /// `<folder>/seed-<S>` when that exists, else the folder itself. A relative path is taken
+    /// from the working directory, like `data.path` and `teacher.checkpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_cache: Option<PathBuf>,
 }
 
 /// Supervision complexity measured during training (`[complexity]`): every `every_epochs`
@@ -813,6 +819,14 @@ impl ExperimentConfig {
         }
         if distill.transfer.is_empty() {
             return Err("distill.transfer: expected at least one of \"all\", \"labelled\"".into());
+        }
+        if let Some(folder) = &self.teacher_cache
+            && folder.as_os_str().is_empty()
+        {
+            return Err(
+                "teacher_cache: expected a folder written by `apprentice cache-teacher`, found \"\""
+                    .into(),
+            );
         }
         Ok(())
     }

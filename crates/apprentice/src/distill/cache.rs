@@ -149,6 +149,22 @@ pub enum CacheError {
         /// What is wrong.
         message: String,
     },
+    /// A shard computed for another teacher or another training split.
+    #[error(
+        "{path}: written for another {what} (sha256 {}…, expected {}…); recompute the cache with `apprentice cache-teacher`",
+        short_hash(.found),
+        short_hash(.expected)
+    )]
+    Mismatch {
+        /// The shard file.
+        path: PathBuf,
+        /// Which of the two hashes differs.
+        what: Mismatch,
+        /// The hash the shard records.
+        found: String,
+        /// The hash of this run's teacher or training split.
+        expected: String,
+    },
     /// The cache folder as a whole is unusable (missing, empty, gaps or overlaps).
     #[error("{path}: {message}")]
     Folder {
@@ -160,6 +176,29 @@ pub enum CacheError {
     /// Arguments that cannot describe a shard.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Which hash of a shard differs from the run's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// [`teacher_hash`]: the logits come from other weights.
+    Teacher,
+    /// [`data_hash`]: the rows are another data set, split (seed) or normalisation.
+    Data,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Teacher => "teacher",
+            Self::Data => "data set or split",
+        })
+    }
+}
+
+/// The first 12 hex digits of a hash, enough to tell two apart in a message.
+pub fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }
 
 /// SHA-256 (hex) of a teacher's weights: every stored tensor (parameters and batch-norm
@@ -409,24 +448,22 @@ impl TeacherCache {
         let mut shards = Vec::with_capacity(paths.len());
         for path in paths {
             let shard = Shard::open(&path)?;
-            let mismatch = |what: &str, found: &str, expected: &str| CacheError::Shard {
+            let mismatch = |what: Mismatch, found: &str, expected: &str| CacheError::Mismatch {
                 path: path.clone(),
-                message: format!(
-                    "written for another {what} (sha256 {}…, expected {}…); recompute the cache with `apprentice cache-teacher`",
-                    &found[..found.len().min(12)],
-                    &expected[..expected.len().min(12)]
-                ),
+                what,
+                found: found.to_string(),
+                expected: expected.to_string(),
             };
             if shard.header.teacher_sha256 != expected_teacher_sha256 {
                 return Err(mismatch(
-                    "teacher",
+                    Mismatch::Teacher,
                     &shard.header.teacher_sha256,
                     expected_teacher_sha256,
                 ));
             }
             if shard.header.data_sha256 != expected_data_sha256 {
                 return Err(mismatch(
-                    "data set or split",
+                    Mismatch::Data,
                     &shard.header.data_sha256,
                     expected_data_sha256,
                 ));

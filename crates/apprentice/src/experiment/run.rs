@@ -16,9 +16,14 @@ use crate::experiment::tune::{TemperatureChoice, choose_temperature};
 
 /// Key of the temperatures `"auto"` chose, per seed, in `results.json`.
 pub const TEMPERATURE_CHOICE_KEY: &str = "temperature_choice";
+/// Key of what each seed took from `teacher_cache`, in `results.json` (absent without one).
+pub const TEACHER_CACHE_KEY: &str = "teacher_cache";
+/// Why a configured teacher cache is not used under augmentation.
+const AUGMENTED_CACHE: &str = "augmentation is on, so the teacher must see each augmented view; cached logits are exact only for un-augmented inputs";
 use crate::data::Dataset;
 use crate::data::batch::mix_seed;
 use crate::data::split::stratified_subset_indices;
+use crate::distill::cache::{self as teacher_cache, Mismatch, TeacherCache, short_hash};
 use crate::distill::loss::LogitObjective;
 use crate::distill::methods::FitNetRegressor;
 use crate::distill::objective::TeacherViews;
@@ -166,9 +171,28 @@ pub fn run_experiment(
     options: &RunOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<Results> {
+    // A missing cache folder fails before any training rather than after the first teacher.
+    if let Some(folder) = &config.teacher_cache
+        && config.augment.is_identity()
+        && !folder.is_dir()
+    {
+        return Err(Error::Invalid(format!(
+            "teacher_cache: {}: no such folder; write the cache with `apprentice cache-teacher`",
+            folder.display()
+        )));
+    }
+    if let Some(folder) = &config.teacher_cache
+        && !config.augment.is_identity()
+    {
+        observer.warn(&format!(
+            "teacher_cache {}: not used: {AUGMENTED_CACHE}; the live teacher teaches instead",
+            folder.display()
+        ));
+    }
     let raw = load_raw(&config.data, options.data_path.as_deref())?;
     let mut records: BTreeMap<String, Vec<SeedRecord>> = BTreeMap::new();
     let mut choices: Vec<TemperatureChoice> = Vec::new();
+    let mut cache_uses: Vec<TeacherCacheUse> = Vec::new();
     let mut order: Vec<String> = Vec::new();
     let mut data_summary = None;
     for &seed in &config.seeds {
@@ -185,8 +209,9 @@ pub fn run_experiment(
                 data.train.shape.width,
             ],
         });
-        let (seed_records, choice) = run_seed(config, options, &data, seed, observer)?;
+        let (seed_records, choice, cache_use) = run_seed(config, options, &data, seed, observer)?;
         choices.extend(choice);
+        cache_uses.extend(cache_use);
         for (name, record) in seed_records {
             if !records.contains_key(&name) {
                 order.push(name.clone());
@@ -215,6 +240,7 @@ pub fn run_experiment(
     let surpassed = results.surpassed_teacher();
     let text = if !surpassed.is_empty()
         || !choices.is_empty()
+        || !cache_uses.is_empty()
         || records
             .values()
             .flatten()
@@ -226,6 +252,10 @@ pub fn run_experiment(
         if !choices.is_empty() {
             value[TEMPERATURE_CHOICE_KEY] =
                 serde_json::to_value(&choices).map_err(|e| Error::Invalid(e.to_string()))?;
+        }
+        if !cache_uses.is_empty() {
+            value[TEACHER_CACHE_KEY] =
+                serde_json::to_value(&cache_uses).map_err(|e| Error::Invalid(e.to_string()))?;
         }
         if !surpassed.is_empty() {
             value[SURPASSED_TEACHER_KEY] =
@@ -1212,9 +1242,156 @@ impl ExtraTeachers {
     }
 }
 
-/// What one seed produced: every model's record in table order, and the temperature
-/// `"auto"` chose for it.
-type SeedOutcome = (Vec<(String, SeedRecord)>, Option<TemperatureChoice>);
+/// What one seed produced: every model's record in table order, the temperature `"auto"`
+/// chose for it, and what it took from `teacher_cache`.
+type SeedOutcome = (
+    Vec<(String, SeedRecord)>,
+    Option<TemperatureChoice>,
+    Option<TeacherCacheUse>,
+);
+
+/// What one seed took from `teacher_cache`, as recorded in `results.json` under
+/// [`TEACHER_CACHE_KEY`], so that a reader can tell cached from live teacher logits.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TeacherCacheUse {
+    /// The seed.
+    pub seed: u64,
+    /// The folder read for this seed (`<teacher_cache>/seed-<S>` when that exists).
+    pub folder: PathBuf,
+    /// True when the students learned from the cached logits; false when the live teacher
+    /// was used instead (see `fallback`).
+    pub used: bool,
+    /// True when every shard keeps full logits, so KD is exactly as with the live teacher;
+    /// false for top-k shards (KD approximate) or when the cache was not used.
+    pub exact: bool,
+    /// Shard files read.
+    pub shards: usize,
+    /// Why the live teacher was used instead of the cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+/// The folder of `seed`'s cache: each seed has its own split (and possibly its own teacher),
+/// so `<folder>/seed-<S>` is preferred when it exists; a single-seed cache can sit in
+/// `folder` itself.
+fn seed_cache_folder(folder: &Path, seed: u64) -> PathBuf {
+    let own = folder.join(format!("seed-{seed}"));
+    if own.is_dir() {
+        own
+    } else {
+        folder.to_path_buf()
+    }
+}
+
+/// The teacher's logits on every training sample, from `teacher_cache` when one is set and
+/// can be exact, else from the teacher itself; `None` when augmentation means the students
+/// must see the teacher's logits on each augmented view instead.
+fn teacher_logits_on_train(
+    context: &SeedContext<'_>,
+    teacher: &Network,
+    observer: &mut dyn TrainObserver,
+) -> Result<(Option<Vec<f32>>, Option<TeacherCacheUse>)> {
+    let config = context.config;
+    let data = context.data;
+    let seed = context.seed;
+    let device = &context.options.device;
+    let augmented = !config.augment.is_identity();
+    let Some(root) = &config.teacher_cache else {
+        return Ok((
+            (!augmented).then(|| predict_logits(teacher, &data.train, device)),
+            None,
+        ));
+    };
+    let folder = seed_cache_folder(root, seed);
+    if augmented {
+        // `run_experiment` has warned once for the whole run.
+        return Ok((
+            None,
+            Some(TeacherCacheUse {
+                seed,
+                folder,
+                used: false,
+                exact: false,
+                shards: 0,
+                fallback: Some(AUGMENTED_CACHE.to_string()),
+            }),
+        ));
+    }
+    let train = &data.train;
+    let teacher_sha256 = teacher_cache::teacher_hash(teacher)
+        .map_err(|e| Error::Invalid(format!("teacher_cache: {e}")))?;
+    let data_sha256 = teacher_cache::data_hash(train);
+    let cache = TeacherCache::open(
+        &folder,
+        &teacher_sha256,
+        &data_sha256,
+        train.len(),
+        train.num_classes,
+    )
+    .map_err(|error| Error::Invalid(cache_refusal(context, &folder, error)))?;
+    if !cache.is_exact() {
+        observer.warn(&format!(
+            "teacher_cache {}: top-k shards keep only each sample's most probable classes, so KD for seed {seed} is approximate; rewrite the cache without --top-k for exact KD",
+            folder.display()
+        ));
+    }
+    let record = TeacherCacheUse {
+        seed,
+        folder,
+        used: true,
+        exact: cache.is_exact(),
+        shards: cache.shards().len(),
+        fallback: None,
+    };
+    Ok((Some(cache.into_logits()), Some(record)))
+}
+
+/// One line saying why `folder` cannot serve `context`'s seed and, for a cache of another
+/// teacher or split, the command that rebuilds it.
+fn cache_refusal(
+    context: &SeedContext<'_>,
+    folder: &Path,
+    error: teacher_cache::CacheError,
+) -> String {
+    let seed = context.seed;
+    let teacher_cache::CacheError::Mismatch {
+        path,
+        what,
+        found,
+        expected,
+    } = &error
+    else {
+        return format!("teacher_cache (seed {seed}): {error}");
+    };
+    let teacher_checkpoint = match &context.config.teacher.checkpoint {
+        Some(path) => path.display().to_string(),
+        None if context.options.save_checkpoints => {
+            context.path("teacher", "safetensors").display().to_string()
+        }
+        None => format!("RUN/seed-{seed}/teacher.safetensors"),
+    };
+    // Several seeds reading one folder can never all match: point at the seed's own folder.
+    let shared = context.config.seeds.len() > 1 && !folder.ends_with(format!("seed-{seed}"));
+    let (out, note) = if shared {
+        (
+            folder.join(format!("seed-{seed}")),
+            " (each seed has its own split and teacher, so each needs its own seed-<S> folder)",
+        )
+    } else {
+        (folder.to_path_buf(), "")
+    };
+    let whose = match what {
+        Mismatch::Teacher => format!("seed {seed}'s teacher has"),
+        Mismatch::Data => format!("seed {seed}'s training split has"),
+    };
+    format!(
+        "teacher_cache: {}: written for another {what} (the shard's sha256 is {}…, {whose} {}…); rebuild it with `apprentice cache-teacher CONFIG --teacher {teacher_checkpoint} --seed {seed} --out {}`{note}",
+        path.display(),
+        short_hash(found),
+        short_hash(expected),
+        out.display()
+    )
+}
 
 fn run_seed(
     config: &ExperimentConfig,
@@ -1264,10 +1441,7 @@ fn run_seed(
     let context = SeedContext { config, ..context };
 
     // Cached teacher logits are exact only when the student sees un-augmented inputs.
-    let teacher_train_logits = config
-        .augment
-        .is_identity()
-        .then(|| predict_logits(&teacher, &data.train, device));
+    let (teacher_train_logits, cache_use) = teacher_logits_on_train(&context, &teacher, observer)?;
     let probe = match &teacher_train_logits {
         Some(logits) => ProbeSet::new(config, data, seed, logits)?,
         None => {
@@ -1366,7 +1540,7 @@ fn run_seed(
     // Extra teachers are listed with the teacher, before the students.
     out.extend(extra_teachers.records);
     out.extend(student_rows);
-    Ok((out, choice))
+    Ok((out, choice, cache_use))
 }
 
 /// The teacher of the experiment of `seed`, exactly as [`run_experiment`] gets it (loaded from
