@@ -47,6 +47,12 @@
 //! are documented in [`super::extensions`]; a file without them is a complete version-1 file,
 //! and the types in this module ignore them.
 //!
+//! The run itself may add `surpassed_teacher` (students whose test accuracy beat the
+//! teacher's), `temperature_choice` (what `temperature = "auto"` chose for each seed) and
+//! `teacher_cache` (for each seed, whether the teacher's training logits came from a teacher
+//! cache: `seed`, `folder`, `used`, `exact`, `shards`, and `fallback` when it was not used;
+//! see [`crate::experiment::run::TeacherCacheUse`]).
+//!
 //! # Versioning
 //!
 //! [`SCHEMA_VERSION`] goes up whenever a field is removed or renamed or changes meaning or
