@@ -12,6 +12,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::kernels;
 use super::spec::Activation;
 
 /// Values drawn uniformly from `[-bound, bound]`: PyTorch's default for dense and convolution
@@ -101,17 +102,34 @@ impl ConvBlock {
     }
 
     /// Applies the block to a `[batch, channels, height, width]` tensor.
+    ///
+    /// On the CPU backend our own kernels ([`super::kernels`]) run the convolution, with the
+    /// bias, ReLU and pool fused into it when there is no batch norm; anywhere else (GPU
+    /// backends) burn's operations do, with the same results up to rounding.
     pub fn forward(&self, input: Tensor<4>, activation: Activation) -> Tensor<4> {
         let padding = self.kernel_size / 2;
-        let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
-        let mut x = conv2d(input, self.weight.val(), Some(self.bias.val()), options);
+        let [_, _, height, width] = input.dims();
+        // 'same' padding keeps the size, so the pool runs on the input's height and width.
+        let pool = self.pool && height >= 2 && width >= 2;
+        let (weight, bias) = (self.weight.val(), self.bias.val());
+        if self.norm.is_none()
+            && activation == Activation::Relu
+            && let Some(x) = kernels::conv2d_block(&input, &weight, &bias, padding, true, pool)
+        {
+            return x;
+        }
+        let mut x = kernels::conv2d_block(&input, &weight, &bias, padding, false, false)
+            .unwrap_or_else(|| {
+                let options = ConvOptions::new([1, 1], [padding, padding], [1, 1], 1);
+                conv2d(input, weight, Some(bias), options)
+            });
         if let Some(norm) = &self.norm {
             x = norm.forward(x);
         }
         x = activate(x, activation);
-        let [_, _, height, width] = x.dims();
-        if self.pool && height >= 2 && width >= 2 {
-            x = max_pool2d(x, MaxPoolOptions::new([2, 2]));
+        if pool {
+            x = kernels::max_pool2x2(&x)
+                .unwrap_or_else(|| max_pool2d(x, MaxPoolOptions::new([2, 2])));
         }
         x
     }

@@ -4,6 +4,7 @@
 //! logits together with named intermediate features, so that feature-based distillation methods
 //! can reach inside without changing the models.
 
+pub mod kernels;
 pub mod layers;
 pub mod network;
 pub mod spec;
