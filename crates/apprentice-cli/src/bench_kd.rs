@@ -4,7 +4,9 @@
 //! takes with the teacher's logits cached on disk against computing them with the live teacher.
 //!
 //! Every step goes through the code a real run uses: [`Network`] built from a [`ModelSpec`],
-//! the frozen teacher's forward pass on the inference device, [`kd_loss`], the backward pass and
+//! the frozen teacher's forward pass on the inference device, one batch ahead of the student
+//! through [`TeacherPrefetcher`] (on a thread of its own when more than one is allowed),
+//! [`kd_loss`], the backward pass and
 //! [`Optimizer::step`](apprentice::distill::optim::Optimizer::step), with the batch copied from
 //! host memory and the loss read back as `distill::train` does.
 
@@ -21,6 +23,7 @@ use apprentice::distill::cache::{
 };
 use apprentice::distill::loss::{KdWeights, kd_loss};
 use apprentice::distill::optim::{OptimizerKind, OptimizerSpec};
+use apprentice::distill::prefetch::TeacherPrefetcher;
 use apprentice::distill::train::{
     Learner, OnNan, Silent, Supervision, TeacherSignal, TrainSettings, TrainingSet, predict_logits,
     train,
@@ -62,10 +65,19 @@ pub struct BenchStepArgs {
     /// Timed repeats; the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// Worker threads of burn's CPU backend (default: every core); a build without the
-    /// `parallel` feature runs on one thread whatever this says.
+    /// Worker threads (default: every core). With more than one, the frozen teacher runs on a
+    /// thread of its own, one batch ahead of the student; only a build with the `parallel`
+    /// feature also spreads burn's operations over them.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// `off` keeps the teacher on the student's thread even with several threads (to measure
+    /// what running it alongside gains); `auto` runs it as training does.
+    #[arg(long, value_enum, default_value_t = TeacherThread::Auto)]
+    pub teacher_thread: TeacherThread,
+    /// Update with burn's optimisers (about ten tensor operations per parameter) instead of
+    /// the fused one-pass updates training uses, to measure what fusing gains; same values.
+    #[arg(long)]
+    pub unfused_optimizer: bool,
     /// Also write the measurements to this JSON file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -78,6 +90,15 @@ pub struct BenchStepArgs {
     /// Folder for the teacher cache written by the `fashion-epoch` workload.
     #[arg(long, default_value = "target/bench-step")]
     pub work: PathBuf,
+}
+
+/// Where `bench-step` runs the frozen teacher.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeacherThread {
+    /// As training does: on its own thread when more than one thread is allowed.
+    Auto,
+    /// On the student's thread.
+    Off,
 }
 
 /// One step workload: a student architecture and its optimiser.
@@ -163,6 +184,12 @@ struct Measurement {
     /// The loss of the last step: the same seeds give the same value, so it shows whether two
     /// builds or thread counts compute the same thing.
     final_loss: f64,
+    /// Whether the teacher ran on a thread of its own (step workloads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    teacher_thread: Option<bool>,
+    /// Whether the optimiser took the fused one-pass updates (step workloads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fused_optimizer: Option<bool>,
     /// Extra figures of the epoch workload (seconds), absent for step workloads.
     #[serde(skip_serializing_if = "Option::is_none")]
     epoch: Option<EpochTimes>,
@@ -208,7 +235,7 @@ pub fn bench_step(args: BenchStepArgs) -> anyhow::Result<()> {
     let parallel = cfg!(feature = "parallel");
     if args.threads.is_some_and(|t| t > 1) && !parallel {
         eprintln!(
-            "note: this build runs burn's CPU backend on one thread, so --threads {threads} changes nothing; build with `--features parallel` for every core"
+            "note: this build runs burn's CPU backend on one thread; --threads {threads} only gives the teacher a thread of its own; build with `--features parallel` for every core in every operation"
         );
     }
     let mut results = Vec::new();
@@ -283,9 +310,18 @@ fn measure_step(workload: StepWorkload, args: &BenchStepArgs) -> anyhow::Result<
     )
     .map_err(anyhow::Error::msg)?;
     let spec = workload.optimizer();
+    let width: usize = IMAGE.iter().product();
+    let teacher = match args.teacher_thread {
+        TeacherThread::Auto => TeacherPrefetcher::new(&teacher, &device, width),
+        TeacherThread::Off => TeacherPrefetcher::with_worker(&teacher, &device, width, false),
+    };
     let mut stepper = KdStepper {
         learner: Some(Learner::single(student)),
-        optimizer: spec.build(),
+        optimizer: if args.unfused_optimizer {
+            spec.build_unfused()
+        } else {
+            spec.build()
+        },
         learning_rate: spec.lr,
         teacher,
         device,
@@ -307,13 +343,24 @@ fn measure_step(workload: StepWorkload, args: &BenchStepArgs) -> anyhow::Result<
         repeats.push(args.steps as f64 / started.elapsed().as_secs_f64());
     }
     let steps_per_s = median(&repeats);
+    let teacher_thread = stepper.teacher.uses_worker();
     println!(
-        "{:<14} {:>8.2} steps/s  {:>8.2} ms/step  (median of {} × {} steps; last loss {final_loss:.7})",
+        "{:<14} {:>8.2} steps/s  {:>8.2} ms/step  (median of {} × {} steps; last loss {final_loss:.7}; teacher {}, {} optimiser)",
         workload.name(),
         steps_per_s,
         1e3 / steps_per_s,
         args.repeats,
-        args.steps
+        args.steps,
+        if teacher_thread {
+            "on its own thread"
+        } else {
+            "on the student's thread"
+        },
+        if args.unfused_optimizer {
+            "burn's"
+        } else {
+            "fused"
+        },
     );
     Ok(Measurement {
         workload: workload.name().to_string(),
@@ -322,6 +369,8 @@ fn measure_step(workload: StepWorkload, args: &BenchStepArgs) -> anyhow::Result<
         repeats,
         steps: args.steps,
         final_loss: final_loss as f64,
+        teacher_thread: Some(teacher_thread),
+        fused_optimizer: Some(!args.unfused_optimizer),
         epoch: None,
     })
 }
@@ -332,7 +381,8 @@ struct KdStepper {
     learner: Option<Learner>,
     optimizer: apprentice::distill::optim::Optimizer,
     learning_rate: f64,
-    teacher: Network,
+    /// The frozen teacher, one batch ahead of the student as in `distill::train`.
+    teacher: TeacherPrefetcher,
     device: ComputeDevice,
     batches: Vec<HostBatch>,
     /// The gathered batch, reused like the training loop's buffer.
@@ -348,14 +398,19 @@ impl KdStepper {
         let width = batch.features.len() / rows;
         self.scratch.clear();
         self.scratch.extend_from_slice(&batch.features);
+        if self.teacher.pending() == 0 {
+            self.teacher.submit(&self.scratch, rows);
+        }
+        // The next batch goes to the teacher before the student starts on this one.
+        let following = &self.batches[self.next % self.batches.len()];
+        self.teacher
+            .submit(&following.features, following.labels.len());
         let train_device = self.device.training();
         let learner = self.learner.take().expect("a learner between steps");
         let inputs = backend::matrix(self.scratch.clone(), rows, width, &train_device);
         let mut masks = ChaCha8Rng::seed_from_u64(self.next as u64);
         let student = learner.members[0].forward(inputs, Some(&mut masks));
-        let teacher_inputs =
-            backend::matrix(self.scratch.clone(), rows, width, &self.device.inference());
-        let teacher_logits = backend::to_host(self.teacher.forward(teacher_inputs, None).logits);
+        let teacher_logits = self.teacher.next_logits().map_err(anyhow::Error::msg)?;
         let teacher_logits = backend::matrix(teacher_logits, rows, CLASSES, &train_device);
         let labels = backend::class_indices(&batch.labels, &train_device);
         let loss = kd_loss(student.logits, teacher_logits, labels, None, KD);
@@ -540,6 +595,8 @@ fn measure_fashion_epoch(args: &BenchStepArgs) -> anyhow::Result<Measurement> {
         repeats: cached_runs.iter().map(|s| steps as f64 / s).collect(),
         steps,
         final_loss: cached_loss,
+        teacher_thread: None,
+        fused_optimizer: None,
         epoch: Some(EpochTimes {
             samples: train_set.len(),
             cache_build_s,

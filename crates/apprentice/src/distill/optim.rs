@@ -1,13 +1,14 @@
 //! Optimisers and learning-rate schedules, as configured in experiment files.
 //!
-//! The optimiser is burn's; the schedule is ours, computed per step from the spec, so a resumed
+//! The update rules are burn's (computed in one pass per parameter on the CPU backend, see
+//! [`super::fused`]); the schedule is ours, computed per step from the spec, so a resumed
 //! run recomputes the exact learning rate of any step without stored scheduler state.
 
 use burn::module::Module;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use serde::{Deserialize, Serialize};
+
+use super::fused::{FusedAdam, FusedAdamW, FusedSgd};
 
 /// Which update rule to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -163,31 +164,37 @@ impl OptimizerSpec {
         }
     }
 
-    /// Builds the optimiser.
+    /// Builds the optimiser. Its updates are one pass over each parameter's values on the CPU
+    /// backend ([`super::fused`]) and burn's own elsewhere; the values are the same either way.
     pub fn build(&self) -> Optimizer {
-        let decay =
-            (self.weight_decay > 0.0).then(|| WeightDecayConfig::new(self.weight_decay as f32));
+        self.build_with(true)
+    }
+
+    /// The optimiser [`OptimizerSpec::build`] makes, but updating with burn's tensor operations
+    /// everywhere: the reference the fused updates are checked and timed against.
+    pub fn build_unfused(&self) -> Optimizer {
+        self.build_with(false)
+    }
+
+    fn build_with(&self, fused: bool) -> Optimizer {
+        let decay = (self.weight_decay > 0.0).then_some(self.weight_decay as f32);
+        // PyTorch's defaults, so that our optimisers match the usual reference numbers.
+        let (beta_1, beta_2, epsilon) = (0.9, 0.999, 1e-8);
         let inner = match self.optimizer {
             OptimizerKind::Sgd => {
-                let momentum = (self.momentum > 0.0).then_some(MomentumConfig {
-                    momentum: self.momentum,
-                    // PyTorch's default, so that our SGD matches the usual reference numbers.
-                    dampening: 0.0,
-                    nesterov: self.nesterov,
-                });
-                SgdConfig::new()
-                    .with_momentum(momentum)
-                    .with_weight_decay(decay)
-                    .init()
+                // Dampening 0 is PyTorch's default.
+                let momentum = (self.momentum > 0.0).then_some((self.momentum, 0.0, self.nesterov));
+                let sgd = FusedSgd::new(momentum, decay);
+                ModuleOptimizer::from(if fused { sgd } else { sgd.unfused() })
             }
-            OptimizerKind::Adam => AdamConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(decay)
-                .init(),
-            OptimizerKind::Adamw => AdamWConfig::new()
-                .with_epsilon(1e-8)
-                .with_weight_decay(self.weight_decay as f32)
-                .init(),
+            OptimizerKind::Adam => {
+                let adam = FusedAdam::new(beta_1, beta_2, epsilon, decay);
+                ModuleOptimizer::from(if fused { adam } else { adam.unfused() })
+            }
+            OptimizerKind::Adamw => {
+                let adamw = FusedAdamW::new(beta_1, beta_2, epsilon, self.weight_decay as f32);
+                ModuleOptimizer::from(if fused { adamw } else { adamw.unfused() })
+            }
         };
         Optimizer { inner }
     }

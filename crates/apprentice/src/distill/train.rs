@@ -15,6 +15,7 @@ use super::loss::{LogitObjective, cross_entropy, soft_target_kl};
 use super::methods::{FitNetRegressor, MethodError};
 use super::objective::{ResolvedFeatures, TeacherViews};
 use super::optim::Optimizer;
+use super::prefetch::TeacherPrefetcher;
 use super::state::{Checkpointing, ProbePoint, Progress};
 use crate::backend::{self, ComputeDevice};
 use crate::checkpoint::{load_weights, weights_to_bytes};
@@ -527,6 +528,17 @@ pub fn train_learner(
     let mut features = Vec::with_capacity(batch_size * width);
     let mut labels = Vec::with_capacity(batch_size);
     let mut teacher_rows = Vec::with_capacity(batch_size * classes);
+    // A live teacher whose logits are all the loss needs runs one batch ahead of the student,
+    // on a second thread where one is allowed; the batches are still made here, in order.
+    let mut prefetcher = match supervision {
+        Supervision::Distill {
+            teacher: TeacherSignal::Live(network),
+            ..
+        } => Some(TeacherPrefetcher::new(network, device, width)),
+        _ => None,
+    };
+    let mut next_features = Vec::with_capacity(batch_size * width);
+    let mut next_labels = Vec::with_capacity(batch_size);
     observer.start(name, epochs, progress.train_loss.len());
     let first_epoch = if progress.stopped_early {
         epochs
@@ -546,17 +558,40 @@ pub fn train_learner(
                     total_steps,
                 ));
         }
-        for (step, batch) in order.chunks(batch_size).enumerate().skip(progress.step) {
-            gather(data, batch, &mut features, &mut labels);
-            if !settings.augmentation.is_identity() {
-                settings.augmentation.apply(
-                    &mut features,
-                    data.shape,
-                    settings.fill,
-                    settings.seed,
-                    epoch as u64,
-                    step as u64,
-                );
+        let make_batch =
+            |step: usize, batch: &[usize], features: &mut Vec<f32>, labels: &mut Vec<u32>| {
+                gather(data, batch, features, labels);
+                if !settings.augmentation.is_identity() {
+                    settings.augmentation.apply(
+                        features,
+                        data.shape,
+                        settings.fill,
+                        settings.seed,
+                        epoch as u64,
+                        step as u64,
+                    );
+                }
+            };
+        let batches: Vec<&[usize]> = order.chunks(batch_size).collect();
+        // The step whose batch is in `next_features` and already with the teacher.
+        let mut prefetched = None;
+        for (step, &batch) in batches.iter().enumerate().skip(progress.step) {
+            if prefetched == Some(step) {
+                std::mem::swap(&mut features, &mut next_features);
+                std::mem::swap(&mut labels, &mut next_labels);
+            } else {
+                make_batch(step, batch, &mut features, &mut labels);
+                if let Some(prefetcher) = prefetcher.as_mut() {
+                    prefetcher.submit(&features, batch.len());
+                }
+            }
+            prefetched = None;
+            if let Some(prefetcher) = prefetcher.as_mut()
+                && let Some(&next) = batches.get(step + 1)
+            {
+                make_batch(step + 1, next, &mut next_features, &mut next_labels);
+                prefetcher.submit(&next_features, next.len());
+                prefetched = Some(step + 1);
             }
             let rows = batch.len();
             let inputs = backend::matrix(features.clone(), rows, width, &train_device);
@@ -593,6 +628,13 @@ pub fn train_learner(
                                 .extend_from_slice(&logits[index * classes..(index + 1) * classes]);
                         }
                     }
+                    TeacherSignal::Live(_) if prefetcher.is_some() => {
+                        let prefetcher = prefetcher.as_mut().expect("checked by the guard");
+                        let logits = prefetcher
+                            .next_logits()
+                            .map_err(|e| TrainError::Invalid(format!("{name}: {e}")))?;
+                        teacher_rows.extend(logits);
+                    }
                     TeacherSignal::Live(network) => {
                         let inputs =
                             backend::matrix(features.clone(), rows, width, &inference_device);
@@ -602,7 +644,7 @@ pub fn train_learner(
                     }
                 }
                 let logits = backend::matrix(teacher_rows.clone(), rows, classes, &train_device);
-                (logits, live_features)
+                Ok::<_, TrainError>((logits, live_features))
             };
             let loss = match supervision {
                 Supervision::Labels => {
@@ -610,14 +652,14 @@ pub fn train_learner(
                     cross_entropy(output.logits, label_tensor, mask)
                 }
                 Supervision::Distill { teacher, objective } => {
-                    let (teacher_logits, _) = teacher_batch(teacher);
+                    let (teacher_logits, _) = teacher_batch(teacher)?;
                     let output = outputs.pop().expect("one member");
                     objective
                         .loss(output.logits, teacher_logits, label_tensor, mask, epoch + 1)
                         .map_err(invalid)?
                 }
                 Supervision::Features { teacher, objective } => {
-                    let (_, live_features) = teacher_batch(teacher);
+                    let (_, live_features) = teacher_batch(teacher)?;
                     let views = match (teacher, live_features) {
                         (TeacherSignal::CachedWithViews { views, .. }, _) => {
                             views.batch(batch, &train_device)
