@@ -9,9 +9,11 @@
 #   bench/kd_vs_torch.sh [THREADS] [STEPS] [REPEATS]
 #
 # THREADS defaults to every core, STEPS to 50 timed steps per repeat, REPEATS to 3 (medians).
-# The default build runs burn's CPU backend on one thread whatever THREADS says; with
-# FEATURES=parallel the script builds apprentice with `--features parallel` (every core, SIMD
-# kernels) in its own target folder, target/bench-parallel, leaving target/release untouched.
+# In the default build burn's own operations run on one thread whatever THREADS says; with
+# THREADS > 1 the frozen teacher runs on a thread of its own and apprentice's convolution
+# kernels split each batch over THREADS threads. With FEATURES=parallel the script builds
+# apprentice with `--features parallel` (burn's operations on every core, SIMD kernels) in its
+# own target folder, target/bench-parallel, leaving target/release untouched.
 # The JSON of both sides is kept in target/kd-vs-torch/. Needs PyTorch: pip install torch
 set -euo pipefail
 cd "$(dirname "$0")/.."

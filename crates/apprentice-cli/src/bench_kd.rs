@@ -66,8 +66,9 @@ pub struct BenchStepArgs {
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
     /// Worker threads (default: every core). With more than one, the frozen teacher runs on a
-    /// thread of its own, one batch ahead of the student; only a build with the `parallel`
-    /// feature also spreads burn's operations over them.
+    /// thread of its own, one batch ahead of the student, and apprentice's convolution kernels
+    /// split each batch over them; only a build with the `parallel` feature also spreads burn's
+    /// own operations (matrix products of dense layers, ...) over them.
     #[arg(long)]
     pub threads: Option<usize>,
     /// `off` keeps the teacher on the student's thread even with several threads (to measure
@@ -235,7 +236,7 @@ pub fn bench_step(args: BenchStepArgs) -> anyhow::Result<()> {
     let parallel = cfg!(feature = "parallel");
     if args.threads.is_some_and(|t| t > 1) && !parallel {
         eprintln!(
-            "note: this build runs burn's CPU backend on one thread; --threads {threads} only gives the teacher a thread of its own; build with `--features parallel` for every core in every operation"
+            "note: this build runs burn's own operations on one thread; --threads {threads} gives the teacher a thread of its own and splits the convolution kernels' batches; build with `--features parallel` for every core in every operation"
         );
     }
     let mut results = Vec::new();

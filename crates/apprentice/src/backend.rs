@@ -70,6 +70,9 @@ impl ComputeDevice {
                 ));
             }
         };
+        if kind != DeviceKind::Cpu {
+            probe_gpu(kind, &plain)?;
+        }
         Ok(Self { kind, plain })
     }
 
@@ -95,6 +98,29 @@ impl ComputeDevice {
     pub fn training(&self) -> Device {
         self.plain.clone().autodiff()
     }
+}
+
+/// Makes one tensor on a GPU device, so that a machine without a usable GPU or driver gets a
+/// one-line error now instead of a panic deep inside burn at the first operation.
+#[cfg_attr(not(any(feature = "cuda", feature = "wgpu")), allow(dead_code))]
+fn probe_gpu(kind: DeviceKind, device: &Device) -> Result<(), String> {
+    // burn's GPU runtimes panic when they find no adapter or driver; the default hook would
+    // print that panic's backtrace before the clean message.
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Tensor::<1>::zeros([1], device).into_data()
+    }));
+    std::panic::set_hook(previous_hook);
+    outcome.map(|_| ()).map_err(|payload| {
+        let reason = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown error".into());
+        let name = format!("{kind:?}").to_lowercase();
+        format!("no usable {name} device on this machine ({reason}); use --device cpu")
+    })
 }
 
 /// A rank-2 float tensor from a row-major host buffer.
