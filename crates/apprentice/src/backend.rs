@@ -113,14 +113,19 @@ fn probe_gpu(kind: DeviceKind, device: &Device) -> Result<(), String> {
     }));
     std::panic::set_hook(previous_hook);
     outcome.map(|_| ()).map_err(|payload| {
-        let reason = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown error".into());
+        let reason = panic_message(payload.as_ref());
         let name = format!("{kind:?}").to_lowercase();
         format!("no usable {name} device on this machine ({reason}); use --device cpu")
     })
+}
+
+/// The message a panic carried (burn reports failures inside its backends as panics).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "it panicked".into())
 }
 
 /// A rank-2 float tensor from a row-major host buffer.

@@ -162,7 +162,7 @@ impl TeacherPrefetcher {
                         let why = handle
                             .take()
                             .and_then(|h| h.join().err())
-                            .map(|payload| panic_message(payload.as_ref()))
+                            .map(|payload| backend::panic_message(payload.as_ref()))
                             .unwrap_or_else(|| "it stopped".into());
                         Err(format!("the teacher's forward pass failed: {why}"))
                     }
@@ -182,12 +182,4 @@ impl Drop for TeacherPrefetcher {
             }
         }
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "it panicked".into())
 }
