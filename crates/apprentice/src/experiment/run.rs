@@ -171,23 +171,19 @@ pub fn run_experiment(
     options: &RunOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<Results> {
-    // A missing cache folder fails before any training rather than after the first teacher.
-    if let Some(folder) = &config.teacher_cache
-        && config.augment.is_identity()
-        && !folder.is_dir()
-    {
-        return Err(Error::Invalid(format!(
-            "teacher_cache: {}: no such folder; write the cache with `apprentice cache-teacher`",
-            folder.display()
-        )));
-    }
-    if let Some(folder) = &config.teacher_cache
-        && !config.augment.is_identity()
-    {
-        observer.warn(&format!(
-            "teacher_cache {}: not used: {AUGMENTED_CACHE}; the live teacher teaches instead",
-            folder.display()
-        ));
+    if let Some(folder) = &config.teacher_cache {
+        if !config.augment.is_identity() {
+            observer.warn(&format!(
+                "teacher_cache {}: not used: {AUGMENTED_CACHE}; the live teacher teaches instead",
+                folder.display()
+            ));
+        } else if !folder.is_dir() {
+            // Fails before any training rather than after the first teacher.
+            return Err(Error::Invalid(format!(
+                "teacher_cache: {}: no such folder; write the cache with `apprentice cache-teacher`",
+                folder.display()
+            )));
+        }
     }
     let raw = load_raw(&config.data, options.data_path.as_deref())?;
     let mut records: BTreeMap<String, Vec<SeedRecord>> = BTreeMap::new();
@@ -403,6 +399,32 @@ struct Job<'a> {
     /// Keep a checkpoint every this many epochs (and the last) in this folder, for online
     /// distillation.
     keep_epochs: Option<(PathBuf, usize)>,
+}
+
+impl<'a> SeedContext<'a> {
+    /// The context of `seed`, with its checkpoint folder created when checkpoints are kept.
+    fn new(
+        config: &'a ExperimentConfig,
+        options: &'a RunOptions,
+        data: &'a PreparedData,
+        seed: u64,
+    ) -> Result<Self> {
+        let seed_dir = options.run_dir.join(format!("seed-{seed}"));
+        if options.save_checkpoints {
+            std::fs::create_dir_all(&seed_dir).map_err(|source| Error::Io {
+                path: seed_dir.clone(),
+                source,
+            })?;
+        }
+        Ok(Self {
+            config,
+            options,
+            data,
+            seed,
+            fill: data.normalizer.normalized_zero(),
+            seed_dir,
+        })
+    }
 }
 
 impl SeedContext<'_> {
@@ -1402,21 +1424,7 @@ fn run_seed(
 ) -> Result<SeedOutcome> {
     let device = &options.device;
     let classes = data.train.num_classes;
-    let seed_dir = options.run_dir.join(format!("seed-{seed}"));
-    if options.save_checkpoints {
-        std::fs::create_dir_all(&seed_dir).map_err(|source| Error::Io {
-            path: seed_dir.clone(),
-            source,
-        })?;
-    }
-    let context = SeedContext {
-        config,
-        options,
-        data,
-        seed,
-        fill: data.normalizer.normalized_zero(),
-        seed_dir,
-    };
+    let context = SeedContext::new(config, options, data, seed)?;
     let mut out = Vec::new();
     let (teacher, teacher_record) = teacher_for_seed(&context, observer)?;
     let teacher_digest = weights_digest("teacher", &teacher)?;
@@ -1553,21 +1561,7 @@ pub fn seed_teacher(
     seed: u64,
     observer: &mut dyn TrainObserver,
 ) -> Result<Network> {
-    let seed_dir = options.run_dir.join(format!("seed-{seed}"));
-    if options.save_checkpoints {
-        std::fs::create_dir_all(&seed_dir).map_err(|source| Error::Io {
-            path: seed_dir.clone(),
-            source,
-        })?;
-    }
-    let context = SeedContext {
-        config,
-        options,
-        data,
-        seed,
-        fill: data.normalizer.normalized_zero(),
-        seed_dir,
-    };
+    let context = SeedContext::new(config, options, data, seed)?;
     Ok(teacher_for_seed(&context, observer)?.0)
 }
 
