@@ -18,6 +18,7 @@ use apprentice::backend::{self, ComputeDevice};
 use apprentice::config::{ExperimentConfig, TrainConfig};
 use apprentice::data::SampleShape;
 use apprentice::data::batch::mix_seed;
+use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::cache::{
     CacheStorage, ShardRange, TeacherCache, data_hash, teacher_hash, write_shard,
 };
@@ -28,7 +29,6 @@ use apprentice::distill::train::{
     Learner, OnNan, Silent, Supervision, TeacherSignal, TrainSettings, TrainingSet, predict_logits,
     train,
 };
-use apprentice::experiment::data::{load_raw, prepare};
 use apprentice::fsutil::write_atomic;
 use apprentice::models::{Activation, CnnSpec, MlpSpec, ModelSpec, Network};
 use burn::optim::GradientsParams;

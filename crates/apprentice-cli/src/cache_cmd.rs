@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use apprentice::backend::ComputeDevice;
 use apprentice::config::ExperimentConfig;
+use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::cache::{
     CacheStorage, ShardRange, data_hash, parse_shard_spec, short_hash, teacher_hash, write_shard,
 };
 use apprentice::distill::train::predict_logits;
-use apprentice::experiment::data::{load_raw, prepare};
 
 /// Arguments of `apprentice cache-teacher`.
 #[derive(clap::Args, Debug)]

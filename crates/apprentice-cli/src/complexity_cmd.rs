@@ -24,10 +24,10 @@ use apprentice::complexity::{KernelKind, SolverOptions, empirical_ntk};
 use apprentice::config::{ExperimentConfig, ModelConfig};
 use apprentice::data::Dataset;
 use apprentice::data::normalize::Normalization;
+use apprentice::data::prepare::{PreparedData, load_raw, prepare};
 use apprentice::distill::train::{
     Learner, Supervision, TrainHooks, TrainSettings, TrainingSet, predict_logits, train_learner,
 };
-use apprentice::experiment::data::{PreparedData, load_raw, prepare};
 use apprentice::experiment::{student_init_seed, teacher_init_seed, teacher_order_seed};
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
 use apprentice::models::Network;

@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::config::ExperimentConfig;
-use apprentice::experiment::data::{load_raw, prepare};
+use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::experiment::{RunOptions, run_experiment};
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
 use apprentice::report::table::comparison_table;
@@ -285,8 +285,8 @@ fn eval(checkpoint_path: &Path, data: Option<PathBuf>, split: &str) -> anyhow::R
         "test" => prepare(&raw, data_config, meta.seed)?.test,
         "all" => {
             let mut all = match raw {
-                apprentice::experiment::data::RawData::Pool(pool) => pool,
-                apprentice::experiment::data::RawData::Official { mut train, test } => {
+                apprentice::data::prepare::RawData::Pool(pool) => pool,
+                apprentice::data::prepare::RawData::Official { mut train, test } => {
                     train.features.extend(test.features);
                     train.labels.extend(test.labels);
                     train

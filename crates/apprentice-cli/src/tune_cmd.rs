@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use apprentice::backend::ComputeDevice;
 use apprentice::config::{ExperimentConfig, TemperatureSetting};
+use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::train::Silent;
-use apprentice::experiment::data::{load_raw, prepare};
 use apprentice::experiment::run::seed_teacher;
 use apprentice::experiment::tune::{choice_table, choose_temperature};
 use apprentice::experiment::{RunOptions, run_experiment};

@@ -11,8 +11,8 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::ComputeDevice;
-use crate::config::DataConfig;
 use crate::data::SampleShape;
+use crate::data::config::DataConfig;
 use crate::data::normalize::Normalizer;
 use crate::fsutil::write_atomic;
 use crate::models::{ModelSpec, Network};

@@ -10,8 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::DeviceKind;
 use crate::data::augment::Augmentation;
-use crate::data::csv::LabelColumn;
-use crate::data::normalize::Normalization;
+pub use crate::data::config::{DataConfig, DataSource};
 use crate::distill::loss::{KdWeights, LogitObjective};
 use crate::distill::methods::{
     AttentionSettings, DistSettings, DkdSettings, FitNetSettings, PktSettings, RkdSettings,
@@ -19,6 +18,7 @@ use crate::distill::methods::{
 };
 use crate::distill::objective::{FeatureMethod, FeatureObjective};
 use crate::distill::optim::OptimizerSpec;
+pub use crate::distill::settings::{ModelConfig, TrainConfig};
 use crate::distill::train::OnNan;
 use crate::models::ModelSpec;
 
@@ -126,98 +126,6 @@ impl Default for CheckpointConfig {
 
 fn default_seeds() -> Vec<u64> {
     vec![0]
-}
-
-/// Where the samples come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DataSource {
-    /// The UCI 8×8 digits embedded in apprentice (no path needed).
-    Digits,
-    /// A folder of MNIST-style IDX files (`train-images-idx3-ubyte[.gz]`, ...), e.g.
-    /// Fashion-MNIST; its official test split is kept.
-    Idx,
-    /// A numeric CSV file, one sample per row.
-    Csv,
-}
-
-/// The data section.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    /// Which reader to use.
-    pub source: DataSource,
-    /// Folder (idx) or file (csv); `--data` on the command line overrides it.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Fraction of the training data held out for validation (stratified).
-    #[serde(default = "default_validation_fraction")]
-    pub validation_fraction: f64,
-    /// Fraction held out for test when the source has no official test split.
-    #[serde(default = "default_test_fraction")]
-    pub test_fraction: f64,
-    /// Normalisation, with statistics from the training split only.
-    #[serde(default)]
-    pub normalization: Normalization,
-    /// Fractions of training labels the students may see; one comparison per value. The teacher
-    /// always trains on all labels; the distilled student also gets the teacher's outputs on
-    /// the inputs whose labels it does not see (see `distill.transfer`).
-    #[serde(default = "default_label_fractions")]
-    pub label_fractions: Vec<f64>,
-    /// CSV only: which column holds the label.
-    #[serde(default = "default_label_column")]
-    pub label_column: LabelColumn,
-    /// CSV only: whether the first row is a header.
-    #[serde(default)]
-    pub has_header: bool,
-    /// CSV only: read each row as an image of `[channels, height, width]`.
-    #[serde(default)]
-    pub image_shape: Option<[usize; 3]>,
-}
-
-fn default_validation_fraction() -> f64 {
-    0.1
-}
-fn default_test_fraction() -> f64 {
-    0.2
-}
-fn default_label_fractions() -> Vec<f64> {
-    vec![1.0]
-}
-fn default_label_column() -> LabelColumn {
-    LabelColumn::Last
-}
-
-/// How long and in what batches a model trains.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Passes over the training set.
-    pub epochs: usize,
-    /// Samples per step.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Stop when validation accuracy has not improved for this many epochs and keep the best
-    /// epoch's weights; absent = train every epoch and keep the last.
-    #[serde(default)]
-    pub early_stopping_patience: Option<usize>,
-}
-
-fn default_batch_size() -> usize {
-    64
-}
-
-/// A model to train: architecture, schedule and optimiser.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Architecture.
-    pub model: ModelSpec,
-    /// Epochs, batch size, early stopping.
-    pub train: TrainConfig,
-    /// Optimiser and learning-rate schedule.
-    #[serde(default)]
-    pub optimizer: OptimizerSpec,
 }
 
 /// The teacher section: a model config, or a checkpoint to load.
@@ -744,11 +652,11 @@ impl ExperimentConfig {
             model.validate("teacher.model")?;
         }
         if let Some(train) = &self.teacher.train {
-            validate_train(train, "teacher.train")?;
+            train.validate("teacher.train")?;
         }
         self.teacher.optimizer.validate("teacher.optimizer")?;
         self.student.model.validate("student.model")?;
-        validate_train(&self.student.train, "student.train")?;
+        self.student.train.validate("student.train")?;
         self.student.optimizer.validate("student.optimizer")?;
         let distill = &self.distill;
         let methods = distill.method_list();
@@ -888,7 +796,7 @@ impl ExperimentConfig {
                 for (index, extra) in multi.extra.iter().enumerate() {
                     let key = format!("distill.multi_teacher.extra[{index}]");
                     extra.model.validate(&format!("{key}.model"))?;
-                    validate_train(&extra.train, &format!("{key}.train"))?;
+                    extra.train.validate(&format!("{key}.train"))?;
                     extra.optimizer.validate(&format!("{key}.optimizer"))?;
                 }
                 if multi.count() < 2 {
@@ -954,7 +862,7 @@ impl ExperimentConfig {
                 };
                 assistant.model.validate("distill.assistant.model")?;
                 if let Some(train) = &assistant.train {
-                    validate_train(train, "distill.assistant.train")?;
+                    train.validate("distill.assistant.train")?;
                 }
                 if let Some(optimizer) = &assistant.optimizer {
                     optimizer.validate("distill.assistant.optimizer")?;
@@ -969,21 +877,6 @@ impl ExperimentConfig {
         }
         Ok(())
     }
-}
-
-fn validate_train(train: &TrainConfig, key: &str) -> Result<(), String> {
-    if train.epochs == 0 {
-        return Err(format!("{key}.epochs: expected at least 1"));
-    }
-    if train.batch_size == 0 {
-        return Err(format!("{key}.batch_size: expected at least 1"));
-    }
-    if train.early_stopping_patience == Some(0) {
-        return Err(format!(
-            "{key}.early_stopping_patience: expected at least 1 (or leave it out)"
-        ));
-    }
-    Ok(())
 }
 
 /// Deserialises TOML text into any experiment-file type, with one-line errors of the form

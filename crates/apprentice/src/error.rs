@@ -15,6 +15,9 @@ pub enum Error {
     /// A checkpoint.
     #[error(transparent)]
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    /// A kernel or a supervision complexity.
+    #[error(transparent)]
+    Complexity(#[from] crate::complexity::ComplexityError),
     /// Training failed (e.g. a NaN loss).
     #[error(transparent)]
     Training(#[from] crate::distill::train::TrainError),

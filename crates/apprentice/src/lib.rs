@@ -19,7 +19,8 @@
 //! - [`config`]: the TOML experiment file;
 //! - [`backend`]: the only module that chooses burn's backend;
 //! - [`checkpoint`]: safetensors checkpoints with the metadata needed to reuse them;
-//! - [`fsutil`]: atomic writes and collision-free run folders.
+//! - [`fsutil`]: atomic writes and collision-free run folders;
+//! - [`nullable`]: JSON readers for numbers that may be `null` (NaN).
 #![warn(missing_docs)]
 
 pub mod backend;
@@ -33,6 +34,7 @@ pub mod eval;
 pub mod experiment;
 pub mod fsutil;
 pub mod models;
+pub mod nullable;
 pub mod report;
 pub mod text;
 

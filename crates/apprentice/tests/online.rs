@@ -3,6 +3,7 @@
 use apprentice::backend::ComputeDevice;
 use apprentice::config::{ExperimentConfig, TrainConfig};
 use apprentice::data::augment::Augmentation;
+use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::loss::{KdWeights, LogitObjective};
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::distill::state::Checkpointing;
@@ -10,7 +11,6 @@ use apprentice::distill::train::{
     Learner, OnNan, Silent, Supervision, TeacherSignal, TrainHooks, TrainObserver, TrainSettings,
     TrainingSet, teacher_epoch_for, train_learner,
 };
-use apprentice::experiment::data::{load_raw, prepare};
 use apprentice::experiment::{RunOptions, run_experiment, student_init_seed};
 use apprentice::models::Network;
 

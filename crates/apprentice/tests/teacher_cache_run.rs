@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use apprentice::backend::ComputeDevice;
 use apprentice::config::ExperimentConfig;
+use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::cache::{
     CacheStorage, ShardRange, data_hash, short_hash, teacher_hash, write_shard,
 };
 use apprentice::distill::train::{Silent, predict_logits};
-use apprentice::experiment::data::{load_raw, prepare};
 use apprentice::experiment::run::{TEACHER_CACHE_KEY, TeacherCacheUse};
 use apprentice::experiment::{RunOptions, run_experiment};
 use apprentice::models::{ModelSpec, Network};

@@ -143,6 +143,14 @@ pub enum ComplexityError {
     /// The eigenvalue iteration did not converge (only on corrupted input).
     #[error("the eigenvalue iteration did not converge")]
     NoConvergence,
+    /// A kernel file that could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// The result would not fit in memory.
     #[error("{what} would need {bytes} bytes, more than the limit of {limit}")]
     TooLarge {
@@ -153,12 +161,6 @@ pub enum ComplexityError {
         /// The largest allocation this module makes.
         limit: u64,
     },
-}
-
-impl From<ComplexityError> for crate::Error {
-    fn from(error: ComplexityError) -> Self {
-        crate::Error::Invalid(error.to_string())
-    }
 }
 
 /// Shorthand for results with [`ComplexityError`].

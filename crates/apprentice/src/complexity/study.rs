@@ -278,7 +278,7 @@ pub struct TargetComplexity {
     /// `λ` relative to the mean diagonal of `K`.
     pub relative_ridge: f64,
     /// Condition number of `K + λI` (written as `null` when infinite, read back as NaN).
-    #[serde(deserialize_with = "crate::report::results::nullable::number")]
+    #[serde(deserialize_with = "crate::nullable::number")]
     pub condition_number: f64,
     /// Whether the condition number is exact or a lower bound.
     pub condition_method: ConditionMethod,

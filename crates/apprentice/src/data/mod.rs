@@ -8,12 +8,14 @@
 
 pub mod augment;
 pub mod batch;
+pub mod config;
 pub mod csv;
 pub mod dataset;
 pub mod digits;
 mod error;
 pub mod idx;
 pub mod normalize;
+pub mod prepare;
 mod read;
 pub mod split;
 

@@ -8,5 +8,6 @@ pub mod objective;
 pub mod optim;
 pub mod prefetch;
 pub mod schemes;
+pub mod settings;
 pub mod state;
 pub mod train;

@@ -40,33 +40,33 @@ pub struct Progress {
     /// Optimiser steps taken since the start.
     pub global_step: usize,
     /// Sum of the losses of the steps taken in this epoch.
-    #[serde(deserialize_with = "crate::report::results::nullable::number")]
+    #[serde(deserialize_with = "crate::nullable::number")]
     pub loss_sum: f64,
     /// Number of losses in that sum (skipped batches excluded).
     pub loss_count: usize,
     /// Steps skipped because of a non-finite loss (`on_nan = "skip-batch"`).
     pub skipped_batches: usize,
     /// Mean training loss of each finished epoch.
-    #[serde(deserialize_with = "crate::report::results::nullable::numbers")]
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub train_loss: Vec<f64>,
     /// Validation accuracy after each finished epoch.
-    #[serde(deserialize_with = "crate::report::results::nullable::numbers")]
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub validation_accuracy: Vec<f64>,
     /// Learning rate at the start of each started epoch.
-    #[serde(deserialize_with = "crate::report::results::nullable::numbers")]
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub learning_rate: Vec<f64>,
     /// Best validation accuracy so far (early stopping); −1 before the first epoch.
-    #[serde(deserialize_with = "crate::report::results::nullable::number")]
+    #[serde(deserialize_with = "crate::nullable::number")]
     pub best_accuracy: f64,
     /// Epochs since it last improved.
     pub epochs_without_improvement: usize,
     /// Validation accuracy of the model that would be returned now.
-    #[serde(deserialize_with = "crate::report::results::nullable::number")]
+    #[serde(deserialize_with = "crate::nullable::number")]
     pub kept_validation_accuracy: f64,
     /// Early stopping has ended the run.
     pub stopped_early: bool,
     /// Training seconds spent so far, over every session of the run.
-    #[serde(deserialize_with = "crate::report::results::nullable::number")]
+    #[serde(deserialize_with = "crate::nullable::number")]
     pub elapsed_s: f64,
     /// Values measured between epochs by a probe (see `TrainHooks::probe`), oldest first.
     #[serde(default)]
@@ -79,7 +79,7 @@ pub struct ProbePoint {
     /// Epochs finished when it was measured (0: the initial weights).
     pub epoch: usize,
     /// The measured values, in the probe's order.
-    #[serde(deserialize_with = "crate::report::results::nullable::numbers")]
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub values: Vec<f64>,
 }
 

@@ -26,12 +26,12 @@ pub use results::{CONTINUAL_SCHEMA_VERSION, ContinualResults, continual_table};
 
 use self::results::{StageRecord, StageSummary, VariantResult, summarise_stage};
 use self::stages::{StageData, accuracy_among, concatenate, replay_indices, stage_data};
-use super::data::{PreparedData, RawData, load_raw, prepare};
 use crate::backend::ComputeDevice;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
 use crate::data::Dataset;
 use crate::data::augment::Augmentation;
 use crate::data::batch::mix_seed;
+use crate::data::prepare::{PreparedData, RawData, load_raw, prepare};
 use crate::distill::loss::{LogitObjective, LwfSettings};
 use crate::distill::train::{
     Supervision, TeacherSignal, TrainObserver, TrainOutcome, TrainSettings, TrainingSet,

@@ -1,7 +1,6 @@
 //! Experiments: the data pipeline of a run and the teacher / scratch / distilled comparison.
 
 pub mod continual;
-pub mod data;
 pub mod run;
 pub mod tune;
 

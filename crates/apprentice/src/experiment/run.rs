@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::data::{PreparedData, RawData, load_raw, prepare};
 use crate::backend::ComputeDevice;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
 use crate::complexity::ntk::KernelKind;
 use crate::complexity::study::{self, NamedTargets};
 use crate::complexity::supervision::SolverOptions;
 use crate::config::{ExperimentConfig, ModelConfig, TemperatureSetting, Transfer};
+use crate::data::prepare::{PreparedData, RawData, load_raw, prepare};
 use crate::experiment::tune::{TemperatureChoice, choose_temperature};
 
 /// Key of the temperatures `"auto"` chose, per seed, in `results.json`.
@@ -88,7 +88,7 @@ struct ComplexityTrack {
     /// distillation temperature.
     own: String,
     /// Adjusted complexity, `values[m][t]` for measurement `m` and target `t`.
-    #[serde(deserialize_with = "crate::report::results::nullable::number_rows")]
+    #[serde(deserialize_with = "crate::nullable::number_rows")]
     values: Vec<Vec<f64>>,
 }
 

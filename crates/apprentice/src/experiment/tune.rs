@@ -20,13 +20,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::data::PreparedData;
 use super::run::student_init_seed;
 use crate::backend::ComputeDevice;
 use crate::complexity::ntk::{KernelKind, empirical_ntk};
 use crate::complexity::study::{self, NamedTargets};
 use crate::complexity::supervision::{FactoredKernel, SolverOptions};
 use crate::config::ExperimentConfig;
+use crate::data::prepare::PreparedData;
 use crate::distill::train::predict_logits;
 use crate::error::{Error, Result};
 use crate::models::Network;
@@ -45,7 +45,7 @@ pub struct TemperatureScore {
     pub margin: f64,
     /// `adjusted_complexity / margin` (`null`, read as infinite, when the margin is not
     /// positive).
-    #[serde(deserialize_with = "crate::report::results::nullable::number")]
+    #[serde(deserialize_with = "crate::nullable::number")]
     pub score: f64,
 }
 

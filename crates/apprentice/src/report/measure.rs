@@ -12,10 +12,10 @@ use super::extensions::{
 use super::results::{Results, Role};
 use crate::backend::ComputeDevice;
 use crate::checkpoint;
+use crate::data::prepare::{load_raw, prepare};
 use crate::distill::train::predict_logits;
 use crate::eval::efficiency::{BenchSettings, Efficiency, measure_checkpoint};
 use crate::eval::metrics::{argmax_rows, confusion_matrix};
-use crate::experiment::data::{load_raw, prepare};
 
 /// How to measure a run.
 #[derive(Debug, Clone)]

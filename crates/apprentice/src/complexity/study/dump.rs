@@ -13,8 +13,8 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::complexity::{ComplexityError, Result};
 use crate::complexity::{KernelKind, Ntk};
-use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 
 /// The safetensors metadata entry that describes the kernel.
@@ -62,7 +62,10 @@ pub fn write_kernel_dump(
     kernel: &Ntk,
     info: &DumpInfo,
 ) -> Result<()> {
-    let fail = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
+    let fail = |message: String| ComplexityError::File {
+        path: path.to_path_buf(),
+        message,
+    };
     if features == 0 || inputs.len() != kernel.examples() * features {
         return Err(fail(format!(
             "{} input values do not make {} examples of {features} features",
@@ -88,18 +91,21 @@ pub fn write_kernel_dump(
     let json = serde_json::to_string(info).map_err(|e| fail(e.to_string()))?;
     let metadata = HashMap::from([(METADATA_KEY.to_owned(), json)]);
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(e.to_string()))?;
-    write_atomic(path, &bytes).map_err(|source| Error::Io {
+    write_atomic(path, &bytes).map_err(|source| ComplexityError::File {
         path: path.to_path_buf(),
-        source,
+        message: source.to_string(),
     })
 }
 
 /// Reads a kernel file written by [`write_kernel_dump`] or by the reference script.
 pub fn read_kernel_dump(path: &Path) -> Result<KernelDump> {
-    let fail = |message: String| Error::Invalid(format!("{}: {message}", path.display()));
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let fail = |message: String| ComplexityError::File {
         path: path.to_path_buf(),
-        source,
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|source| ComplexityError::File {
+        path: path.to_path_buf(),
+        message: source.to_string(),
     })?;
     let file = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| fail(format!("not a safetensors file: {e}")))?;

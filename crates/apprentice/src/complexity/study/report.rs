@@ -99,7 +99,7 @@ pub struct StudyKernel {
     /// `λ` relative to the mean diagonal.
     pub relative_ridge: f64,
     /// Condition number of `K + λI` (written as `null` when infinite, read back as NaN).
-    #[serde(deserialize_with = "crate::report::results::nullable::number")]
+    #[serde(deserialize_with = "crate::nullable::number")]
     pub condition_number: f64,
     /// Exact, or the Cholesky lower bound.
     pub condition_method: ConditionMethod,

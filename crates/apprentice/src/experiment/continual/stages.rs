@@ -3,7 +3,7 @@
 use super::config::StageConfig;
 use crate::data::Dataset;
 use crate::data::batch::{epoch_order, mix_seed};
-use crate::experiment::data::PreparedData;
+use crate::data::prepare::PreparedData;
 
 /// Separates the permutation generators of `permute_features` from other uses of its seed.
 const PERMUTATION_STREAM: u64 = 0x7065_726d_5f66_6561; // "perm_fea"

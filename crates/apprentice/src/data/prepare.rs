@@ -2,15 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{DataConfig, DataSource};
-use crate::data::batch::mix_seed;
-use crate::data::csv::{CsvOptions, load_csv};
-use crate::data::digits::load_digits;
-use crate::data::idx::load_mnist_dir;
-use crate::data::normalize::Normalizer;
-use crate::data::split::{stratified_holdout, stratified_split};
-use crate::data::{DataError, Dataset, SampleShape};
-use crate::error::{Error, Result};
+use super::batch::mix_seed;
+use super::config::{DataConfig, DataSource};
+use super::csv::{CsvOptions, load_csv};
+use super::digits::load_digits;
+use super::idx::load_mnist_dir;
+use super::normalize::Normalizer;
+use super::split::{stratified_holdout, stratified_split};
+use super::{DataError, Dataset, SampleShape};
+
+type Result<T> = std::result::Result<T, DataError>;
 
 /// Data as read from disk, before any seeded split.
 #[derive(Debug, Clone)]
@@ -46,7 +47,7 @@ pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<Raw
         .or_else(|| config.path.clone());
     let need_path = |what: &str| -> Result<PathBuf> {
         path.clone().ok_or_else(|| {
-            Error::Invalid(format!(
+            DataError::Invalid(format!(
                 "data.path: the {what} source needs a path (set data.path or pass --data)"
             ))
         })
@@ -81,7 +82,7 @@ pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<Raw
             if let Some([channels, height, width]) = config.image_shape {
                 let shape = SampleShape::image(channels, height, width);
                 if shape.len() != data.shape.len() {
-                    return Err(Error::Invalid(format!(
+                    return Err(DataError::Invalid(format!(
                         "data.image_shape: {channels}×{height}×{width} = {} values, but {} has {} features per row",
                         shape.len(),
                         file.display(),
@@ -115,7 +116,7 @@ pub fn prepare(raw: &RawData, config: &DataConfig, seed: u64) -> Result<Prepared
         }
     };
     if train.is_empty() || test.is_empty() {
-        return Err(Error::Invalid(format!(
+        return Err(DataError::Invalid(format!(
             "{}: too few samples to split ({} train, {} test)",
             train.name,
             train.len(),
