@@ -514,7 +514,12 @@ fn measure_fashion_epoch(args: &BenchStepArgs) -> anyhow::Result<Measurement> {
         samples_per_epoch: train_set.len(),
         validation: &data.validation,
     };
-    let objective = config.distill.objective();
+    // The workloads distil with KD at the experiment's temperature.
+    let temperature = config.distill.temperature.fixed().ok_or_else(|| {
+        anyhow::anyhow!("distill.temperature: bench-step needs a number, not \"auto\"")
+    })?;
+    let objective: std::sync::Arc<dyn apprentice::distill::loss::LogitLoss> =
+        std::sync::Arc::new(config.distill.shared(temperature).kd());
     let student = || {
         Network::new(
             &config.student.model,

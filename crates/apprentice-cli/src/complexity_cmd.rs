@@ -552,8 +552,12 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
             }
             TargetSpec::Kd => {
                 let logits = teacher_logits.as_deref().unwrap_or_default();
-                let weights = config.distill.kd_weights();
-                let (alpha, t) = (weights.alpha, weights.temperature);
+                let t = config.distill.temperature.fixed().ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "distill.temperature: the kd target needs a number, not \"auto\" (give --targets teacher:T for a grid)"
+                    )
+                })?;
+                let alpha = config.distill.alpha;
                 measured.push(Measured {
                     temperature: Some(t),
                     ..Measured::plain(

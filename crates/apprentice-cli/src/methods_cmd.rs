@@ -1,14 +1,13 @@
 //! `apprentice methods`: the distillation methods, their papers and hyper-parameters.
 
-use apprentice::distill::loss::KD_INFO;
-use apprentice::distill::methods::{METHODS, MethodInfo};
-use apprentice::distill::schemes::SCHEMES;
+use apprentice::config::MethodName;
+use apprentice::distill::method::MethodInfo;
 
 /// Prints every method and scheme with its defaults and the config key that selects it.
 pub fn list() {
-    let all: Vec<&MethodInfo> = std::iter::once(&KD_INFO)
-        .chain(METHODS)
-        .chain(SCHEMES)
+    let all: Vec<&MethodInfo> = MethodName::all()
+        .into_iter()
+        .map(MethodName::info)
         .collect();
     println!(
         "Select one with distill.method = \"NAME\", or compare several in one run with distill.methods = [\"kd\", \"dkd\", ...]."

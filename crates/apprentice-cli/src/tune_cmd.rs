@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use apprentice::backend::ComputeDevice;
-use apprentice::config::{ExperimentConfig, TemperatureSetting};
+use apprentice::config::{ExperimentConfig, MethodName, TemperatureSetting};
 use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::train::Silent;
-use apprentice::experiment::run::seed_teacher;
+use apprentice::experiment::seed_teacher;
 use apprentice::experiment::tune::{choice_table, choose_temperature};
 use apprentice::experiment::{RunOptions, run_experiment};
 
@@ -69,7 +69,7 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
     for &temperature in &config.distill.auto_temperatures {
         let mut grid = config.clone();
         grid.distill.temperature = TemperatureSetting::Fixed(temperature);
-        grid.distill.methods = Some(vec!["kd".to_string()]);
+        grid.distill.methods = Some(vec![MethodName::Kd]);
         grid.complexity.every_epochs = 0;
         eprintln!("training kd students at T = {temperature}…");
         let folder = work_folder()?;

@@ -20,6 +20,7 @@
 //! - [`backend`]: the only module that chooses burn's backend;
 //! - [`checkpoint`]: safetensors checkpoints with the metadata needed to reuse them;
 //! - [`fsutil`]: atomic writes and collision-free run folders;
+//! - [`layout`]: the names of every file in a run folder;
 //! - [`nullable`]: JSON readers for numbers that may be `null` (NaN).
 #![warn(missing_docs)]
 
@@ -33,6 +34,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod fsutil;
+pub mod layout;
 pub mod models;
 pub mod nullable;
 pub mod report;

@@ -3,7 +3,7 @@
 //! experiment file's errors, and whole runs on the embedded digits in two stages.
 
 use apprentice::backend::{ComputeDevice, class_indices, matrix, scalar, to_host, vector};
-use apprentice::distill::loss::{LogitObjective, LwfSettings, lwf_loss};
+use apprentice::distill::loss::{LogitLoss, LwfSettings, lwf_loss};
 use apprentice::distill::train::Silent;
 use apprentice::experiment::continual::results::StageResult;
 use apprentice::experiment::continual::{
@@ -51,7 +51,7 @@ fn settings(case: &Case) -> LwfSettings {
 }
 
 /// LwF's loss and its gradient with respect to the student logits, through burn's autodiff;
-/// `via_objective` goes through `LogitObjective::Lwf`, as training does.
+/// `via_objective` goes through its `LogitLoss`, as training does.
 fn loss_and_grad(
     case: &Case,
     student: &[f32],
@@ -72,7 +72,7 @@ fn loss_and_grad(
         )
     });
     let loss = if via_objective {
-        LogitObjective::Lwf(settings(case))
+        settings(case)
             .loss(s.clone(), t, y, mask, 1)
             .expect("LwF never refuses a batch")
     } else {

@@ -6,6 +6,7 @@ use apprentice::backend::{self, ComputeDevice};
 use apprentice::config::{ExperimentConfig, TrainConfig};
 use apprentice::data::augment::Augmentation;
 use apprentice::data::{Dataset, SampleShape};
+use apprentice::distill::methods::multi_teacher::mixture_logits;
 use apprentice::distill::methods::{AttentionSettings, FitNetSettings, RkdSettings};
 use apprentice::distill::objective::{FeatureMethod, FeatureObjective, TeacherViews};
 use apprentice::distill::optim::OptimizerSpec;
@@ -13,7 +14,6 @@ use apprentice::distill::train::{
     Learner, OnNan, Silent, Supervision, TeacherSignal, TrainHooks, TrainSettings, TrainingSet,
     predict_logits, train, train_learner,
 };
-use apprentice::experiment::run::mixture_logits;
 use apprentice::experiment::{RunOptions, run_experiment};
 use apprentice::models::{ModelSpec, Network};
 use apprentice::report::results::Role;

@@ -4,7 +4,7 @@ use apprentice::backend::ComputeDevice;
 use apprentice::config::{ExperimentConfig, TrainConfig};
 use apprentice::data::augment::Augmentation;
 use apprentice::data::prepare::{load_raw, prepare};
-use apprentice::distill::loss::{KdWeights, LogitObjective};
+use apprentice::distill::loss::KdWeights;
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::distill::state::Checkpointing;
 use apprentice::distill::train::{
@@ -164,7 +164,7 @@ fn a_resumed_online_run_keeps_the_right_teacher_checkpoint() {
     };
     let supervision = Supervision::Distill {
         teacher: TeacherSignal::PerEpoch(&schedule),
-        objective: LogitObjective::Kd(KdWeights {
+        objective: std::sync::Arc::new(KdWeights {
             temperature: 1.0,
             alpha: 0.0,
         }),
@@ -218,7 +218,7 @@ fn a_resumed_online_run_keeps_the_right_teacher_checkpoint() {
     let constant: Vec<&[f32]> = vec![&first; 4];
     let other = Supervision::Distill {
         teacher: TeacherSignal::PerEpoch(&constant),
-        objective: LogitObjective::Kd(KdWeights {
+        objective: std::sync::Arc::new(KdWeights {
             temperature: 1.0,
             alpha: 0.0,
         }),

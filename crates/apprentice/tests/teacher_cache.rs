@@ -12,7 +12,7 @@ use apprentice::distill::cache::{
     CACHE_FORMAT_VERSION, CacheError, CacheStorage, ShardRange, TeacherCache, data_hash,
     parse_shard_spec, reconstruct_top_k, shard_file_name, teacher_hash, write_shard,
 };
-use apprentice::distill::loss::{KdWeights, LogitObjective};
+use apprentice::distill::loss::KdWeights;
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::distill::train::{
     OnNan, Silent, Supervision, TeacherSignal, TrainSettings, TrainingSet, predict_logits, train,
@@ -520,7 +520,7 @@ fn a_cached_teacher_trains_like_the_live_teacher() {
             &set,
             &Supervision::Distill {
                 teacher,
-                objective: LogitObjective::Kd(KdWeights {
+                objective: std::sync::Arc::new(KdWeights {
                     temperature: 4.0,
                     alpha: 0.5,
                 }),

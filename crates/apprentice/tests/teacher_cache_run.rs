@@ -11,8 +11,8 @@ use apprentice::distill::cache::{
     CacheStorage, ShardRange, data_hash, short_hash, teacher_hash, write_shard,
 };
 use apprentice::distill::train::{Silent, predict_logits};
-use apprentice::experiment::run::{TEACHER_CACHE_KEY, TeacherCacheUse};
 use apprentice::experiment::{RunOptions, run_experiment};
+use apprentice::experiment::{TEACHER_CACHE_KEY, TeacherCacheUse};
 use apprentice::models::{ModelSpec, Network};
 use apprentice::report::results::Results;
 

@@ -6,7 +6,7 @@ use apprentice::backend::{self, ComputeDevice};
 use apprentice::config::TrainConfig;
 use apprentice::data::augment::Augmentation;
 use apprentice::data::{Dataset, SampleShape};
-use apprentice::distill::loss::{KdWeights, LogitObjective};
+use apprentice::distill::loss::KdWeights;
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::distill::prefetch::TeacherPrefetcher;
 use apprentice::distill::train::{
@@ -158,7 +158,7 @@ fn distill(threads: usize) -> (TrainOutcome, bool) {
             &set,
             &Supervision::Distill {
                 teacher: TeacherSignal::Live(&teacher),
-                objective: LogitObjective::Kd(KdWeights {
+                objective: std::sync::Arc::new(KdWeights {
                     temperature: 4.0,
                     alpha: 0.5,
                 }),
@@ -230,7 +230,7 @@ fn the_threaded_live_teacher_trains_like_its_precomputed_logits() {
             let student = Network::new(&mlp(8), data.shape, 3, 11, &device.training()).unwrap();
             let supervision = Supervision::Distill {
                 teacher,
-                objective: LogitObjective::Kd(KdWeights {
+                objective: std::sync::Arc::new(KdWeights {
                     temperature: 4.0,
                     alpha: 0.5,
                 }),

@@ -6,6 +6,8 @@
 
 use burn::tensor::{Int, Tensor, activation};
 
+use super::method::MethodError;
+
 /// Cross-entropy of `logits` `[batch, classes]` against class `labels` `[batch]`.
 ///
 /// With a `mask` (`[batch]`, 1 for labelled samples, 0 otherwise) the mean runs over the labelled
@@ -69,27 +71,6 @@ pub fn kd_loss(
     total
 }
 
-/// Hinton et al.'s KD in the method listing (`apprentice methods`).
-pub const KD_INFO: crate::distill::methods::MethodInfo = crate::distill::methods::MethodInfo {
-    name: "kd",
-    title: "Knowledge distillation",
-    paper: "Hinton, Vinyals, Dean: Distilling the Knowledge in a Neural Network (2015)",
-    inputs: "student and teacher logits, labels (a mask limits the cross-entropy to labelled inputs)",
-    conventions: "forward KL from the teacher, temperature on logits, soft term scaled by T², batch means",
-    hyper_parameters: &[
-        crate::distill::methods::HyperParameter {
-            key: "temperature",
-            default: 4.0,
-            meaning: "T, softens teacher and student logits",
-        },
-        crate::distill::methods::HyperParameter {
-            key: "alpha",
-            default: 0.5,
-            meaning: "weight of the hard-label cross-entropy; the soft term gets 1 − α",
-        },
-    ],
-};
-
 /// Learning without Forgetting's settings (Li & Hoiem, 2016): the previous model teaches the
 /// current one on the classes it knew, while the new labels are learned with cross-entropy.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,60 +109,73 @@ pub fn lwf_loss(
     hard + soft_target_kl(student_old, teacher_old, settings.temperature) * settings.weight
 }
 
-/// The logit-based objective a distilled student trains on, chosen by `distill.method`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LogitObjective {
-    /// Hinton et al.'s KD: see [`kd_loss`].
-    Kd(KdWeights),
-    /// Decoupled KD (Zhao et al., 2022): cross-entropy plus the warmed-up α·TCKD + β·NCKD.
-    Dkd(crate::distill::methods::DkdSettings),
-    /// DIST (Huang et al., 2022): cross-entropy plus T²·(β·inter + γ·intra) Pearson terms.
-    Dist(crate::distill::methods::DistSettings),
-    /// Learning without Forgetting: cross-entropy plus distillation on the old classes only.
-    Lwf(LwfSettings),
-}
-
-impl LogitObjective {
+/// A distillation loss on logits: what a logit method's student minimises.
+///
+/// Each logit method implements it in its own module; the training loop only calls
+/// [`LogitLoss::loss`].
+pub trait LogitLoss: std::fmt::Debug + Send + Sync {
     /// The method's short name, as in experiment files.
-    pub fn name(&self) -> &'static str {
-        match self {
-            LogitObjective::Kd(_) => "kd",
-            LogitObjective::Dkd(_) => "dkd",
-            LogitObjective::Dist(_) => "dist",
-            LogitObjective::Lwf(_) => "lwf",
-        }
-    }
+    fn name(&self) -> &'static str;
 
-    /// The loss of one batch at 1-based `epoch` (DKD's warm-up depends on it). `mask` limits the
-    /// cross-entropy to labelled samples. A relation term that needs more samples than the
-    /// batch holds (DIST on a final batch of one) is left out of that batch.
-    pub fn loss(
+    /// The loss of one batch at 1-based `epoch` (a warm-up may depend on it). `mask` limits
+    /// any cross-entropy to labelled samples. A relation term that needs more samples than the
+    /// batch holds is left out of that batch.
+    fn loss(
         &self,
         student: Tensor<2>,
         teacher: Tensor<2>,
         labels: Tensor<1, Int>,
         mask: Option<Tensor<1>>,
         epoch: usize,
-    ) -> Result<Tensor<1>, crate::distill::methods::MethodError> {
-        use crate::distill::methods::{MethodError, dist_loss, dkd_loss};
-        let term = match self {
-            LogitObjective::Kd(weights) => {
-                return Ok(kd_loss(student, teacher, labels, mask, *weights));
-            }
-            LogitObjective::Dkd(settings) => {
-                dkd_loss(student.clone(), teacher, labels.clone(), settings)
-                    .map(|term| term * settings.warmup_factor(epoch))
-            }
-            LogitObjective::Dist(settings) => dist_loss(student.clone(), teacher, settings),
-            LogitObjective::Lwf(settings) => {
-                return Ok(lwf_loss(student, teacher, labels, mask, settings));
-            }
-        };
-        let hard = cross_entropy(student, labels, mask);
-        match term {
-            Ok(term) => Ok(hard + term),
-            Err(MethodError::BatchTooSmall { .. }) => Ok(hard),
-            Err(error) => Err(error),
-        }
+    ) -> Result<Tensor<1>, MethodError>;
+}
+
+/// `CE(student, labels) + term`, where a term that needs a larger batch is left out (the
+/// convention of every method that adds a distillation term to the cross-entropy).
+pub fn cross_entropy_plus(
+    student: Tensor<2>,
+    labels: Tensor<1, Int>,
+    mask: Option<Tensor<1>>,
+    term: Result<Tensor<1>, MethodError>,
+) -> Result<Tensor<1>, MethodError> {
+    let hard = cross_entropy(student, labels, mask);
+    match term {
+        Ok(term) => Ok(hard + term),
+        Err(MethodError::BatchTooSmall { .. }) => Ok(hard),
+        Err(error) => Err(error),
+    }
+}
+
+impl LogitLoss for KdWeights {
+    fn name(&self) -> &'static str {
+        "kd"
+    }
+
+    fn loss(
+        &self,
+        student: Tensor<2>,
+        teacher: Tensor<2>,
+        labels: Tensor<1, Int>,
+        mask: Option<Tensor<1>>,
+        _epoch: usize,
+    ) -> Result<Tensor<1>, MethodError> {
+        Ok(kd_loss(student, teacher, labels, mask, *self))
+    }
+}
+
+impl LogitLoss for LwfSettings {
+    fn name(&self) -> &'static str {
+        "lwf"
+    }
+
+    fn loss(
+        &self,
+        student: Tensor<2>,
+        teacher: Tensor<2>,
+        labels: Tensor<1, Int>,
+        mask: Option<Tensor<1>>,
+        _epoch: usize,
+    ) -> Result<Tensor<1>, MethodError> {
+        Ok(lwf_loss(student, teacher, labels, mask, self))
     }
 }

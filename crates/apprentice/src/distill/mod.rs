@@ -3,11 +3,14 @@
 pub mod cache;
 pub mod fused;
 pub mod loss;
+pub mod method;
 pub mod methods;
 pub mod objective;
 pub mod optim;
 pub mod prefetch;
-pub mod schemes;
+pub mod record;
+pub mod registry;
 pub mod settings;
 pub mod state;
+pub mod temperature;
 pub mod train;

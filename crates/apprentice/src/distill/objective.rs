@@ -13,6 +13,7 @@
 //! reference implementations of these methods do.
 
 use burn::tensor::{Int, Tensor};
+use serde::{Deserialize, Serialize};
 
 use super::loss::cross_entropy;
 use super::methods::{
@@ -24,6 +25,20 @@ use crate::backend::{self, ComputeDevice};
 use crate::data::Dataset;
 use crate::models::Network;
 use crate::models::network::{Feature, FeatureTensor};
+
+/// The features a feature method compares (`[distill.features]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturePairing {
+    /// A student feature name (`hidden1`, `block2`, ...); default: its last feature.
+    #[serde(default)]
+    pub student: Option<String>,
+    /// A teacher feature name; default: its last feature. Attention transfer uses the names
+    /// only when both are given; otherwise it pairs every student convolution stage with the
+    /// last teacher stage of the same resolution.
+    #[serde(default)]
+    pub teacher: Option<String>,
+}
 
 /// A feature-based method and its settings.
 #[derive(Debug, Clone, Copy, PartialEq)]

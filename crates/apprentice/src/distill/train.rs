@@ -11,7 +11,7 @@ use burn::optim::GradientsParams;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::loss::{LogitObjective, cross_entropy, soft_target_kl};
+use super::loss::{LogitLoss, cross_entropy, soft_target_kl};
 use super::methods::{FitNetRegressor, MethodError};
 use super::objective::{ResolvedFeatures, TeacherViews};
 use super::optim::Optimizer;
@@ -74,7 +74,7 @@ pub enum Supervision<'a> {
         /// The teacher's outputs.
         teacher: TeacherSignal<'a>,
         /// The method and its settings.
-        objective: LogitObjective,
+        objective: std::sync::Arc<dyn LogitLoss>,
     },
     /// Cross-entropy plus a feature-based distillation term against a teacher.
     Features {

@@ -32,7 +32,7 @@ use crate::data::Dataset;
 use crate::data::augment::Augmentation;
 use crate::data::batch::mix_seed;
 use crate::data::prepare::{PreparedData, RawData, load_raw, prepare};
-use crate::distill::loss::{LogitObjective, LwfSettings};
+use crate::distill::loss::LwfSettings;
 use crate::distill::train::{
     Supervision, TeacherSignal, TrainObserver, TrainOutcome, TrainSettings, TrainingSet,
     predict_logits, train,
@@ -279,7 +279,7 @@ impl SeedRun<'_> {
             let supervision = match &previous_logits {
                 Some(logits) => Supervision::Distill {
                     teacher: TeacherSignal::Cached(logits),
-                    objective: LogitObjective::Lwf(LwfSettings {
+                    objective: std::sync::Arc::new(LwfSettings {
                         temperature: self.config.lwf.temperature,
                         weight: self.config.lwf.weight,
                         old_classes,

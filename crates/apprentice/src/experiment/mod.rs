@@ -1,10 +1,30 @@
-//! Experiments: the data pipeline of a run and the teacher / scratch / distilled comparison.
+//! Experiments: the teacher / scratch / distilled comparison over seeds and label fractions,
+//! and continual learning.
+//!
+//! - [`run`]: the loop over seeds, label fractions and methods, and `results.json`;
+//! - `job`: training one model of one seed, with its checkpoint, record and resume;
+//! - `teacher`, `teacher_logits`: each seed's teacher and its logits (or the teacher cache);
+//! - `students`: the runner's side of [`crate::distill::method::Students`], through which
+//!   every method trains;
+//! - `probe`: supervision complexity tracked during training;
+//! - [`seeds`]: every seed and model name of a run;
+//! - [`tune`]: the temperature `"auto"` chooses;
+//! - [`continual`]: data in stages, with and without forgetting.
 
 pub mod continual;
+mod job;
+mod probe;
 pub mod run;
+pub mod seeds;
+mod students;
+mod teacher;
+mod teacher_logits;
 pub mod tune;
 
-pub use run::{
-    RunOptions, fraction_suffix, label_subset_seed, run_experiment, student_init_seed,
-    student_order_seed, teacher_init_seed, teacher_order_seed,
+pub use run::{RunOptions, TEACHER_CACHE_KEY, TEMPERATURE_CHOICE_KEY, run_experiment};
+pub use seeds::{
+    fraction_suffix, label_subset_seed, student_init_seed, student_order_seed, teacher_init_seed,
+    teacher_order_seed,
 };
+pub use teacher::seed_teacher;
+pub use teacher_logits::TeacherCacheUse;

@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::run::student_init_seed;
+use super::seeds::student_init_seed;
 use crate::backend::ComputeDevice;
 use crate::complexity::ntk::{KernelKind, empirical_ntk};
 use crate::complexity::study::{self, NamedTargets};

@@ -65,6 +65,7 @@ use serde::{Deserialize, Serialize};
 /// Version of the `results.json` schema this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
+pub use crate::distill::record::{Curve, Role};
 pub(crate) use crate::nullable;
 
 /// A quantity measured once per seed: its mean, spread and the raw values.
@@ -125,18 +126,6 @@ impl Summary {
     }
 }
 
-/// The part a model plays in an experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The large model trained on all labels whose outputs the students learn from.
-    Teacher,
-    /// A student architecture trained on labels alone: the baseline distillation must beat.
-    Scratch,
-    /// A student trained with a distillation method from the teacher's outputs.
-    Distilled,
-}
-
 /// Test-set metrics of one model, each summarised over seeds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestSummary {
@@ -154,24 +143,6 @@ pub struct TestSummary {
     /// `agreement` is.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub kl_from_teacher: Option<Summary>,
-}
-
-/// Training history of one model for one seed; entry `i` of each list is epoch `i + 1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Curve {
-    /// The seed of this run, one of [`Results::seeds`].
-    pub seed: u64,
-    /// Mean training loss over the epoch's batches: cross-entropy for `ce`, the full
-    /// distillation objective for distillation methods.
-    #[serde(deserialize_with = "nullable::numbers")]
-    pub train_loss: Vec<f64>,
-    /// Accuracy on the validation split after the epoch, as a fraction.
-    #[serde(deserialize_with = "nullable::numbers")]
-    pub validation_accuracy: Vec<f64>,
-    /// Learning rate in effect during the epoch (its value at the epoch's first step when a
-    /// schedule changes it within the epoch).
-    #[serde(deserialize_with = "nullable::numbers")]
-    pub learning_rate: Vec<f64>,
 }
 
 /// Everything measured about one trained model, over all seeds.

@@ -17,6 +17,10 @@ use burn::tensor::Tensor;
 
 use super::ops::{NORM_FLOOR, l2_norm, non_negative, same_batch, sum_all};
 use super::{HyperParameter, MethodError, MethodInfo};
+use crate::distill::method::{
+    FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
+};
+use crate::distill::objective::{FeatureMethod, FeatureObjective};
 
 const METHOD: &str = "at";
 
@@ -161,4 +165,30 @@ pub fn at_loss_against(
         detail: "no stages were given".to_string(),
     })?;
     Ok(total * settings.weight)
+}
+
+impl MethodSettings for AttentionSettings {
+    const INFO: &'static MethodInfo = &AttentionSettings::INFO;
+
+    fn validate(&self, context: &ValidationContext<'_>) -> Result<(), String> {
+        AttentionSettings::validate(self).map_err(|e| format!("distill.at: {e}"))?;
+        if !matches!(context.student, crate::models::ModelSpec::Cnn(_)) {
+            return Err(format!(
+                "{}: at (attention transfer) compares convolution feature maps, so it needs a cnn student; this student is an mlp",
+                context.key
+            ));
+        }
+        Ok(())
+    }
+
+    fn build(&self, shared: &Shared) -> Box<dyn Method> {
+        Box::new(FeatureLossMethod {
+            info: &AttentionSettings::INFO,
+            objective: FeatureObjective {
+                method: FeatureMethod::Attention(*self),
+                student_feature: shared.features.student.clone(),
+                teacher_feature: shared.features.teacher.clone(),
+            },
+        })
+    }
 }

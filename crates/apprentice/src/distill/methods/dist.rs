@@ -11,6 +11,12 @@ use burn::tensor::{Tensor, activation};
 
 use super::ops::{NORM_FLOOR, enough_samples, l2_norm, non_negative, positive, same_shape};
 use super::{HyperParameter, MethodError, MethodInfo};
+use std::sync::Arc;
+
+use burn::tensor::Int;
+
+use crate::distill::loss::{LogitLoss, cross_entropy_plus};
+use crate::distill::method::{LogitMethod, Method, MethodSettings, Shared, ValidationContext};
 
 const METHOD: &str = "dist";
 
@@ -144,4 +150,37 @@ fn mean_pearson_distance(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
     let denominator = l2_norm(a.clone(), 1, NORM_FLOOR) * l2_norm(b.clone(), 1, NORM_FLOOR);
     let correlation = (a * b).sum_dim(1) / (denominator + PEARSON_EPS);
     (correlation.neg() + 1.0).mean()
+}
+
+impl MethodSettings for DistSettings {
+    const INFO: &'static MethodInfo = &DistSettings::INFO;
+
+    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+        DistSettings::validate(self).map_err(|e| format!("distill.dist: {e}"))
+    }
+
+    fn build(&self, _shared: &Shared) -> Box<dyn Method> {
+        Box::new(LogitMethod {
+            info: &DistSettings::INFO,
+            objective: Arc::new(*self),
+        })
+    }
+}
+
+impl LogitLoss for DistSettings {
+    fn name(&self) -> &'static str {
+        METHOD
+    }
+
+    fn loss(
+        &self,
+        student: Tensor<2>,
+        teacher: Tensor<2>,
+        labels: Tensor<1, Int>,
+        mask: Option<Tensor<1>>,
+        _epoch: usize,
+    ) -> Result<Tensor<1>, MethodError> {
+        let term = dist_loss(student.clone(), teacher, self);
+        cross_entropy_plus(student, labels, mask, term)
+    }
 }

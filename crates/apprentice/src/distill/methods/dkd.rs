@@ -19,6 +19,10 @@ use burn::tensor::{Bool, Int, Tensor};
 
 use super::ops::{non_negative, positive, same_shape};
 use super::{HyperParameter, MethodError, MethodInfo};
+use std::sync::Arc;
+
+use crate::distill::loss::{LogitLoss, cross_entropy_plus};
+use crate::distill::method::{LogitMethod, Method, MethodSettings, Shared, ValidationContext};
 
 const METHOD: &str = "dkd";
 
@@ -222,4 +226,46 @@ fn kl_per_row(log_p: Tensor<2>, log_q: Tensor<2>) -> Tensor<1> {
     (log_p.clone().exp() * (log_p - log_q))
         .sum_dim(1)
         .squeeze_dim(1)
+}
+
+impl MethodSettings for DkdSettings {
+    const INFO: &'static MethodInfo = &DkdSettings::INFO;
+
+    fn validate(&self, context: &ValidationContext<'_>) -> Result<(), String> {
+        DkdSettings::validate(self).map_err(|e| format!("distill.dkd: {e}"))?;
+        // DKD splits the distributions at the true class, so every input needs a label.
+        if context.unlabelled_inputs {
+            return Err(format!(
+                "{}: dkd needs the true label of every input it distils on, so with label_fractions below 1 use distill.transfer = [\"labelled\"]",
+                context.key
+            ));
+        }
+        Ok(())
+    }
+
+    fn build(&self, _shared: &Shared) -> Box<dyn Method> {
+        Box::new(LogitMethod {
+            info: &DkdSettings::INFO,
+            objective: Arc::new(*self),
+        })
+    }
+}
+
+impl LogitLoss for DkdSettings {
+    fn name(&self) -> &'static str {
+        METHOD
+    }
+
+    fn loss(
+        &self,
+        student: Tensor<2>,
+        teacher: Tensor<2>,
+        labels: Tensor<1, Int>,
+        mask: Option<Tensor<1>>,
+        epoch: usize,
+    ) -> Result<Tensor<1>, MethodError> {
+        let term = dkd_loss(student.clone(), teacher, labels.clone(), self)
+            .map(|term| term * self.warmup_factor(epoch));
+        cross_entropy_plus(student, labels, mask, term)
+    }
 }

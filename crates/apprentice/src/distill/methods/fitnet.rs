@@ -14,6 +14,10 @@ use burn::tensor::{Device, Tensor};
 
 use super::ops::{non_negative, same_batch, same_shape};
 use super::{HyperParameter, MethodError, MethodInfo};
+use crate::distill::method::{
+    FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
+};
+use crate::distill::objective::{FeatureMethod, FeatureObjective};
 use crate::models::layers::Dense;
 use crate::models::network::FeatureTensor;
 
@@ -213,5 +217,24 @@ fn mixed_kinds() -> MethodError {
         method: METHOD,
         detail: "one feature is flat and the other a map; hints need features of the same kind"
             .to_string(),
+    }
+}
+
+impl MethodSettings for FitNetSettings {
+    const INFO: &'static MethodInfo = &FitNetSettings::INFO;
+
+    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+        FitNetSettings::validate(self).map_err(|e| format!("distill.fitnet: {e}"))
+    }
+
+    fn build(&self, shared: &Shared) -> Box<dyn Method> {
+        Box::new(FeatureLossMethod {
+            info: &FitNetSettings::INFO,
+            objective: FeatureObjective {
+                method: FeatureMethod::FitNet(*self),
+                student_feature: shared.features.student.clone(),
+                teacher_feature: shared.features.teacher.clone(),
+            },
+        })
     }
 }

@@ -18,6 +18,10 @@ use burn::tensor::Tensor;
 
 use super::ops::{NORM_FLOOR, enough_samples, l2_norm, non_negative, same_batch};
 use super::{HyperParameter, MethodError, MethodInfo};
+use crate::distill::method::{
+    FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
+};
+use crate::distill::objective::{FeatureMethod, FeatureObjective};
 
 const METHOD: &str = "pkt";
 
@@ -98,4 +102,23 @@ fn similarity_distribution(features: Tensor<2>) -> Tensor<2> {
     let unit = features.clone() / (l2_norm(features, 1, NORM_FLOOR) + EPS);
     let kernel = (unit.clone().matmul(unit.transpose()) + 1.0) / 2.0;
     kernel.clone() / kernel.sum_dim(1)
+}
+
+impl MethodSettings for PktSettings {
+    const INFO: &'static MethodInfo = &PktSettings::INFO;
+
+    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+        PktSettings::validate(self).map_err(|e| format!("distill.pkt: {e}"))
+    }
+
+    fn build(&self, shared: &Shared) -> Box<dyn Method> {
+        Box::new(FeatureLossMethod {
+            info: &PktSettings::INFO,
+            objective: FeatureObjective {
+                method: FeatureMethod::Pkt(*self),
+                student_feature: shared.features.student.clone(),
+                teacher_feature: shared.features.teacher.clone(),
+            },
+        })
+    }
 }

@@ -20,6 +20,10 @@ use burn::tensor::Tensor;
 
 use super::ops::{NORM_FLOOR, enough_samples, l2_norm, non_negative, same_batch, smooth_l1};
 use super::{HyperParameter, MethodError, MethodInfo};
+use crate::distill::method::{
+    FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
+};
+use crate::distill::objective::{FeatureMethod, FeatureObjective};
 
 const METHOD: &str = "rkd";
 
@@ -157,4 +161,23 @@ fn normalised_distances(differences: Tensor<3>, off_diagonal: Tensor<2>) -> Tens
 fn apex_cosines(differences: Tensor<3>) -> Tensor<3> {
     let unit = differences.clone() / l2_norm(differences, 2, NORM_FLOOR);
     unit.clone().matmul(unit.swap_dims(1, 2))
+}
+
+impl MethodSettings for RkdSettings {
+    const INFO: &'static MethodInfo = &RkdSettings::INFO;
+
+    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+        RkdSettings::validate(self).map_err(|e| format!("distill.rkd: {e}"))
+    }
+
+    fn build(&self, shared: &Shared) -> Box<dyn Method> {
+        Box::new(FeatureLossMethod {
+            info: &RkdSettings::INFO,
+            objective: FeatureObjective {
+                method: FeatureMethod::Rkd(*self),
+                student_feature: shared.features.student.clone(),
+                teacher_feature: shared.features.teacher.clone(),
+            },
+        })
+    }
 }

@@ -10,6 +10,10 @@ use burn::tensor::Tensor;
 
 use super::ops::{NORM_FLOOR, enough_samples, l2_norm, non_negative, same_batch, sum_all};
 use super::{HyperParameter, MethodError, MethodInfo};
+use crate::distill::method::{
+    FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
+};
+use crate::distill::objective::{FeatureMethod, FeatureObjective};
 
 const METHOD: &str = "sp";
 
@@ -91,4 +95,23 @@ pub fn sp_loss(
 fn normalised_gram(features: Tensor<2>) -> Tensor<2> {
     let gram = features.clone().matmul(features.transpose());
     gram.clone() / l2_norm(gram, 1, NORM_FLOOR)
+}
+
+impl MethodSettings for SpSettings {
+    const INFO: &'static MethodInfo = &SpSettings::INFO;
+
+    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+        SpSettings::validate(self).map_err(|e| format!("distill.sp: {e}"))
+    }
+
+    fn build(&self, shared: &Shared) -> Box<dyn Method> {
+        Box::new(FeatureLossMethod {
+            info: &SpSettings::INFO,
+            objective: FeatureObjective {
+                method: FeatureMethod::Sp(*self),
+                student_feature: shared.features.student.clone(),
+                teacher_feature: shared.features.teacher.clone(),
+            },
+        })
+    }
 }
