@@ -25,11 +25,10 @@ use apprentice::config::{ExperimentConfig, ModelConfig};
 use apprentice::data::Dataset;
 use apprentice::data::normalize::Normalization;
 use apprentice::data::prepare::{PreparedData, load_raw, prepare};
-use apprentice::distill::train::{
-    Learner, Supervision, TrainHooks, TrainSettings, TrainingSet, predict_logits, train_learner,
-};
-use apprentice::experiment::{student_init_seed, teacher_init_seed, teacher_order_seed};
+use apprentice::distill::train::predict_logits;
+use apprentice::experiment::{RunOptions, seed_teacher_with_snapshots, student_init_seed};
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
+use apprentice::layout::{RunLayout, epoch_of_checkpoint};
 use apprentice::models::Network;
 
 use crate::progress::Bars;
@@ -259,9 +258,9 @@ fn checkpoint_meta(
     }
 }
 
-/// Trains the config's teacher exactly as `apprentice run` does for `seed`, saving it as
-/// `out/teacher.safetensors` and its state after every epoch as
-/// `out/teacher.epochs/epoch-NNNN.safetensors`.
+/// Trains the config's teacher exactly as `apprentice run` does for `seed`, keeping it and its
+/// state after every epoch in `out` laid out as a run folder (`seed-S/teacher.safetensors`,
+/// `seed-S/teacher.epochs/epoch-NNNN.safetensors`); returns both paths.
 fn train_teacher(
     config: &ExperimentConfig,
     inputs: &StudyInputs,
@@ -269,79 +268,17 @@ fn train_teacher(
     out: &Path,
     device: &ComputeDevice,
     quiet: bool,
-) -> anyhow::Result<PathBuf> {
-    let model = ModelConfig {
-        model: config
-            .teacher
-            .model
-            .clone()
-            .ok_or_else(|| anyhow!("teacher.model: required to train a teacher"))?,
-        train: config
-            .teacher
-            .train
-            .clone()
-            .ok_or_else(|| anyhow!("teacher.train: required to train a teacher"))?,
-        optimizer: config.teacher.optimizer.clone(),
-    };
-    let data = &inputs.data;
-    let network = Network::new(
-        &model.model,
-        data.train.shape,
-        data.train.num_classes,
-        teacher_init_seed(seed),
-        &device.training(),
-    )
-    .map_err(|message| anyhow!("teacher: {message}"))?;
-    let fill = data.normalizer.normalized_zero();
-    let settings = TrainSettings {
-        train: &model.train,
-        optimizer: &model.optimizer,
-        augmentation: config.augment,
-        fill: &fill,
-        seed: teacher_order_seed(seed),
-        on_nan: config.on_nan,
-        checkpointing: None,
-    };
-    let set = TrainingSet {
-        data: &data.train,
-        labelled: None,
-        samples_per_epoch: data.train.len(),
-        validation: &data.validation,
-    };
-    let snapshots = out.join("teacher.epochs");
-    std::fs::create_dir_all(&snapshots)
-        .map_err(|e| anyhow!("cannot create {}: {e}", snapshots.display()))?;
-    let meta = checkpoint_meta(config, data, &model, "teacher", seed);
-    let keep = |epoch: usize, network: &Network| -> Result<(), String> {
-        let path = snapshots.join(format!("epoch-{epoch:04}.safetensors"));
-        checkpoint::save(&path, network, &meta).map_err(|e| e.to_string())
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let options = RunOptions {
+        run_dir: out.to_path_buf(),
+        data_path: None,
+        device: device.clone(),
+        save_checkpoints: true,
     };
     let mut bars = Bars::new(quiet);
-    let outcome = train_learner(
-        &format!("seed {seed} · teacher"),
-        Learner::single(network),
-        &set,
-        &Supervision::Labels,
-        &settings,
-        TrainHooks {
-            snapshot: Some(&keep),
-            ..TrainHooks::default()
-        },
-        device,
-        &mut bars,
-    )?;
-    let path = out.join("teacher.safetensors");
-    checkpoint::save(&path, &outcome.model, &meta)?;
-    Ok(path)
-}
-
-/// The epoch a snapshot's file name records (`epoch-0007.safetensors` → 7).
-fn epoch_of(path: &Path) -> Option<usize> {
-    path.file_stem()?
-        .to_str()?
-        .strip_prefix("epoch-")?
-        .parse()
-        .ok()
+    seed_teacher_with_snapshots(config, &options, &inputs.data, seed, Some(1), &mut bars)?;
+    let files = RunLayout::new(out).seed(seed);
+    Ok((files.checkpoint("teacher"), files.epochs("teacher")))
 }
 
 /// Every `*.safetensors` in `dir`, in name order.
@@ -415,7 +352,7 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
     let run_teacher = args
         .run
         .as_ref()
-        .map(|run| run.join(format!("seed-{seed}")).join("teacher.safetensors"));
+        .map(|run| RunLayout::new(run).seed(seed).checkpoint("teacher"));
     if let (Some(run), Some(path)) = (&args.run, &run_teacher)
         && !path.is_file()
     {
@@ -499,7 +436,7 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
     let mut snapshot_dir: Option<PathBuf> = args
         .run
         .as_ref()
-        .map(|run| run.join(format!("seed-{seed}")).join("teacher.epochs"));
+        .map(|run| RunLayout::new(run).seed(seed).epochs("teacher"));
     let teacher = if specs.iter().any(TargetSpec::needs_teacher) || wants_snapshots {
         let path = match (&args.teacher, &run_teacher, &config.teacher.checkpoint) {
             (Some(path), _, _) | (None, Some(path), _) | (None, None, Some(path)) => path.clone(),
@@ -510,8 +447,10 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
                         out.display()
                     );
                 }
-                snapshot_dir = Some(out.join("teacher.epochs"));
-                train_teacher(&config, &inputs, seed, &out, &device, args.quiet)?
+                let (teacher, snapshots) =
+                    train_teacher(&config, &inputs, seed, &out, &device, args.quiet)?;
+                snapshot_dir = Some(snapshots);
+                teacher
             }
         };
         Some(load_participant(&path, &inputs, &device, true)?)
@@ -585,7 +524,7 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
                     measured.push(Measured {
                         temperature: Some(1.0),
                         checkpoint: Some(path.display().to_string()),
-                        epoch: epoch_of(&path),
+                        epoch: epoch_of_checkpoint(&path),
                         ..Measured::plain(
                             NamedTargets::softened(
                                 format!("teacher {stem}"),
@@ -763,7 +702,13 @@ mod tests {
 
     #[test]
     fn snapshot_epochs_come_from_the_file_name() {
-        assert_eq!(epoch_of(Path::new("a/epoch-0012.safetensors")), Some(12));
-        assert_eq!(epoch_of(Path::new("a/teacher.safetensors")), None);
+        assert_eq!(
+            epoch_of_checkpoint(Path::new("a/epoch-0012.safetensors")),
+            Some(12)
+        );
+        assert_eq!(
+            epoch_of_checkpoint(Path::new("a/teacher.safetensors")),
+            None
+        );
     }
 }

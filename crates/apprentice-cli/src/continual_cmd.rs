@@ -9,6 +9,7 @@ use apprentice::experiment::continual::{
     ContinualConfig, ContinualOptions, continual_table, run_continual,
 };
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
+use apprentice::layout::RunLayout;
 
 /// Arguments of `apprentice continual`.
 #[derive(clap::Args)]
@@ -54,7 +55,7 @@ pub fn continual(args: ContinualArgs) -> anyhow::Result<()> {
         &format!("{}-{}", config.name, utc_timestamp(now)),
     )
     .map_err(|e| anyhow::anyhow!("cannot create a run folder in {}: {e}", args.out.display()))?;
-    let config_path = run_dir.join("config.toml");
+    let config_path = RunLayout::new(&run_dir).config();
     write_atomic(&config_path, toml::to_string(&config)?.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
     let options = ContinualOptions {
@@ -66,6 +67,9 @@ pub fn continual(args: ContinualArgs) -> anyhow::Result<()> {
     let mut observer = crate::progress::Bars::new(args.quiet);
     let results = run_continual(&config, &options, &mut observer)?;
     println!("\n{}", continual_table(&results));
-    println!("results: {}", run_dir.join("continual.json").display());
+    println!(
+        "results: {}",
+        RunLayout::new(&run_dir).continual_results().display()
+    );
     Ok(())
 }

@@ -23,6 +23,7 @@ use apprentice::config::ExperimentConfig;
 use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::experiment::{RunOptions, run_experiment};
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
+use apprentice::layout::RunLayout;
 use apprentice::report::table::comparison_table;
 use clap::{Parser, Subcommand};
 
@@ -209,7 +210,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let out = out.as_path();
     let mut config = match (&resume, config_path) {
         (Some(run_dir), _) => {
-            let saved = run_dir.join("config.toml");
+            let saved = RunLayout::new(&run_dir).config();
             if !saved.is_file() {
                 anyhow::bail!(
                     "--resume {}: not a run folder (no config.toml in it)",
@@ -257,8 +258,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                         anyhow::anyhow!("cannot create a run folder in {}: {e}", out.display())
                     })?;
             let config_text = toml::to_string(&config)?;
-            write_atomic(&run_dir.join("config.toml"), config_text.as_bytes())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", run_dir.join("config.toml").display()))?;
+            write_atomic(&RunLayout::new(&run_dir).config(), config_text.as_bytes()).map_err(
+                |e| anyhow::anyhow!("{}: {e}", RunLayout::new(&run_dir).config().display()),
+            )?;
             run_dir
         }
     };
@@ -271,7 +273,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut observer = progress::Bars::new(quiet);
     let results = run_experiment(&config, &options, &mut observer)?;
     println!("\n{}", comparison_table(&results));
-    println!("results: {}", run_dir.join("results.json").display());
+    println!("results: {}", RunLayout::new(&run_dir).results().display());
     report_cmd::after_run(&run_dir, &options, quiet);
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
+use apprentice::layout::RunLayout;
 use apprentice::report::table::comparison_table;
 use apprentice::report::{ReportOptions, Results, Role, write_report};
 use apprentice::text::config::TextExperimentConfig;
@@ -50,7 +51,7 @@ pub fn run(args: TextRunArgs<'_>) -> anyhow::Result<()> {
         .map_err(|e| {
         anyhow::anyhow!("cannot create a run folder in {}: {e}", args.out.display())
     })?;
-    let config_path = run_dir.join("config.toml");
+    let config_path = RunLayout::new(&run_dir).config();
     write_atomic(&config_path, toml::to_string(&config)?.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
 
@@ -65,7 +66,7 @@ pub fn run(args: TextRunArgs<'_>) -> anyhow::Result<()> {
             eprintln!("{line}");
         }
     })?;
-    let results_path = run_dir.join("results.json");
+    let results_path = RunLayout::new(&run_dir).results();
     write_atomic(&results_path, output.to_json_pretty().as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", results_path.display()))?;
 

@@ -185,8 +185,12 @@ fn a_study_with_a_trained_teacher_end_to_end() {
         report.targets[3].measured.complexity
     );
     assert_png(&out.join("complexity.png"));
-    assert!(out.join("teacher.safetensors").is_file());
-    assert!(out.join("teacher.epochs/epoch-0003.safetensors").is_file());
+    // The teacher trained here is kept as a run keeps it.
+    assert!(out.join("seed-0/teacher.safetensors").is_file());
+    assert!(
+        out.join("seed-0/teacher.epochs/epoch-0003.safetensors")
+            .is_file()
+    );
 
     // The kernel file holds the student's inputs and the kernel the numbers came from.
     let kernel = read_kernel_dump(&dump).unwrap();
@@ -206,7 +210,7 @@ fn a_study_with_a_trained_teacher_end_to_end() {
         "--targets",
         "teacher:T=2",
         "--teacher",
-        path_str(&out.join("teacher.safetensors")),
+        path_str(&out.join("seed-0/teacher.safetensors")),
         "--student",
         path_str(&student),
         "--out",
@@ -239,7 +243,7 @@ fn the_quickstart_without_a_teacher_needs_no_training() {
     assert!(report.teacher.is_none());
     assert_eq!(report.experiment, "quickstart");
     assert_eq!(report.kernel.examples, 60);
-    assert!(!out.join("teacher.safetensors").exists());
+    assert!(!out.join("seed-0").exists());
     assert_png(&out.join("complexity.png"));
 }
 

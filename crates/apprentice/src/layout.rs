@@ -128,11 +128,12 @@ impl SeedLayout {
     }
 }
 
-/// A file name for a model name: `@` → `-at-`, `%` → `pct`, separators → `_`
-/// (`kd-all@5%` → `kd-all-at-5pct`).
+/// A file name for a model name: `@` → `-at-`, `%` → `pct`, `+` → `-`, separators → `_`
+/// (`kd-all@5%` → `kd-all-at-5pct`, `lwf+replay-200` → `lwf-replay-200`).
 pub fn file_stem(name: &str) -> String {
     name.replace('@', "-at-")
         .replace('%', "pct")
+        .replace('+', "-")
         .replace(['/', ' ', '·'], "_")
 }
 
@@ -168,6 +169,10 @@ mod tests {
             Path::new("run/seed-2/teacher.record.json")
         );
         assert_eq!(seed.states("kd"), Path::new("run/seed-2/kd.state"));
+        assert_eq!(
+            file_stem("stage-2-lwf+replay-200"),
+            "stage-2-lwf-replay-200"
+        );
         assert_eq!(
             epoch_checkpoint(&seed.epochs("teacher"), 3),
             Path::new("run/seed-2/teacher.epochs/epoch-0003.safetensors")

@@ -39,6 +39,7 @@ use crate::distill::train::{
 };
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::layout::{RunLayout, SeedLayout, file_stem};
 use crate::models::Network;
 use crate::report::results::DataSummary;
 
@@ -134,11 +135,11 @@ pub fn run_continual(
             stages: &stages,
             seed,
             fill: data.normalizer.normalized_zero(),
-            seed_dir: options.run_dir.join(format!("seed-{seed}")),
+            seed_dir: RunLayout::new(&options.run_dir).seed(seed),
         };
         if options.save_checkpoints {
-            std::fs::create_dir_all(&context.seed_dir).map_err(|source| Error::Io {
-                path: context.seed_dir.clone(),
+            std::fs::create_dir_all(context.seed_dir.dir()).map_err(|source| Error::Io {
+                path: context.seed_dir.dir().to_path_buf(),
                 source,
             })?;
         }
@@ -218,7 +219,7 @@ pub fn run_continual(
         variants: variant_results,
         config: serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?,
     };
-    let path = options.run_dir.join("continual.json");
+    let path = RunLayout::new(&options.run_dir).continual_results();
     write_atomic(&path, results.to_json_pretty().as_bytes())
         .map_err(|source| Error::Io { path, source })?;
     Ok(results)
@@ -239,7 +240,7 @@ struct SeedRun<'a> {
     stages: &'a [StageData],
     seed: u64,
     fill: Vec<f32>,
-    seed_dir: PathBuf,
+    seed_dir: SeedLayout,
 }
 
 impl SeedRun<'_> {
@@ -438,16 +439,7 @@ impl SeedRun<'_> {
             data: self.data.train.name.clone(),
             data_config: self.config.data.clone(),
         };
-        checkpoint::save(
-            &self.seed_dir.join(format!("{name}.safetensors")),
-            model,
-            &meta,
-        )?;
+        checkpoint::save(&self.seed_dir.checkpoint(name), model, &meta)?;
         Ok(())
     }
-}
-
-/// A file name for a variant name (`lwf+replay-200` → `lwf-replay-200`).
-fn file_stem(name: &str) -> String {
-    name.replace('+', "-")
 }

@@ -26,5 +26,5 @@ pub use seeds::{
     fraction_suffix, label_subset_seed, student_init_seed, student_order_seed, teacher_init_seed,
     teacher_order_seed,
 };
-pub use teacher::seed_teacher;
+pub use teacher::{seed_teacher, seed_teacher_with_snapshots};
 pub use teacher_logits::TeacherCacheUse;

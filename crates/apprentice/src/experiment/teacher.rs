@@ -112,9 +112,10 @@ impl ExtraTeachers {
     }
 }
 
-/// The teacher of the experiment of `seed`, exactly as [`run_experiment`] gets it (loaded from
-/// `teacher.checkpoint`, or trained on every label), for commands that study it on its own.
-/// With `options.save_checkpoints` it is kept in (and reused from) `options.run_dir`.
+/// The teacher of the experiment of `seed`, exactly as [`crate::experiment::run_experiment`]
+/// gets it (loaded from `teacher.checkpoint`, or trained on every label), for commands that
+/// study it on its own. With `options.save_checkpoints` it is kept in (and reused from)
+/// `options.run_dir`, with its checkpoints along training when a configured method needs them.
 pub fn seed_teacher(
     config: &ExperimentConfig,
     options: &RunOptions,
@@ -122,9 +123,22 @@ pub fn seed_teacher(
     seed: u64,
     observer: &mut dyn TrainObserver,
 ) -> Result<Network> {
-    let context = SeedContext::new(config, options, data, seed)?;
     let snapshots = config.distill.teacher_snapshots_every();
-    Ok(teacher_for_seed(&context, snapshots, observer)?.0)
+    seed_teacher_with_snapshots(config, options, data, seed, snapshots, observer)
+}
+
+/// [`seed_teacher`], keeping a checkpoint of a trained teacher every `snapshots_every` epochs
+/// (and its last) in the seed's `teacher.epochs/` folder of `options.run_dir`.
+pub fn seed_teacher_with_snapshots(
+    config: &ExperimentConfig,
+    options: &RunOptions,
+    data: &PreparedData,
+    seed: u64,
+    snapshots_every: Option<usize>,
+    observer: &mut dyn TrainObserver,
+) -> Result<Network> {
+    let context = SeedContext::new(config, options, data, seed)?;
+    Ok(teacher_for_seed(&context, snapshots_every, observer)?.0)
 }
 
 /// The teacher of a seed: loaded from `teacher.checkpoint`, or trained on every label.

@@ -16,6 +16,7 @@ use crate::data::prepare::{load_raw, prepare};
 use crate::distill::train::predict_logits;
 use crate::eval::efficiency::{BenchSettings, Efficiency, measure_checkpoint};
 use crate::eval::metrics::{argmax_rows, confusion_matrix};
+use crate::layout::{RunLayout, file_stem};
 
 /// How to measure a run.
 #[derive(Debug, Clone)]
@@ -47,10 +48,7 @@ pub struct Measurements {
 /// (`kd-all@5%` → `kd-all-at-5pct.safetensors`) when its metadata confirms the model, else
 /// any checkpoint in the folder whose metadata names the model.
 pub fn find_checkpoint(seed_dir: &Path, model: &str) -> Option<PathBuf> {
-    let stem = model
-        .replace('@', "-at-")
-        .replace('%', "pct")
-        .replace(['/', ' ', '·'], "_");
+    let stem = file_stem(model);
     let names_model = |path: &Path| {
         checkpoint::read_meta(path)
             .map(|(meta, _)| meta.name == model)
@@ -84,7 +82,8 @@ pub fn measure_run(
             .push("nothing to measure: the results list no seeds".to_string());
         return out;
     };
-    let seed_dir = run_dir.join(format!("seed-{seed}"));
+    let files = RunLayout::new(run_dir).seed(seed);
+    let seed_dir = files.dir();
     if !seed_dir.is_dir() {
         out.notes.push(format!(
             "no checkpoints in {} (the run was made without them), so nothing was measured",
@@ -100,7 +99,7 @@ pub fn measure_run(
         if model.architecture.starts_with("ensemble of") {
             continue;
         }
-        let Some(path) = find_checkpoint(&seed_dir, &model.name) else {
+        let Some(path) = find_checkpoint(seed_dir, &model.name) else {
             out.notes.push(format!(
                 "{}: no checkpoint in {}, so it was not measured",
                 model.name,

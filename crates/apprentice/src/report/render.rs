@@ -11,13 +11,9 @@ use super::results::{Results, ResultsError};
 use super::summary::summary;
 use super::view::View;
 use crate::fsutil::write_atomic;
+use crate::layout::RunLayout;
 
-/// File name of the report page.
-pub const REPORT_HTML: &str = "report.html";
-/// File name of the Markdown summary.
-pub const SUMMARY_MD: &str = "summary.md";
-/// Folder of the PNG charts, beside the page.
-pub const PLOTS_DIR: &str = "plots";
+pub use crate::layout::{PLOTS_DIR, REPORT_HTML, SUMMARY_MD};
 /// Every chart the report can hold, in report order.
 pub const CHART_IDS: [&str; 6] = [
     "knowledge",
@@ -89,7 +85,7 @@ pub struct LoadedRun {
 /// schema version this build does not read (with a message saying which).
 pub fn load_run(path: &Path) -> Result<LoadedRun, ReportError> {
     let (run_dir, results_path) = if path.is_dir() {
-        (path.to_path_buf(), path.join("results.json"))
+        (path.to_path_buf(), RunLayout::new(path).results())
     } else if path.is_file() {
         let parent = path
             .parent()
@@ -189,7 +185,7 @@ pub fn render_report(
 /// Why a run has no efficiency section, and what to do about it.
 fn efficiency_hint(run: &LoadedRun) -> String {
     let has_checkpoints = run.results.seeds.first().is_some_and(|seed| {
-        std::fs::read_dir(run.run_dir.join(format!("seed-{seed}")))
+        std::fs::read_dir(RunLayout::new(&run.run_dir).seed(*seed).dir())
             .map(|entries| {
                 entries.flatten().any(|entry| {
                     entry
