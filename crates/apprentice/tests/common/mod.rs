@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod methods;
+
 use std::path::PathBuf;
 
 /// The folder of real data sets, from `APPRENTICE_SHARED_DATA`, defaulting to `../shared/data`
