@@ -3,6 +3,7 @@
 //!
 //! - [`tokenizer`]: word pieces through the `tokenizers` crate, truncation and padding;
 //! - [`bert`]: the encoder as burn modules;
+//! - [`bert_cpu`]: the same encoder's inference on the CPU, unpadded, on every core;
 //! - [`pooling`]: mean or `[CLS]` pooling and L2 normalisation;
 //! - [`pretrained`]: reading a Hugging Face model folder, with errors that name a missing
 //!   file, an unknown architecture or a missing or mis-shaped tensor;
@@ -11,9 +12,12 @@
 //! - [`students`] and [`pca`]: bag-of-embeddings, CNN and static-embedding students;
 //! - [`train`]: their training loop (labels, KD, or embedding regression);
 //! - [`speed`]: sentences per second of a whole pipeline;
+//! - [`bert_speed`]: the encoder's throughput on documents of up to its maximum length;
 //! - [`config`] and [`experiment`]: the text experiment file and its runner.
 
 pub mod bert;
+pub mod bert_cpu;
+pub mod bert_speed;
 pub mod cache;
 pub mod config;
 pub mod data;
