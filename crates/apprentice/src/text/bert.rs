@@ -13,7 +13,10 @@ use burn::nn::{
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 
 /// The fields of a Hugging Face `config.json` that a BERT encoder needs; the file's other
 /// fields are ignored.
@@ -139,6 +142,7 @@ impl BertConfig {
         BertDropout {
             hidden: self.hidden_dropout_prob,
             attention: self.attention_probs_dropout_prob,
+            generator: None,
         }
     }
 
@@ -302,7 +306,7 @@ impl Bert {
         &self,
         ids: Tensor<2, Int>,
         mask: Tensor<2>,
-        dropout: BertDropout,
+        dropout: &BertDropout,
     ) -> BertOutput {
         let [batch, len] = ids.dims();
         let mut x = dropout.hidden(self.embed(ids));
@@ -328,29 +332,48 @@ impl Bert {
 }
 
 /// Dropout probabilities of a BERT model (`hidden_dropout_prob`,
-/// `attention_probs_dropout_prob`); zero for inference.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// `attention_probs_dropout_prob`) and where the masks come from; zero for inference.
+#[derive(Debug, Clone, Default)]
 pub struct BertDropout {
     /// After the embeddings and after each block's output projection.
     pub hidden: f64,
     /// On the attention probabilities.
     pub attention: f64,
+    /// A seeded generator for the masks, so that a run repeats whatever else draws random
+    /// numbers meanwhile; `None`: burn's generator for the device.
+    pub generator: Option<Arc<Mutex<ChaCha8Rng>>>,
 }
 
 impl BertDropout {
+    /// The same probabilities with masks drawn from a generator seeded with `seed`.
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.generator = Some(Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))));
+        self
+    }
+
     /// Inverted dropout with probability `prob` (identity when 0 or off autodiff devices, as
     /// burn's `Dropout`).
-    pub fn apply<const D: usize>(prob: f64, x: Tensor<D>) -> Tensor<D> {
+    pub fn apply<const D: usize>(&self, prob: f64, x: Tensor<D>) -> Tensor<D> {
         if prob <= 0.0 || !x.device().is_autodiff() {
             return x;
         }
         let keep = 1.0 - prob;
-        let random = x.random_like(burn::tensor::Distribution::Bernoulli(keep));
+        let random = match &self.generator {
+            Some(generator) => {
+                let mut rng = generator.lock().unwrap_or_else(|e| e.into_inner());
+                let dims = x.dims();
+                let mask: Vec<f32> = (0..dims.iter().product::<usize>())
+                    .map(|_| f32::from(rng.random::<f64>() < keep))
+                    .collect();
+                Tensor::from_data(TensorData::new(mask, dims), &x.device())
+            }
+            None => x.random_like(burn::tensor::Distribution::Bernoulli(keep)),
+        };
         x * random * (1.0 / keep)
     }
 
     fn hidden<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        Self::apply(self.hidden, x)
+        self.apply(self.hidden, x)
     }
 }
 
@@ -381,7 +404,7 @@ impl BertLayer {
         x: Tensor<3>,
         bias: &Tensor<4>,
         heads: usize,
-        dropout: BertDropout,
+        dropout: &BertDropout,
     ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
         let [batch, len, hidden] = x.dims();
         let head_width = hidden / heads;
@@ -393,7 +416,7 @@ impl BertLayer {
         let value = split(self.value.forward(x.clone()));
         let scores = query.matmul(key.swap_dims(2, 3)) / (head_width as f64).sqrt() + bias.clone();
         let probabilities = activation::softmax(scores, 3);
-        let weights = BertDropout::apply(dropout.attention, probabilities.clone());
+        let weights = dropout.apply(dropout.attention, probabilities.clone());
         let context: Tensor<3> = weights
             .matmul(value.clone())
             .swap_dims(1, 2)
