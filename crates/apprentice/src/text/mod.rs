@@ -10,6 +10,8 @@
 //! - [`pretrained`]: reading a Hugging Face model folder, with errors that name a missing
 //!   file, an unknown architecture or a missing or mis-shaped tensor;
 //! - [`finetune`]: fine-tuning the classifier end to end or its top layers;
+//! - [`losses`]: transformer distillation losses (hidden states, attention, value relation,
+//!   cosine) and the layer map;
 //! - [`data`]: labelled text from CSV or JSON lines, and the stratified split;
 //! - [`cache`]: the teacher's outputs on disk, keyed and verified by a hash;
 //! - [`students`] and [`pca`]: bag-of-embeddings, CNN and static-embedding students;
@@ -29,6 +31,7 @@ pub mod data;
 pub mod error;
 pub mod experiment;
 pub mod finetune;
+pub mod losses;
 pub mod pca;
 pub mod pooling;
 pub mod pretrained;
