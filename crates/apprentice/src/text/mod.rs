@@ -12,6 +12,7 @@
 //! - [`finetune`]: fine-tuning the classifier end to end or its top layers;
 //! - [`losses`]: transformer distillation losses (hidden states, attention, value relation,
 //!   cosine) and the layer map;
+//! - [`transformer_students`]: shallower and narrower BERT students;
 //! - [`data`]: labelled text from CSV or JSON lines, and the stratified split;
 //! - [`cache`]: the teacher's outputs on disk, keyed and verified by a hash;
 //! - [`students`] and [`pca`]: bag-of-embeddings, CNN and static-embedding students;
@@ -39,6 +40,7 @@ pub mod speed;
 pub mod students;
 pub mod tokenizer;
 pub mod train;
+pub mod transformer_students;
 
 pub use error::TextError;
 pub use pretrained::PretrainedEncoder;
