@@ -16,7 +16,7 @@
 //!   product.
 //!
 //! The arithmetic is the reference's (post-norm BERT, exact erf GELU, softmax after subtracting
-//! the row maximum), so embeddings match the reference implementation to about 1e-6. Padding
+//! the row maximum), so embeddings match the reference implementation within 1e-5. Padding
 //! never changes a real token's result there either (padded keys get a weight of exactly zero),
 //! so the packed result equals the padded one.
 
