@@ -13,7 +13,10 @@ use burn::nn::{
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 
 /// The fields of a Hugging Face `config.json` that a BERT encoder needs; the file's other
 /// fields are ignored.
@@ -46,6 +49,22 @@ pub struct BertConfig {
     /// Id of the padding token.
     #[serde(default)]
     pub pad_token_id: u32,
+    /// Dropout after the embeddings and each block's output projection, in training.
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on the attention probabilities, in training.
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    /// Standard deviation of the normal initialisation of new weights.
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
+}
+
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_initializer_range() -> f64 {
+    0.02
 }
 
 fn default_type_vocab_size() -> usize {
@@ -96,6 +115,19 @@ impl BertConfig {
                 self.position_embedding_type
             ));
         }
+        for (field, value) in [
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(format!(
+                    "{field}: expected a number in [0, 1), found {value}"
+                ));
+            }
+        }
         if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
             return Err(format!(
                 "layer_norm_eps: expected a positive number, found {}",
@@ -103,6 +135,15 @@ impl BertConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The dropout probabilities this config trains with.
+    pub fn dropout(&self) -> BertDropout {
+        BertDropout {
+            hidden: self.hidden_dropout_prob,
+            attention: self.attention_probs_dropout_prob,
+            generator: None,
+        }
     }
 
     /// Number of parameters of the encoder this config describes.
@@ -161,15 +202,21 @@ pub struct Bert {
     pub heads: usize,
 }
 
-fn linear(inputs: usize, outputs: usize, device: &Device) -> Linear {
-    LinearConfig::new(inputs, outputs)
-        .with_initializer(Initializer::Zeros)
-        .init(device)
+fn linear(inputs: usize, outputs: usize, init: &Initializer, device: &Device) -> Linear {
+    let mut linear = LinearConfig::new(inputs, outputs)
+        .with_initializer(init.clone())
+        .init(device);
+    // Biases start at zero, as in BERT's initialisation.
+    linear.bias = Some(burn::module::Param::from_tensor(Tensor::zeros(
+        [outputs],
+        device,
+    )));
+    linear
 }
 
-fn embedding(count: usize, width: usize, device: &Device) -> Embedding {
+fn embedding(count: usize, width: usize, init: &Initializer, device: &Device) -> Embedding {
     EmbeddingConfig::new(count, width)
-        .with_initializer(Initializer::Zeros)
+        .with_initializer(init.clone())
         .init(device)
 }
 
@@ -182,22 +229,37 @@ fn layer_norm(config: &BertConfig, device: &Device) -> LayerNorm {
 impl Bert {
     /// An encoder of the shape `config` describes, every weight zero (to be loaded).
     pub fn zeros(config: &BertConfig, device: &Device) -> Self {
+        Self::with_initializer(config, &Initializer::Zeros, device)
+    }
+
+    /// An encoder of the shape `config` describes, initialised as BERT is: dense and embedding
+    /// weights from N(0, `initializer_range`²), biases 0, LayerNorm scales 1. The draws come
+    /// from burn's generator for `device`: seed it (`Device::seed`) for a reproducible model.
+    pub fn random(config: &BertConfig, device: &Device) -> Self {
+        let init = Initializer::Normal {
+            mean: 0.0,
+            std: config.initializer_range,
+        };
+        Self::with_initializer(config, &init, device)
+    }
+
+    fn with_initializer(config: &BertConfig, init: &Initializer, device: &Device) -> Self {
         let h = config.hidden_size;
         let embeddings = BertEmbeddings {
-            word: embedding(config.vocab_size, h, device),
-            position: embedding(config.max_position_embeddings, h, device),
-            token_type: embedding(config.type_vocab_size, h, device),
+            word: embedding(config.vocab_size, h, init, device),
+            position: embedding(config.max_position_embeddings, h, init, device),
+            token_type: embedding(config.type_vocab_size, h, init, device),
             norm: layer_norm(config, device),
         };
         let layers = (0..config.num_hidden_layers)
             .map(|_| BertLayer {
-                query: linear(h, h, device),
-                key: linear(h, h, device),
-                value: linear(h, h, device),
-                attention_output: linear(h, h, device),
+                query: linear(h, h, init, device),
+                key: linear(h, h, init, device),
+                value: linear(h, h, init, device),
+                attention_output: linear(h, h, init, device),
                 attention_norm: layer_norm(config, device),
-                intermediate: linear(h, config.intermediate_size, device),
-                output: linear(config.intermediate_size, h, device),
+                intermediate: linear(h, config.intermediate_size, init, device),
+                output: linear(config.intermediate_size, h, init, device),
                 output_norm: layer_norm(config, device),
             })
             .collect();
@@ -212,14 +274,7 @@ impl Bert {
     /// len]` is 1 for real tokens and 0 for padding, which no token attends to.
     pub fn forward(&self, ids: Tensor<2, Int>, mask: Tensor<2>) -> Tensor<3> {
         let [batch, len] = ids.dims();
-        let device = ids.device();
-        let positions: Vec<i64> = (0..len as i64).collect();
-        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, len]), &device);
-        let segment = Tensor::<2, Int>::zeros([1, 1], &device);
-        let mut x = self.embeddings.word.forward(ids)
-            + self.embeddings.position.forward(positions)
-            + self.embeddings.token_type.forward(segment);
-        x = self.embeddings.norm.forward(x);
+        let mut x = self.embed(ids);
         let padding: Tensor<4, Bool> = mask
             .equal_elem(0.0)
             .reshape([batch, 1, 1, len])
@@ -229,9 +284,150 @@ impl Bert {
         }
         x
     }
+
+    /// The normalised sum of word, position and segment-0 embeddings, `[batch, len, hidden]`.
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [_, len] = ids.dims();
+        let device = ids.device();
+        let positions: Vec<i64> = (0..len as i64).collect();
+        let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, len]), &device);
+        let segment = Tensor::<2, Int>::zeros([1, 1], &device);
+        let x = self.embeddings.word.forward(ids)
+            + self.embeddings.position.forward(positions)
+            + self.embeddings.token_type.forward(segment);
+        self.embeddings.norm.forward(x)
+    }
+
+    /// The forward pass for training and distillation: dropout as BERT applies it (after the
+    /// embeddings, on the attention probabilities, after each block's output projection; only
+    /// on an autodiff device), the attention written out so that its probabilities can be
+    /// returned, and every layer's output kept.
+    pub fn forward_detailed(
+        &self,
+        ids: Tensor<2, Int>,
+        mask: Tensor<2>,
+        dropout: &BertDropout,
+    ) -> BertOutput {
+        let [batch, len] = ids.dims();
+        let mut x = dropout.hidden(self.embed(ids));
+        // Additive mask: padded keys get a score so low that their weight is exactly 0.
+        let bias: Tensor<4> = ((mask - 1.0) * 1e9).reshape([batch, 1, 1, len]);
+        let mut hidden_states = vec![x.clone()];
+        let mut attentions = Vec::with_capacity(self.layers.len());
+        let mut values = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (next, probabilities, value) =
+                layer.forward_detailed(x, &bias, self.heads, dropout);
+            x = next;
+            hidden_states.push(x.clone());
+            attentions.push(probabilities);
+            values.push(value);
+        }
+        BertOutput {
+            hidden_states,
+            attentions,
+            values,
+        }
+    }
+}
+
+/// Dropout probabilities of a BERT model (`hidden_dropout_prob`,
+/// `attention_probs_dropout_prob`) and where the masks come from; zero for inference.
+#[derive(Debug, Clone, Default)]
+pub struct BertDropout {
+    /// After the embeddings and after each block's output projection.
+    pub hidden: f64,
+    /// On the attention probabilities.
+    pub attention: f64,
+    /// A seeded generator for the masks, so that a run repeats whatever else draws random
+    /// numbers meanwhile; `None`: burn's generator for the device.
+    pub generator: Option<Arc<Mutex<ChaCha8Rng>>>,
+}
+
+impl BertDropout {
+    /// The same probabilities with masks drawn from a generator seeded with `seed`.
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.generator = Some(Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))));
+        self
+    }
+
+    /// Inverted dropout with probability `prob` (identity when 0 or off autodiff devices, as
+    /// burn's `Dropout`).
+    pub fn apply<const D: usize>(&self, prob: f64, x: Tensor<D>) -> Tensor<D> {
+        if prob <= 0.0 || !x.device().is_autodiff() {
+            return x;
+        }
+        let keep = 1.0 - prob;
+        let random = match &self.generator {
+            Some(generator) => {
+                let mut rng = generator.lock().unwrap_or_else(|e| e.into_inner());
+                let dims = x.dims();
+                let mask: Vec<f32> = (0..dims.iter().product::<usize>())
+                    .map(|_| f32::from(rng.random::<f64>() < keep))
+                    .collect();
+                Tensor::from_data(TensorData::new(mask, dims), &x.device())
+            }
+            None => x.random_like(burn::tensor::Distribution::Bernoulli(keep)),
+        };
+        x * random * (1.0 / keep)
+    }
+
+    fn hidden<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.apply(self.hidden, x)
+    }
+}
+
+/// What [`Bert::forward_detailed`] returns.
+#[derive(Debug, Clone)]
+pub struct BertOutput {
+    /// The embeddings' output, then each layer's, `[batch, len, hidden]` each (`layers + 1`).
+    pub hidden_states: Vec<Tensor<3>>,
+    /// Each layer's attention probabilities `[batch, heads, len, len]` (before dropout).
+    pub attentions: Vec<Tensor<4>>,
+    /// Each layer's value vectors split by head, `[batch, heads, len, head_width]`.
+    pub values: Vec<Tensor<4>>,
+}
+
+impl BertOutput {
+    /// The last layer's token representations.
+    pub fn last(&self) -> Tensor<3> {
+        self.hidden_states
+            .last()
+            .cloned()
+            .expect("at least the embeddings' output")
+    }
 }
 
 impl BertLayer {
+    fn forward_detailed(
+        &self,
+        x: Tensor<3>,
+        bias: &Tensor<4>,
+        heads: usize,
+        dropout: &BertDropout,
+    ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
+        let [batch, len, hidden] = x.dims();
+        let head_width = hidden / heads;
+        let split = |t: Tensor<3>| -> Tensor<4> {
+            t.reshape([batch, len, heads, head_width]).swap_dims(1, 2)
+        };
+        let query = split(self.query.forward(x.clone()));
+        let key = split(self.key.forward(x.clone()));
+        let value = split(self.value.forward(x.clone()));
+        let scores = query.matmul(key.swap_dims(2, 3)) / (head_width as f64).sqrt() + bias.clone();
+        let probabilities = activation::softmax(scores, 3);
+        let weights = dropout.apply(dropout.attention, probabilities.clone());
+        let context: Tensor<3> = weights
+            .matmul(value.clone())
+            .swap_dims(1, 2)
+            .reshape([batch, len, hidden]);
+        let attended = dropout.hidden(self.attention_output.forward(context));
+        let x = self.attention_norm.forward(attended + x);
+        let inner = activation::gelu(self.intermediate.forward(x.clone()));
+        let out = dropout.hidden(self.output.forward(inner));
+        (self.output_norm.forward(out + x), probabilities, value)
+    }
+
     fn forward(&self, x: Tensor<3>, padding: Tensor<4, Bool>, heads: usize) -> Tensor<3> {
         let [batch, len, hidden] = x.dims();
         let head_width = hidden / heads;

@@ -3,22 +3,36 @@
 //!
 //! - [`tokenizer`]: word pieces through the `tokenizers` crate, truncation and padding;
 //! - [`bert`]: the encoder as burn modules;
+//! - [`bert_cpu`]: the same encoder's inference on the CPU, unpadded, on every core;
+//! - [`classifier`] and [`classifier_folder`]: BERT with a classification head, saved and
+//!   loaded as Hugging Face `BertForSequenceClassification` folders;
 //! - [`pooling`]: mean or `[CLS]` pooling and L2 normalisation;
 //! - [`pretrained`]: reading a Hugging Face model folder, with errors that name a missing
 //!   file, an unknown architecture or a missing or mis-shaped tensor;
+//! - [`finetune`]: fine-tuning the classifier end to end or its top layers;
+//! - [`losses`]: transformer distillation losses (hidden states, attention, value relation,
+//!   cosine) and the layer map;
+//! - [`transformer_students`]: shallower and narrower BERT students;
 //! - [`data`]: labelled text from CSV or JSON lines, and the stratified split;
 //! - [`cache`]: the teacher's outputs on disk, keyed and verified by a hash;
 //! - [`students`] and [`pca`]: bag-of-embeddings, CNN and static-embedding students;
 //! - [`train`]: their training loop (labels, KD, or embedding regression);
 //! - [`speed`]: sentences per second of a whole pipeline;
+//! - [`bert_speed`]: the encoder's throughput on documents of up to its maximum length;
 //! - [`config`] and [`experiment`]: the text experiment file and its runner.
 
 pub mod bert;
+pub mod bert_cpu;
+pub mod bert_speed;
 pub mod cache;
+pub mod classifier;
+pub mod classifier_folder;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod experiment;
+pub mod finetune;
+pub mod losses;
 pub mod pca;
 pub mod pooling;
 pub mod pretrained;
@@ -26,6 +40,7 @@ pub mod speed;
 pub mod students;
 pub mod tokenizer;
 pub mod train;
+pub mod transformer_students;
 
 pub use error::TextError;
 pub use pretrained::PretrainedEncoder;

@@ -57,6 +57,40 @@ impl Pooling {
     }
 }
 
+impl Pooling {
+    /// Sentence vectors `sequences × width`, row-major, from token vectors packed sentence
+    /// after sentence (`Σ lengths × width` values, no padding), as [`Pooling::apply`] computes
+    /// them from a padded batch. An empty sentence gives the zero vector.
+    pub fn apply_packed(&self, hidden: &[f32], lengths: &[usize], width: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; lengths.len() * width];
+        let mut start = 0;
+        for (row, &len) in out.chunks_mut(width).zip(lengths) {
+            let tokens = &hidden[start * width..(start + len) * width];
+            start += len;
+            if len == 0 {
+                continue;
+            }
+            match self.mode {
+                PoolingMode::Mean => {
+                    for token in tokens.chunks(width) {
+                        for (o, v) in row.iter_mut().zip(token) {
+                            *o += v;
+                        }
+                    }
+                    let count = len as f32;
+                    row.iter_mut().for_each(|o| *o /= count);
+                }
+                PoolingMode::Cls => row.copy_from_slice(&tokens[..width]),
+            }
+            if self.normalize {
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                row.iter_mut().for_each(|o| *o /= norm);
+            }
+        }
+        out
+    }
+}
+
 /// Each row divided by its Euclidean norm (at least 1e-12, as in PyTorch's `normalize`).
 pub fn l2_normalize(rows: Tensor<2>) -> Tensor<2> {
     let norm = rows

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::bert::{Bert, BertConfig};
+use super::bert_cpu::HostBert;
 use super::error::TextError;
 use super::pooling::{Pooling, PoolingMode};
 use super::tokenizer::{TextTokenizer, TokenBatch, pad_batch};
@@ -56,6 +57,9 @@ pub struct PretrainedEncoder {
     /// Defaults that were assumed because a file was absent, one sentence each.
     pub notes: Vec<String>,
     device: Device,
+    /// The same encoder in host memory for the CPU kernels of [`super::bert_cpu`]; `None` on
+    /// GPU devices, which keep burn's operations.
+    host: Option<HostBert>,
 }
 
 /// One entry of `modules.json`.
@@ -88,16 +92,16 @@ struct SentenceConfigFile {
 
 /// One tensor as a safetensors header describes it.
 #[derive(Debug, Deserialize)]
-struct HeaderEntry {
-    dtype: String,
-    shape: Vec<usize>,
+pub(crate) struct HeaderEntry {
+    pub(crate) dtype: String,
+    pub(crate) shape: Vec<usize>,
 }
 
 /// Where one tensor of the file goes in our modules, and the shape it must have there.
-struct TensorMapping {
-    file_name: String,
-    module_path: String,
-    shape: Vec<usize>,
+pub(crate) struct TensorMapping {
+    pub(crate) file_name: String,
+    pub(crate) module_path: String,
+    pub(crate) shape: Vec<usize>,
 }
 
 fn read_text(path: &Path, what: &str) -> Result<String, TextError> {
@@ -164,7 +168,7 @@ pub fn read_config(path: &Path) -> Result<BertConfig, TextError> {
 }
 
 /// The tensors of a safetensors file by name, read from its header alone.
-fn read_header(path: &Path) -> Result<HashMap<String, HeaderEntry>, TextError> {
+pub(crate) fn read_header(path: &Path) -> Result<HashMap<String, HeaderEntry>, TextError> {
     if !path.is_file() {
         return Err(TextError::model(
             path,
@@ -204,7 +208,7 @@ fn read_header(path: &Path) -> Result<HashMap<String, HeaderEntry>, TextError> {
 /// Every tensor of a BERT encoder: its name in Hugging Face's layout (`prefix` is `bert.` in
 /// checkpoints of task models, empty for a bare `BertModel`), its path in [`Bert`] and its
 /// shape as stored (PyTorch's `[out, in]` for dense weights).
-fn tensor_mappings(config: &BertConfig, prefix: &str) -> Vec<TensorMapping> {
+pub(crate) fn tensor_mappings(config: &BertConfig, prefix: &str) -> Vec<TensorMapping> {
     let h = config.hidden_size;
     let i = config.intermediate_size;
     let mut list = Vec::new();
@@ -284,7 +288,10 @@ fn tensor_mappings(config: &BertConfig, prefix: &str) -> Vec<TensorMapping> {
 
 /// Checks that the weights file holds every tensor the config implies, in float32 and in the
 /// right shape, and returns the name mappings to load with.
-fn check_weights(path: &Path, config: &BertConfig) -> Result<Vec<TensorMapping>, TextError> {
+pub(crate) fn check_weights(
+    path: &Path,
+    config: &BertConfig,
+) -> Result<Vec<TensorMapping>, TextError> {
     let header = read_header(path)?;
     let prefix = if !header.contains_key("embeddings.word_embeddings.weight")
         && header.contains_key("bert.embeddings.word_embeddings.weight")
@@ -328,7 +335,7 @@ fn check_weights(path: &Path, config: &BertConfig) -> Result<Vec<TensorMapping>,
 
 /// Fills `bert` from the weights file through burn-store, renaming each tensor explicitly and
 /// transposing dense weights from PyTorch's `[out, in]`.
-fn load_weights(
+pub(crate) fn load_weights(
     mut bert: Bert,
     path: &Path,
     mappings: &[TensorMapping],
@@ -502,6 +509,8 @@ impl PretrainedEncoder {
         let mappings = check_weights(&weights_path, &config)?;
         let inference = device.inference();
         let bert = load_weights(Bert::zeros(&config, &inference), &weights_path, &mappings)?;
+        let host = (device.kind() == crate::backend::DeviceKind::Cpu)
+            .then(|| HostBert::from_bert(&bert, &config));
         let fingerprint = fingerprint(
             &[config_path, weights_path, tokenizer_path],
             pooling,
@@ -517,6 +526,7 @@ impl PretrainedEncoder {
             fingerprint,
             notes,
             device: inference,
+            host,
         })
     }
 
@@ -530,8 +540,21 @@ impl PretrainedEncoder {
         self.config.parameter_count()
     }
 
-    /// Sentence vectors of one padded batch, `rows × dim`, row-major.
+    /// Sentence vectors of one padded batch, `rows × dim`, row-major. On the CPU the padding is
+    /// dropped and the real tokens run through [`HostBert`]; elsewhere through burn.
     pub fn embed_batch(&self, batch: &TokenBatch) -> Vec<f32> {
+        if self.host.is_some()
+            && let Some(sequences) = unpad(batch)
+        {
+            let sequences: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+            return self.embed_packed(&sequences);
+        }
+        self.embed_batch_burn(batch)
+    }
+
+    /// Sentence vectors of one padded batch through burn's operations (the padded reference
+    /// computation, on whatever device the encoder lives), `rows × dim`, row-major.
+    pub fn embed_batch_burn(&self, batch: &TokenBatch) -> Vec<f32> {
         let ids = Tensor::<2, Int>::from_data(
             TensorData::new(batch.ids.clone(), [batch.rows, batch.len]),
             &self.device,
@@ -541,9 +564,25 @@ impl PretrainedEncoder {
         backend::to_host(self.pooling.apply(hidden, mask))
     }
 
+    /// Sentence vectors of unpadded sequences (each already cut to the maximum length) through
+    /// the host kernels, or through burn after padding when there are none.
+    fn embed_packed(&self, sequences: &[&[u32]]) -> Vec<f32> {
+        if let Some(host) = &self.host {
+            // Ids come from our tokenizer (checked against vocab_size at load) and are cut at
+            // max_length (at most the learned positions), so the host forward cannot refuse them.
+            if let Ok(hidden) = host.forward(sequences) {
+                let lengths: Vec<usize> = sequences.iter().map(|s| s.len()).collect();
+                return self.pooling.apply_packed(&hidden, &lengths, self.dim());
+            }
+        }
+        let padded = pad_batch(sequences, self.config.pad_token_id, self.max_length);
+        self.embed_batch_burn(&padded)
+    }
+
     /// Sentence vectors of token-id sequences (each with its special tokens), `len × dim`,
-    /// row-major, in input order. Sequences are batched by length so that little is padded;
-    /// `progress` hears the count done after each batch.
+    /// row-major, in input order. Sequences are sorted by length and batched, so that a batch
+    /// holds sentences of similar lengths (on the CPU nothing is padded at all); `progress`
+    /// hears the count done after each batch.
     pub fn embed_ids(
         &self,
         sequences: &[Vec<u32>],
@@ -556,9 +595,11 @@ impl PretrainedEncoder {
         let mut output = vec![0.0; sequences.len() * dim];
         let mut done = 0;
         for chunk in order.chunks(batch_size.max(1)) {
-            let batch: Vec<&[u32]> = chunk.iter().map(|&i| sequences[i].as_slice()).collect();
-            let padded = pad_batch(&batch, self.config.pad_token_id, self.max_length);
-            let vectors = self.embed_batch(&padded);
+            let batch: Vec<&[u32]> = chunk
+                .iter()
+                .map(|&i| &sequences[i][..sequences[i].len().min(self.max_length)])
+                .collect();
+            let vectors = self.embed_packed(&batch);
             for (row, &index) in chunk.iter().enumerate() {
                 output[index * dim..(index + 1) * dim]
                     .copy_from_slice(&vectors[row * dim..(row + 1) * dim]);
@@ -579,4 +620,24 @@ impl PretrainedEncoder {
         let sequences = self.tokenizer.encode_all(texts)?;
         Ok(self.embed_ids(&sequences, batch_size, progress))
     }
+}
+
+/// The real tokens of each row of a padded batch, when every row's mask is a prefix of ones
+/// (as [`pad_batch`] makes them); `None` otherwise.
+fn unpad(batch: &TokenBatch) -> Option<Vec<Vec<u32>>> {
+    let mut sequences = Vec::with_capacity(batch.rows);
+    for row in 0..batch.rows {
+        let mask = &batch.mask[row * batch.len..(row + 1) * batch.len];
+        let ids = &batch.ids[row * batch.len..(row + 1) * batch.len];
+        let real = mask.iter().take_while(|&&m| m == 1.0).count();
+        if mask[real..].iter().any(|&m| m != 0.0) {
+            return None;
+        }
+        let ids: Option<Vec<u32>> = ids[..real]
+            .iter()
+            .map(|&id| u32::try_from(id).ok())
+            .collect();
+        sequences.push(ids?);
+    }
+    Some(sequences)
 }

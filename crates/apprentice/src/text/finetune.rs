@@ -1,0 +1,257 @@
+//! Fine-tuning a BERT classifier end to end (or its top layers) on labelled token sequences,
+//! with the usual recipe of `transformers`' Trainer: AdamW, a linear warm-up then linear decay
+//! to zero, clipping of the gradients' global norm, the model's own dropout, batches padded to
+//! their longest sequence, sequences cut at a maximum length. Deterministic for a seed: the
+//! order of the examples and the dropout masks come from it (the new head from the caller).
+
+use std::time::Instant;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use super::bert::BertConfig;
+use super::classifier::{BertClassifier, batch_tensors};
+use super::error::TextError;
+use crate::distill::optim::{OptimizerKind, OptimizerSpec};
+
+/// The fine-tuning recipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinetuneSettings {
+    /// Passes over the training sequences.
+    pub epochs: usize,
+    /// Sequences per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Fraction of all steps spent warming the learning rate up linearly from 0.
+    pub warmup_ratio: f64,
+    /// Largest global gradient norm; larger gradients are scaled down (0: no clipping).
+    pub max_grad_norm: f64,
+    /// Longest sequence in word pieces; longer ones are cut.
+    pub max_length: usize,
+    /// Train only the top this many encoder layers (and the head); `None`: the whole encoder.
+    pub train_top_layers: Option<usize>,
+    /// Seed of the example order and of the dropout masks.
+    pub seed: u64,
+    /// Dropout before the classification layer; `None`: the config's `hidden_dropout_prob`
+    /// (a loaded folder's `classifier_dropout` goes here).
+    pub head_dropout: Option<f64>,
+}
+
+impl Default for FinetuneSettings {
+    /// `transformers`' usual recipe for sentence classification: 3 epochs of batches of 32,
+    /// learning rate 2e-5 with 10% warm-up, weight decay 0.01, clipping at 1, 128 word pieces.
+    fn default() -> Self {
+        Self {
+            epochs: 3,
+            batch_size: 32,
+            lr: 2e-5,
+            weight_decay: 0.01,
+            warmup_ratio: 0.1,
+            max_grad_norm: 1.0,
+            max_length: 128,
+            train_top_layers: None,
+            seed: 0,
+            head_dropout: None,
+        }
+    }
+}
+
+/// The learning rate of step `step` (from 0) of `total`: linear warm-up over `warmup` steps
+/// from `peak / warmup` to `peak`, then linear decay to 0 at `total` (as `transformers`'
+/// `get_linear_schedule_with_warmup`, evaluated after the step is counted).
+pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let remaining = total.saturating_sub(step) as f64;
+    let span = total.saturating_sub(warmup).max(1) as f64;
+    peak * (remaining / span).clamp(0.0, 1.0)
+}
+
+/// Collects the squared norm of each gradient, or scales each gradient.
+struct GradVisitor<'a> {
+    grads: &'a mut GradientsParams,
+    squares: f64,
+    scale: Option<f64>,
+}
+
+impl ModuleVisitor for GradVisitor<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        match self.scale {
+            None => {
+                if let Some(grad) = self.grads.get::<D>(param.id) {
+                    self.squares += crate::backend::scalar(grad.powi_scalar(2).sum()) as f64;
+                }
+            }
+            Some(scale) => {
+                if let Some(grad) = self.grads.remove::<D>(param.id) {
+                    self.grads.register(param.id, grad * scale);
+                }
+            }
+        }
+    }
+}
+
+/// Scales the gradients of `module` so that their global L2 norm is at most `max_norm` (as
+/// PyTorch's `clip_grad_norm_`, with its 1e-6 in the denominator); returns the norm before.
+pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
+    let mut visitor = GradVisitor {
+        grads,
+        squares: 0.0,
+        scale: None,
+    };
+    module.visit(&mut visitor);
+    let norm = visitor.squares.sqrt();
+    if max_norm > 0.0 && norm > max_norm {
+        visitor.scale = Some(max_norm / (norm + 1e-6));
+        module.visit(&mut visitor);
+    }
+    norm
+}
+
+/// Freezes the embeddings and the lower layers of `model`'s encoder, leaving the top `top`
+/// layers, the pooler and the classifier trainable.
+pub fn freeze_below_top(mut model: BertClassifier, top: usize) -> BertClassifier {
+    let layers = model.bert.layers.len();
+    model.bert.embeddings = model.bert.embeddings.no_grad();
+    model.bert.layers = model
+        .bert
+        .layers
+        .into_iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            if i + top < layers {
+                layer.no_grad()
+            } else {
+                layer
+            }
+        })
+        .collect();
+    model
+}
+
+/// What fine-tuning reports after each epoch.
+pub trait FinetuneObserver {
+    /// Epoch `epoch` (from 1) ended with this mean training loss.
+    fn epoch(&mut self, epoch: usize, train_loss: f64);
+}
+
+impl FinetuneObserver for () {
+    fn epoch(&mut self, _: usize, _: f64) {}
+}
+
+/// The outcome of [`finetune`].
+#[derive(Debug)]
+pub struct FinetuneOutcome {
+    /// The trained model, on the device without gradients.
+    pub model: BertClassifier,
+    /// Mean training loss of each step, in order.
+    pub step_losses: Vec<f64>,
+    /// Optimisation steps taken.
+    pub steps: usize,
+    /// Wall-clock seconds of the training loop.
+    pub seconds: f64,
+}
+
+/// Fine-tunes `model` (on the training device, `device`, an autodiff device) on `sequences`
+/// (unpadded token ids with special tokens) and their `labels` with cross-entropy.
+pub fn finetune(
+    model: BertClassifier,
+    config: &BertConfig,
+    sequences: &[Vec<u32>],
+    labels: &[u32],
+    settings: &FinetuneSettings,
+    device: &Device,
+    observer: &mut dyn FinetuneObserver,
+) -> Result<FinetuneOutcome, TextError> {
+    let classes = model.labels();
+    if sequences.len() != labels.len() || sequences.is_empty() {
+        return Err(TextError::Invalid(format!(
+            "finetune: {} sequences and {} labels; expected the same, non-zero count",
+            sequences.len(),
+            labels.len()
+        )));
+    }
+    if let Some(&bad) = labels.iter().find(|&&l| l as usize >= classes) {
+        return Err(TextError::Invalid(format!(
+            "finetune: label {bad} outside the classifier's {classes} classes"
+        )));
+    }
+    if settings.batch_size == 0 || settings.max_length == 0 {
+        return Err(TextError::Invalid(
+            "finetune: batch_size and max_length must be at least 1".into(),
+        ));
+    }
+    let mut model = match settings.train_top_layers {
+        Some(top) => freeze_below_top(model, top),
+        None => model,
+    };
+    let spec = OptimizerSpec {
+        optimizer: OptimizerKind::Adamw,
+        lr: settings.lr,
+        weight_decay: settings.weight_decay,
+        ..OptimizerSpec::default()
+    };
+    let mut optimizer = spec.build();
+    let steps_per_epoch = sequences.len().div_ceil(settings.batch_size);
+    let total = steps_per_epoch * settings.epochs;
+    let warmup = (settings.warmup_ratio * total as f64).ceil() as usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let mut order: Vec<usize> = (0..sequences.len()).collect();
+    let dropout = config.dropout().seeded(settings.seed);
+    let head_dropout = settings.head_dropout.unwrap_or(config.hidden_dropout_prob);
+    let max_length = settings.max_length.min(config.max_position_embeddings);
+    let mut step_losses = Vec::with_capacity(total);
+    let started = Instant::now();
+    for epoch in 0..settings.epochs {
+        order.shuffle(&mut rng);
+        let mut epoch_loss = 0.0;
+        for (step, chunk) in order.chunks(settings.batch_size).enumerate() {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| sequences[i].as_slice()).collect();
+            let (ids, mask) = batch_tensors(&batch, config.pad_token_id, max_length, device);
+            let logits = model.forward(ids, mask, &dropout, head_dropout);
+            let targets: Vec<u32> = chunk.iter().map(|&i| labels[i]).collect();
+            let loss = cross_entropy(logits, &targets, device);
+            let value = crate::backend::scalar(loss.clone()) as f64;
+            if !value.is_finite() {
+                return Err(TextError::Invalid(format!(
+                    "finetune: the loss became {value} at epoch {}, step {}",
+                    epoch + 1,
+                    step + 1
+                )));
+            }
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            if settings.max_grad_norm > 0.0 {
+                clip_grad_norm(&model, &mut grads, settings.max_grad_norm);
+            }
+            let global = epoch * steps_per_epoch + step;
+            let rate = linear_schedule(global, warmup, total, settings.lr);
+            model = optimizer.step(rate, model, grads);
+            step_losses.push(value);
+            epoch_loss += value;
+        }
+        observer.epoch(epoch + 1, epoch_loss / steps_per_epoch as f64);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(FinetuneOutcome {
+        model: model.valid(),
+        step_losses,
+        steps: total,
+        seconds,
+    })
+}
+
+/// Mean cross-entropy of `logits` `[batch, classes]` against class indices.
+pub fn cross_entropy(logits: Tensor<2>, targets: &[u32], device: &Device) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    let log_probs = burn::tensor::activation::log_softmax(logits, 1);
+    let index = crate::backend::class_indices(targets, device).reshape([batch, 1]);
+    log_probs.gather(1, index).mean().neg()
+}
