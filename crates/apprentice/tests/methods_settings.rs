@@ -6,8 +6,8 @@ mod common;
 
 use apprentice::backend::{class_indices, matrix};
 use apprentice::distill::methods::{
-    AttentionSettings, DistSettings, DkdSettings, FitNetSettings, MethodError,
-    PktSettings, RkdSettings, SpSettings, dist_loss, dkd_loss, pkt_loss, rkd_loss, sp_loss,
+    AttentionSettings, DistSettings, DkdSettings, FitNetSettings, MethodError, PktSettings,
+    RkdSettings, SpSettings, dist_loss, dkd_loss, pkt_loss, rkd_loss, sp_loss,
 };
 use common::methods::training;
 

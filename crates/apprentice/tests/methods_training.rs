@@ -8,7 +8,9 @@ use apprentice::data::augment::Augmentation;
 use apprentice::data::{Dataset, SampleShape};
 use apprentice::distill::methods::multi_teacher::mixture_logits;
 use apprentice::distill::methods::{AttentionSettings, FitNetSettings, RkdSettings};
-use apprentice::distill::objective::{FeatureMethod, FeatureObjective, TeacherViews};
+use std::sync::Arc;
+
+use apprentice::distill::objective::{FeatureLoss, FeatureObjective, TeacherViews};
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::distill::train::{
     Learner, OnNan, Silent, Supervision, TeacherSignal, TrainHooks, TrainSettings, TrainingSet,
@@ -103,24 +105,24 @@ fn default_pairs_are_the_last_features_and_attention_pairs_stages_by_resolution(
     let teacher = example_features(&network(CNN_TEACHER, 1, &device), &data, &device);
     let cnn = example_features(&network(CNN_STUDENT, 2, &device), &data, &device);
     let mlp = example_features(&network(MLP_STUDENT, 3, &device), &data, &device);
-    let objective = |method| FeatureObjective {
+    let objective = |method: Arc<dyn FeatureLoss>| FeatureObjective {
         method,
         student_feature: None,
         teacher_feature: None,
     };
-    let rkd = objective(FeatureMethod::Rkd(RkdSettings::default()))
+    let rkd = objective(Arc::new(RkdSettings::default()))
         .resolve(&mlp, &teacher)
         .unwrap();
     assert_eq!(rkd.description, "hidden1→hidden1");
-    let at = objective(FeatureMethod::Attention(AttentionSettings::default()))
+    let at = objective(Arc::new(AttentionSettings::default()))
         .resolve(&cnn, &teacher)
         .unwrap();
     assert_eq!(at.description, "block1→block1, block2→block2");
-    let error = objective(FeatureMethod::Attention(AttentionSettings::default()))
+    let error = objective(Arc::new(AttentionSettings::default()))
         .resolve(&mlp, &teacher)
         .unwrap_err();
     assert!(error.contains("use a cnn student"), "{error}");
-    let mut named = objective(FeatureMethod::FitNet(FitNetSettings::default()));
+    let mut named = objective(Arc::new(FitNetSettings::default()));
     named.student_feature = Some("block2".into());
     let error = named.resolve(&cnn, &teacher).unwrap_err();
     assert!(error.contains("not of the same kind"), "{error}");
@@ -147,10 +149,11 @@ fn cached_views_train_exactly_like_the_live_teacher() {
         samples_per_epoch: data.len(),
         validation: &data,
     };
-    for method in [
-        FeatureMethod::FitNet(FitNetSettings::default()),
-        FeatureMethod::Attention(AttentionSettings::default()),
-    ] {
+    let methods: [Arc<dyn FeatureLoss>; 2] = [
+        Arc::new(FitNetSettings::default()),
+        Arc::new(AttentionSettings::default()),
+    ];
+    for method in methods {
         let student = network(CNN_STUDENT, 2, &device);
         let resolved = FeatureObjective {
             method,

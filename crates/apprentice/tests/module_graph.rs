@@ -241,3 +241,38 @@ fn the_checker_sees_cycles_and_groups() {
     let found = paths("use super::ops::x; let y = crate::models::Network::new(); // crate::z");
     assert_eq!(found.len(), 3, "{found:?}");
 }
+
+/// Every Rust file of the workspace's crates, with its line count.
+fn workspace_files() -> Vec<(PathBuf, usize)> {
+    let crates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut out = Vec::new();
+    let mut stack = vec![crates];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+                out.push((path, lines));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_file_reads_in_one_sitting() {
+    let files = workspace_files();
+    assert!(
+        files.len() > 100,
+        "the crates were read: {} files",
+        files.len()
+    );
+    let long: Vec<String> = files
+        .iter()
+        .filter(|(_, lines)| *lines > 800)
+        .map(|(path, lines)| format!("{} ({lines} lines)", path.display()))
+        .collect();
+    assert!(long.is_empty(), "files over 800 lines: {}", long.join(", "));
+}

@@ -6,7 +6,7 @@
 
 use burn::tensor::{Int, Tensor, activation};
 
-use super::method::MethodError;
+use super::method_error::MethodError;
 
 /// Cross-entropy of `logits` `[batch, classes]` against class `labels` `[batch]`.
 ///

@@ -4,6 +4,7 @@ pub mod cache;
 pub mod fused;
 pub mod loss;
 pub mod method;
+pub mod method_error;
 pub mod methods;
 pub mod objective;
 pub mod optim;

@@ -1,6 +1,6 @@
 //! What a distilled student learns from: the teacher's logits, or its intermediate features.
 //!
-//! Logit methods (KD, DKD, DIST, LwF) are [`super::loss::LogitObjective`]s. Feature methods (FitNets,
+//! Logit methods (KD, DKD, DIST, LwF, ...) are [`super::loss::LogitLoss`]es. Feature methods (FitNets,
 //! attention transfer, RKD, PKT, SP) compare student features with teacher features; which
 //! features are compared is decided once, before training, from one example forward pass of
 //! each network ([`FeatureObjective::resolve`]), and the teacher's side of every pair is reduced
@@ -12,15 +12,14 @@
 //! Every feature objective adds its weighted term to the student's cross-entropy, as the
 //! reference implementations of these methods do.
 
+use std::sync::Arc;
+
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
 use super::loss::cross_entropy;
-use super::methods::{
-    AttentionSettings, FitNetRegressor, FitNetSettings, MethodError, PktSettings, RkdSettings,
-    SpSettings, at_loss_against, attention_map, fitnet_loss, flatten_feature, pkt_loss, rkd_loss,
-    sp_loss,
-};
+use super::method_error::MethodError;
+use super::methods::regressor::FitNetRegressor;
 use crate::backend::{self, ComputeDevice};
 use crate::data::Dataset;
 use crate::models::Network;
@@ -40,39 +39,92 @@ pub struct FeaturePairing {
     pub teacher: Option<String>,
 }
 
-/// A feature-based method and its settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum FeatureMethod {
-    /// FitNets: a learned regressor predicts the teacher's feature from the student's.
-    FitNet(FitNetSettings),
-    /// Attention transfer: spatial attention maps of convolution stages.
-    Attention(AttentionSettings),
-    /// Relational KD: distances and angles between the samples of a batch.
-    Rkd(RkdSettings),
-    /// Probabilistic knowledge transfer: cosine-similarity distributions within a batch.
-    Pkt(PktSettings),
-    /// Similarity-preserving KD: the batch's Gram matrices.
-    Sp(SpSettings),
-}
-
-impl FeatureMethod {
-    /// The method's short name, as in experiment files.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FeatureMethod::FitNet(_) => "fitnet",
-            FeatureMethod::Attention(_) => "at",
-            FeatureMethod::Rkd(_) => "rkd",
-            FeatureMethod::Pkt(_) => "pkt",
-            FeatureMethod::Sp(_) => "sp",
+/// A feature as a `[batch, values]` matrix: flat features unchanged, maps flattened per sample
+/// in channel, row, column order (the input the relation-based methods take).
+pub fn flatten_feature(feature: FeatureTensor) -> Tensor<2> {
+    match feature {
+        FeatureTensor::Flat(values) => values,
+        FeatureTensor::Map(map) => {
+            let [batch, channels, height, width] = map.dims();
+            map.reshape([batch, channels * height * width])
         }
     }
 }
 
+/// A distillation loss on intermediate features: what a feature method's student minimises
+/// besides its cross-entropy. Each feature method implements it in its own module.
+pub trait FeatureLoss: std::fmt::Debug + Send + Sync {
+    /// The method's short name, as in experiment files.
+    fn name(&self) -> &'static str;
+
+    /// The (student, teacher) feature indices compared, from example features and the features
+    /// the experiment file names (if any). By default one pair: the named features, or each
+    /// network's last.
+    fn pairs(
+        &self,
+        student: &[Feature],
+        teacher: &[Feature],
+        named_student: Option<usize>,
+        named_teacher: Option<usize>,
+    ) -> Result<Vec<(usize, usize)>, String> {
+        default_pair(self.name(), student, teacher, named_student, named_teacher).map(|p| vec![p])
+    }
+
+    /// The teacher's side of a pair, from its feature (no gradient flows); by default the
+    /// feature itself.
+    fn teacher_view(&self, feature: FeatureTensor) -> FeatureTensor {
+        match feature {
+            FeatureTensor::Map(map) => FeatureTensor::Map(map.detach()),
+            FeatureTensor::Flat(values) => FeatureTensor::Flat(values.detach()),
+        }
+    }
+
+    /// Whether each pair needs a learned regressor trained with the student (FitNets).
+    fn uses_regressors(&self) -> bool {
+        false
+    }
+
+    /// The weighted term of one batch: the student's features of every pair against the
+    /// teacher's views, with the regressors when [`FeatureLoss::uses_regressors`].
+    fn term(
+        &self,
+        students: Vec<FeatureTensor>,
+        views: Vec<FeatureTensor>,
+        regressors: &[FitNetRegressor],
+    ) -> Result<Tensor<1>, MethodError>;
+}
+
+/// The one pair most feature methods compare: the named features, or each network's last.
+pub fn default_pair(
+    method: &str,
+    student: &[Feature],
+    teacher: &[Feature],
+    named_student: Option<usize>,
+    named_teacher: Option<usize>,
+) -> Result<(usize, usize), String> {
+    let last = |features: &[Feature], who: &str| {
+        features.len().checked_sub(1).ok_or_else(|| {
+            format!(
+                "{method}: the {who} has no intermediate features (a network without hidden layers)"
+            )
+        })
+    };
+    let s = match named_student {
+        Some(s) => s,
+        None => last(student, "student")?,
+    };
+    let t = match named_teacher {
+        Some(t) => t,
+        None => last(teacher, "teacher")?,
+    };
+    Ok((s, t))
+}
+
 /// A feature method with the names of the features it compares (`None`: the default pairing).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct FeatureObjective {
     /// The method.
-    pub method: FeatureMethod,
+    pub method: Arc<dyn FeatureLoss>,
     /// The student feature (`hidden1`, `block2`, ...); by default its last feature, the
     /// penultimate layer's activation.
     pub student_feature: Option<String>,
@@ -82,10 +134,10 @@ pub struct FeatureObjective {
 
 /// A feature objective with its pairs fixed: indices into the student's and the teacher's
 /// [`crate::models::ForwardOutput::features`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ResolvedFeatures {
     /// The method.
-    pub method: FeatureMethod,
+    pub method: Arc<dyn FeatureLoss>,
     /// (student feature index, teacher feature index), one per compared pair.
     pub pairs: Vec<(usize, usize)>,
     /// Names of the pairs, for messages and results (`hidden1→hidden1`).
@@ -120,97 +172,24 @@ impl FeatureObjective {
         };
         let named_student = find(student, &self.student_feature, "student")?;
         let named_teacher = find(teacher, &self.teacher_feature, "teacher")?;
-        let pairs = match self.method {
-            FeatureMethod::Attention(_) => {
-                let spatial = |f: &Feature| match &f.value {
-                    FeatureTensor::Map(map) => {
-                        let [_, _, h, w] = map.dims();
-                        Some((h, w))
-                    }
-                    FeatureTensor::Flat(_) => None,
-                };
-                // Both names pick one pair; otherwise every student stage is paired with the
-                // last teacher stage of its resolution.
-                let (students, fixed_teacher) = match (named_student, named_teacher) {
-                    (Some(s), Some(t)) => (vec![s], Some(t)),
-                    _ => (
-                        (0..student.len())
-                            .filter(|&i| spatial(&student[i]).is_some())
-                            .collect(),
-                        None,
-                    ),
-                };
-                if students.is_empty() || students.iter().any(|&i| spatial(&student[i]).is_none()) {
-                    return Err(format!(
-                        "at: attention transfer compares convolution feature maps, and the student has none (its features: {}); use a cnn student or another method",
-                        names(student)
-                    ));
-                }
-                let mut pairs = Vec::new();
-                for index in students {
-                    let size = spatial(&student[index]);
-                    let partner = match fixed_teacher {
-                        Some(t) => Some(t),
-                        None => (0..teacher.len())
-                            .rev()
-                            .find(|&t| spatial(&teacher[t]) == size),
-                    };
-                    match partner {
-                        Some(t) if spatial(&teacher[t]) == size => pairs.push((index, t)),
-                        _ => {
-                            let (h, w) = size.unwrap_or_default();
-                            return Err(format!(
-                                "at: the student's {} is {h}×{w} and no teacher feature map has that resolution (teacher features: {})",
-                                student[index].name,
-                                describe_shapes(teacher)
-                            ));
-                        }
-                    }
-                }
-                pairs
-            }
-            _ => {
-                let last = |features: &[Feature], who: &str| {
-                    features.len().checked_sub(1).ok_or_else(|| {
-                        format!(
-                            "{method}: the {who} has no intermediate features (a network without hidden layers)"
-                        )
-                    })
-                };
-                let s = match named_student {
-                    Some(s) => s,
-                    None => last(student, "student")?,
-                };
-                let t = match named_teacher {
-                    Some(t) => t,
-                    None => last(teacher, "teacher")?,
-                };
-                if let FeatureMethod::FitNet(_) = self.method {
-                    let kind = |f: &Feature| matches!(f.value, FeatureTensor::Map(_));
-                    if kind(&student[s]) != kind(&teacher[t]) {
-                        return Err(format!(
-                            "fitnet: the student's {} and the teacher's {} are not of the same kind (one is a feature map, the other flat); name a pair with distill.fitnet_features",
-                            student[s].name, teacher[t].name
-                        ));
-                    }
-                }
-                vec![(s, t)]
-            }
-        };
+        let pairs = self
+            .method
+            .pairs(student, teacher, named_student, named_teacher)?;
         let description = pairs
             .iter()
             .map(|&(s, t)| format!("{}→{}", student[s].name, teacher[t].name))
             .collect::<Vec<_>>()
             .join(", ");
         Ok(ResolvedFeatures {
-            method: self.method,
+            method: self.method.clone(),
             pairs,
             description,
         })
     }
 }
 
-fn names(features: &[Feature]) -> String {
+/// The names of features, for messages.
+pub fn names(features: &[Feature]) -> String {
     if features.is_empty() {
         return "none".to_string();
     }
@@ -221,7 +200,8 @@ fn names(features: &[Feature]) -> String {
         .join(", ")
 }
 
-fn describe_shapes(features: &[Feature]) -> String {
+/// The names and shapes of features, for messages.
+pub fn describe_shapes(features: &[Feature]) -> String {
     features
         .iter()
         .map(|f| match &f.value {
@@ -268,16 +248,7 @@ impl ResolvedFeatures {
     pub fn teacher_views(&self, teacher: &[Feature]) -> Vec<FeatureTensor> {
         self.pairs
             .iter()
-            .map(|&(_, t)| {
-                let value = teacher[t].value.clone();
-                match (&self.method, value) {
-                    (FeatureMethod::Attention(settings), FeatureTensor::Map(map)) => {
-                        FeatureTensor::Flat(attention_map(map.detach(), settings.p))
-                    }
-                    (_, FeatureTensor::Map(map)) => FeatureTensor::Map(map.detach()),
-                    (_, FeatureTensor::Flat(values)) => FeatureTensor::Flat(values.detach()),
-                }
-            })
+            .map(|&(_, t)| self.method.teacher_view(teacher[t].value.clone()))
             .collect()
     }
 
@@ -288,7 +259,7 @@ impl ResolvedFeatures {
         student: &[Feature],
         teacher: &[Feature],
     ) -> Vec<(usize, usize)> {
-        if !matches!(self.method, FeatureMethod::FitNet(_)) {
+        if !self.method.uses_regressors() {
             return Vec::new();
         }
         let width = |f: &Feature| match &f.value {
@@ -309,55 +280,12 @@ impl ResolvedFeatures {
         views: Vec<FeatureTensor>,
         regressors: &[FitNetRegressor],
     ) -> Result<Tensor<1>, MethodError> {
-        let students = self.pairs.iter().map(|&(s, _)| student[s].value.clone());
-        match &self.method {
-            FeatureMethod::FitNet(settings) => {
-                let mut total: Option<Tensor<1>> = None;
-                for ((feature, view), regressor) in students.zip(views).zip(regressors) {
-                    let term = fitnet_loss(regressor, feature, view, settings)?;
-                    total = Some(match total {
-                        Some(sum) => sum + term,
-                        None => term,
-                    });
-                }
-                total.ok_or_else(|| MethodError::Shape {
-                    method: "fitnet",
-                    detail: "no regressor was given for the hint pair".to_string(),
-                })
-            }
-            FeatureMethod::Attention(settings) => {
-                let mut stages = Vec::new();
-                for (feature, view) in students.zip(views) {
-                    match (feature, view) {
-                        (FeatureTensor::Map(map), FeatureTensor::Flat(attention)) => {
-                            stages.push((map, attention))
-                        }
-                        _ => {
-                            return Err(MethodError::Shape {
-                                method: "at",
-                                detail: "attention transfer needs student feature maps and teacher attention maps".to_string(),
-                            });
-                        }
-                    }
-                }
-                at_loss_against(&stages, settings)
-            }
-            FeatureMethod::Rkd(settings) => {
-                let (s, t) = first_pair(students, views);
-                rkd_loss(s, t, settings)
-            }
-            FeatureMethod::Pkt(settings) => {
-                let (s, t) = first_pair(students, views);
-                pkt_loss(s, t, settings)
-            }
-            FeatureMethod::Sp(settings) => {
-                let pairs: Vec<(Tensor<2>, Tensor<2>)> = students
-                    .zip(views)
-                    .map(|(s, t)| (flatten_feature(s), flatten_feature(t)))
-                    .collect();
-                sp_loss(&pairs, settings)
-            }
-        }
+        let students = self
+            .pairs
+            .iter()
+            .map(|&(s, _)| student[s].value.clone())
+            .collect();
+        self.method.term(students, views, regressors)
     }
 
     /// Cross-entropy on the labelled samples plus [`ResolvedFeatures::term`]; a relation term
@@ -381,11 +309,16 @@ impl ResolvedFeatures {
     }
 }
 
-fn first_pair(
-    mut students: impl Iterator<Item = FeatureTensor>,
+/// The first pair's student feature and teacher view, each as a `[batch, values]` matrix (the
+/// input of the methods that compare one pair).
+pub fn first_pair(
+    students: Vec<FeatureTensor>,
     views: Vec<FeatureTensor>,
 ) -> (Tensor<2>, Tensor<2>) {
-    let student = students.next().expect("resolved objectives have one pair");
+    let student = students
+        .into_iter()
+        .next()
+        .expect("resolved objectives have one pair");
     let view = views.into_iter().next().expect("one view per pair");
     (flatten_feature(student), flatten_feature(view))
 }

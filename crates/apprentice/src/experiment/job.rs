@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::options::RunOptions;
 use super::probe::ProbeSet;
-use super::run::RunOptions;
 use crate::backend::ComputeDevice;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
 use crate::config::{ExperimentConfig, ModelConfig};

@@ -13,6 +13,7 @@
 
 pub mod continual;
 mod job;
+mod options;
 mod probe;
 pub mod run;
 pub mod seeds;

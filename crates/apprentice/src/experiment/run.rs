@@ -3,17 +3,16 @@
 //! over seeds and written to `results.json`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::job::{SeedContext, weights_digest};
+pub use super::options::RunOptions;
 use super::probe::{ProbeSet, attach_complexity};
 use super::seeds::{fraction_suffix, label_subset_seed, student_init_seed, student_order_seed};
 use super::students::{FractionRun, StudentCommon};
 use super::teacher::{ExtraTeachers, teacher_for_seed};
 use super::teacher_logits::{AUGMENTED_CACHE, TeacherCacheUse, teacher_logits_on_train};
 use super::tune::{TemperatureChoice, choose_temperature};
-use crate::backend::ComputeDevice;
 use crate::complexity::study;
 use crate::config::{ExperimentConfig, TemperatureSetting, Transfer};
 use crate::data::prepare::{PreparedData, RawData, load_raw, prepare};
@@ -32,20 +31,6 @@ use crate::report::results::{
 pub const TEMPERATURE_CHOICE_KEY: &str = "temperature_choice";
 /// Key of what each seed took from `teacher_cache`, in `results.json` (absent without one).
 pub const TEACHER_CACHE_KEY: &str = "teacher_cache";
-
-/// Where and how to run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// The run folder (created by the caller); checkpoints and results go there.
-    pub run_dir: PathBuf,
-    /// Overrides `data.path`.
-    pub data_path: Option<PathBuf>,
-    /// Compute device.
-    pub device: ComputeDevice,
-    /// Write a checkpoint of every trained model, and mid-training states that make the run
-    /// resumable. Models already finished in `run_dir` (a resumed run) are reused, not retrained.
-    pub save_checkpoints: bool,
-}
 
 /// Runs the whole experiment and writes `results.json` into the run folder.
 pub fn run_experiment(

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::job::{Job, SeedContext, check_compatible};
-use super::run::RunOptions;
+use super::options::RunOptions;
 use super::seeds::{teacher_init_seed, teacher_order_seed};
 use crate::checkpoint;
 use crate::config::{ExperimentConfig, ModelConfig};

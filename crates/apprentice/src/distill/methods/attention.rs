@@ -20,7 +20,10 @@ use super::{HyperParameter, MethodError, MethodInfo};
 use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
-use crate::distill::objective::{FeatureMethod, FeatureObjective};
+use crate::distill::methods::FitNetRegressor;
+use crate::distill::objective::{FeatureLoss, FeatureObjective, describe_shapes, names};
+use crate::models::network::{Feature, FeatureTensor};
+use std::sync::Arc;
 
 const METHOD: &str = "at";
 
@@ -185,10 +188,103 @@ impl MethodSettings for AttentionSettings {
         Box::new(FeatureLossMethod {
             info: &AttentionSettings::INFO,
             objective: FeatureObjective {
-                method: FeatureMethod::Attention(*self),
+                method: Arc::new(*self),
                 student_feature: shared.features.student.clone(),
                 teacher_feature: shared.features.teacher.clone(),
             },
         })
+    }
+}
+
+impl FeatureLoss for AttentionSettings {
+    fn name(&self) -> &'static str {
+        METHOD
+    }
+
+    /// By default every student convolution stage, each with the last teacher stage of its
+    /// resolution; both names given pick one pair.
+    fn pairs(
+        &self,
+        student: &[Feature],
+        teacher: &[Feature],
+        named_student: Option<usize>,
+        named_teacher: Option<usize>,
+    ) -> Result<Vec<(usize, usize)>, String> {
+        let spatial = |f: &Feature| match &f.value {
+            FeatureTensor::Map(map) => {
+                let [_, _, h, w] = map.dims();
+                Some((h, w))
+            }
+            FeatureTensor::Flat(_) => None,
+        };
+        // Both names pick one pair; otherwise every student stage is paired with the
+        // last teacher stage of its resolution.
+        let (students, fixed_teacher) = match (named_student, named_teacher) {
+            (Some(s), Some(t)) => (vec![s], Some(t)),
+            _ => (
+                (0..student.len())
+                    .filter(|&i| spatial(&student[i]).is_some())
+                    .collect(),
+                None,
+            ),
+        };
+        if students.is_empty() || students.iter().any(|&i| spatial(&student[i]).is_none()) {
+            return Err(format!(
+                "at: attention transfer compares convolution feature maps, and the student has none (its features: {}); use a cnn student or another method",
+                names(student)
+            ));
+        }
+        let mut pairs = Vec::new();
+        for index in students {
+            let size = spatial(&student[index]);
+            let partner = match fixed_teacher {
+                Some(t) => Some(t),
+                None => (0..teacher.len())
+                    .rev()
+                    .find(|&t| spatial(&teacher[t]) == size),
+            };
+            match partner {
+                Some(t) if spatial(&teacher[t]) == size => pairs.push((index, t)),
+                _ => {
+                    let (h, w) = size.unwrap_or_default();
+                    return Err(format!(
+                        "at: the student's {} is {h}×{w} and no teacher feature map has that resolution (teacher features: {})",
+                        student[index].name,
+                        describe_shapes(teacher)
+                    ));
+                }
+            }
+        }
+        Ok(pairs)
+    }
+
+    fn teacher_view(&self, feature: FeatureTensor) -> FeatureTensor {
+        match feature {
+            FeatureTensor::Map(map) => FeatureTensor::Flat(attention_map(map.detach(), self.p)),
+            FeatureTensor::Flat(values) => FeatureTensor::Flat(values.detach()),
+        }
+    }
+
+    fn term(
+        &self,
+        students: Vec<FeatureTensor>,
+        views: Vec<FeatureTensor>,
+        _regressors: &[FitNetRegressor],
+    ) -> Result<Tensor<1>, MethodError> {
+        let mut stages = Vec::new();
+        for (feature, view) in students.into_iter().zip(views) {
+            match (feature, view) {
+                (FeatureTensor::Map(map), FeatureTensor::Flat(attention)) => {
+                    stages.push((map, attention))
+                }
+                _ => {
+                    return Err(MethodError::Shape {
+                        method: METHOD,
+                        detail: "attention transfer needs student feature maps and teacher attention maps".to_string(),
+                    });
+                }
+            }
+        }
+        at_loss_against(&stages, self)
     }
 }

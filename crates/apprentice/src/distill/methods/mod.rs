@@ -36,34 +36,23 @@ pub mod logit_std;
 pub mod multi_teacher;
 pub mod online;
 pub mod pkt;
+pub mod regressor;
 pub mod rkd;
 pub mod sp;
 pub mod ta;
 
 mod ops;
 
-use burn::tensor::Tensor;
-
-use crate::models::network::FeatureTensor;
-
 pub use attention::{AttentionSettings, at_loss, at_loss_against, attention_map};
 pub use dist::{DistParts, DistSettings, dist_loss, dist_parts};
 pub use dkd::{DkdParts, DkdSettings, dkd_loss, dkd_parts, dkd_warmup_factor};
-pub use fitnet::{FitNetRegressor, FitNetSettings, fitnet_loss};
+pub use fitnet::{FitNetSettings, fitnet_loss};
 pub use pkt::{PktSettings, pkt_loss};
+pub use regressor::FitNetRegressor;
 pub use rkd::{RkdParts, RkdSettings, rkd_loss, rkd_parts};
 pub use sp::{SpSettings, sp_loss};
 
-pub use crate::distill::method::{HyperParameter, MethodError, MethodInfo};
+pub use crate::distill::method::{HyperParameter, MethodInfo};
+pub use crate::distill::method_error::MethodError;
 
-/// A feature as a `[batch, values]` matrix: flat features unchanged, maps flattened per sample
-/// in channel, row, column order (the input the relation-based methods take).
-pub fn flatten_feature(feature: FeatureTensor) -> Tensor<2> {
-    match feature {
-        FeatureTensor::Flat(values) => values,
-        FeatureTensor::Map(map) => {
-            let [batch, channels, height, width] = map.dims();
-            map.reshape([batch, channels * height * width])
-        }
-    }
-}
+pub use crate::distill::objective::flatten_feature;

@@ -21,7 +21,10 @@ use super::{HyperParameter, MethodError, MethodInfo};
 use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
-use crate::distill::objective::{FeatureMethod, FeatureObjective};
+use crate::distill::methods::FitNetRegressor;
+use crate::distill::objective::{FeatureLoss, FeatureObjective, first_pair};
+use crate::models::network::FeatureTensor;
+use std::sync::Arc;
 
 const METHOD: &str = "pkt";
 
@@ -115,10 +118,26 @@ impl MethodSettings for PktSettings {
         Box::new(FeatureLossMethod {
             info: &PktSettings::INFO,
             objective: FeatureObjective {
-                method: FeatureMethod::Pkt(*self),
+                method: Arc::new(*self),
                 student_feature: shared.features.student.clone(),
                 teacher_feature: shared.features.teacher.clone(),
             },
         })
+    }
+}
+
+impl FeatureLoss for PktSettings {
+    fn name(&self) -> &'static str {
+        METHOD
+    }
+
+    fn term(
+        &self,
+        students: Vec<FeatureTensor>,
+        views: Vec<FeatureTensor>,
+        _regressors: &[FitNetRegressor],
+    ) -> Result<Tensor<1>, MethodError> {
+        let (s, t) = first_pair(students, views);
+        pkt_loss(s, t, self)
     }
 }

@@ -23,7 +23,10 @@ use super::{HyperParameter, MethodError, MethodInfo};
 use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
-use crate::distill::objective::{FeatureMethod, FeatureObjective};
+use crate::distill::methods::FitNetRegressor;
+use crate::distill::objective::{FeatureLoss, FeatureObjective, first_pair};
+use crate::models::network::FeatureTensor;
+use std::sync::Arc;
 
 const METHOD: &str = "rkd";
 
@@ -174,10 +177,26 @@ impl MethodSettings for RkdSettings {
         Box::new(FeatureLossMethod {
             info: &RkdSettings::INFO,
             objective: FeatureObjective {
-                method: FeatureMethod::Rkd(*self),
+                method: Arc::new(*self),
                 student_feature: shared.features.student.clone(),
                 teacher_feature: shared.features.teacher.clone(),
             },
         })
+    }
+}
+
+impl FeatureLoss for RkdSettings {
+    fn name(&self) -> &'static str {
+        METHOD
+    }
+
+    fn term(
+        &self,
+        students: Vec<FeatureTensor>,
+        views: Vec<FeatureTensor>,
+        _regressors: &[FitNetRegressor],
+    ) -> Result<Tensor<1>, MethodError> {
+        let (s, t) = first_pair(students, views);
+        rkd_loss(s, t, self)
     }
 }

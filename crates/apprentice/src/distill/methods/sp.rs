@@ -13,7 +13,10 @@ use super::{HyperParameter, MethodError, MethodInfo};
 use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
-use crate::distill::objective::{FeatureMethod, FeatureObjective};
+use crate::distill::methods::FitNetRegressor;
+use crate::distill::objective::{FeatureLoss, FeatureObjective, flatten_feature};
+use crate::models::network::FeatureTensor;
+use std::sync::Arc;
 
 const METHOD: &str = "sp";
 
@@ -108,10 +111,30 @@ impl MethodSettings for SpSettings {
         Box::new(FeatureLossMethod {
             info: &SpSettings::INFO,
             objective: FeatureObjective {
-                method: FeatureMethod::Sp(*self),
+                method: Arc::new(*self),
                 student_feature: shared.features.student.clone(),
                 teacher_feature: shared.features.teacher.clone(),
             },
         })
+    }
+}
+
+impl FeatureLoss for SpSettings {
+    fn name(&self) -> &'static str {
+        METHOD
+    }
+
+    fn term(
+        &self,
+        students: Vec<FeatureTensor>,
+        views: Vec<FeatureTensor>,
+        _regressors: &[FitNetRegressor],
+    ) -> Result<Tensor<1>, MethodError> {
+        let pairs: Vec<(Tensor<2>, Tensor<2>)> = students
+            .into_iter()
+            .zip(views)
+            .map(|(s, t)| (flatten_feature(s), flatten_feature(t)))
+            .collect();
+        sp_loss(&pairs, self)
     }
 }
