@@ -4,6 +4,7 @@ pub mod cache;
 pub mod fused;
 pub mod loss;
 pub mod methods;
+pub mod mutual;
 pub mod objective;
 pub mod optim;
 pub mod prefetch;

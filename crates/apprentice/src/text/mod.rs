@@ -17,6 +17,7 @@ pub mod bert;
 pub mod cache;
 pub mod config;
 pub mod data;
+pub mod embedding_loss;
 pub mod error;
 pub mod experiment;
 pub mod pca;
