@@ -88,9 +88,9 @@ pub enum MarkdownError {
     },
 }
 
-/// Parses the rest of an opening comment: `apprentice report --markdown[=KIND]
-/// [--student=NAME] PATH -->`.
-pub fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
+/// Parses an opening comment: `<!-- generated: apprentice report --markdown[=KIND]
+/// [--student=NAME] PATH -->`; the error says what is wrong, for [`MarkdownError::Block`].
+fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
     let rest = line
         .trim()
         .strip_prefix(BLOCK_START)
@@ -244,7 +244,7 @@ pub fn fractions_markdown(results: &Results) -> String {
             rows.push((key, row_title(model)));
         }
     }
-    rows.sort_by(|a, b| a.0.0.cmp(&b.0.0));
+    rows.sort_by_key(|row| row.0.0);
     let mut md = String::from("| model |");
     for (fraction, _) in &groups {
         let _ = write!(md, " {} |", group_title(*fraction, &results.data));
