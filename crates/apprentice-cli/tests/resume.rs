@@ -109,9 +109,14 @@ fn random_delay(max_ms: u64) -> Duration {
     Duration::from_millis(nanos % max_ms.max(1))
 }
 
-/// Starts a run, waits until `ready(run_dir)` holds, waits a random delay more, and kills it
-/// with SIGKILL. Returns the run folder, or `None` if the run finished before it was killed.
-fn start_and_kill(config: &Path, out: &Path, ready: impl Fn(&Path) -> bool) -> Option<PathBuf> {
+/// Starts a run, waits until `ready(run_dir)` holds, waits `delay` more, and kills it with
+/// SIGKILL. Returns the run folder, or `None` if the run finished before it was killed.
+fn start_and_kill(
+    config: &Path,
+    out: &Path,
+    ready: impl Fn(&Path) -> bool,
+    delay: Duration,
+) -> Option<PathBuf> {
     let mut child = apprentice()
         .arg("run")
         .arg(config)
@@ -141,7 +146,6 @@ fn start_and_kill(config: &Path, out: &Path, ready: impl Fn(&Path) -> bool) -> O
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    let delay = random_delay(150);
     std::thread::sleep(delay);
     child.kill().unwrap();
     let status = child.wait().unwrap();
@@ -152,6 +156,26 @@ fn start_and_kill(config: &Path, out: &Path, ready: impl Fn(&Path) -> bool) -> O
     Some(run_dir(out))
 }
 
+/// Kills runs of `config` until one dies while `model` is training: its mid-training state is
+/// on disk and its finished record is not. Each attempt waits a random delay after the state
+/// appears (so that repeated test runs kill at different steps); after a miss the delay
+/// shrinks, and the last attempts kill at once. Panics when no attempt lands.
+fn kill_while_training(folder: &Path, config: &Path, label: &str, model: &str) -> PathBuf {
+    const ATTEMPTS: usize = 6;
+    let mut max_delay_ms = 150;
+    for attempt in 0..ATTEMPTS {
+        let out = folder.join(format!("killed-{label}-{attempt}"));
+        let delay = random_delay(max_delay_ms);
+        match start_and_kill(config, &out, |run| has_state(run, model), delay) {
+            Some(run) if has_state(&run, model) && !is_finished(&run, model) => return run,
+            Some(_) => eprintln!("attempt {attempt}: killed after {model} had finished"),
+            None => eprintln!("attempt {attempt}: the run finished before it was killed"),
+        }
+        max_delay_ms /= 4;
+    }
+    panic!("no kill of {ATTEMPTS} landed while {model} was training");
+}
+
 fn has_state(run: &Path, model: &str) -> bool {
     std::fs::read_dir(run.join(format!("seed-0/{model}.state")))
         .map(|entries| {
@@ -160,6 +184,12 @@ fn has_state(run: &Path, model: &str) -> bool {
                 .any(|e| e.file_name().to_string_lossy().starts_with("state-"))
         })
         .unwrap_or(false)
+}
+
+/// Whether `model` finished: its record is written when training ends (and its mid-training
+/// states are then removed).
+fn is_finished(run: &Path, model: &str) -> bool {
+    run.join(format!("seed-0/{model}.record.json")).is_file()
 }
 
 fn resume(run: &Path) -> std::process::Output {
@@ -180,11 +210,7 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_metrics() {
 
     // Killed while the teacher trains (a plain run), then while a student distils.
     for (attempt, model) in ["teacher", "kd-all-at-10pct"].iter().enumerate() {
-        let out = folder.path().join(format!("killed-{attempt}"));
-        let Some(run) = start_and_kill(&config, &out, |run| has_state(run, model)) else {
-            eprintln!("the run finished before it could be killed at {model}; nothing to resume");
-            continue;
-        };
+        let run = kill_while_training(folder.path(), &config, &attempt.to_string(), model);
         assert!(
             !run.join("results.json").exists(),
             "a killed run must not leave results.json"
@@ -194,6 +220,10 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_metrics() {
             output.status.success(),
             "resume failed: {}",
             String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            is_finished(&run, model),
+            "the resumed run did not finish {model}"
         );
         assert_eq!(
             comparable(&run),
@@ -219,7 +249,12 @@ fn a_corrupted_checkpoint_is_skipped_for_the_previous_good_one() {
             })
             .unwrap_or(0)
     };
-    let Some(run) = start_and_kill(&config, &out, |run| count_states(run) >= 2) else {
+    let Some(run) = start_and_kill(
+        &config,
+        &out,
+        |run| count_states(run) >= 2,
+        random_delay(150),
+    ) else {
         panic!("the run finished before it could be killed");
     };
     let state_dir = run.join("seed-0/teacher.state");

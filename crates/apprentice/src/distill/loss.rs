@@ -86,6 +86,10 @@ pub struct LwfSettings {
 /// LwF's loss: `CE(s, y) + λ·T²·KL(softmax(t_old/T) ‖ softmax(s_old/T))`, where `_old` keeps only
 /// the old-class columns, so the distillation term says nothing about the new classes.
 ///
+/// The T² factor is not Li & Hoiem's (their distillation term is the plain cross-entropy of the
+/// softened distributions, weighted by λ_o): it is Hinton's, kept so that the term's gradient
+/// keeps its size as T changes. λ here is therefore the paper's λ_o times T².
+///
 /// `mask` restricts the cross-entropy to labelled samples (see [`cross_entropy`]).
 pub fn lwf_loss(
     student: Tensor<2>,

@@ -6,6 +6,7 @@ pub mod loss;
 pub mod method;
 pub mod method_error;
 pub mod methods;
+pub mod mutual;
 pub mod objective;
 pub mod optim;
 pub mod prefetch;

@@ -29,6 +29,7 @@ pub mod classifier;
 pub mod classifier_folder;
 pub mod config;
 pub mod data;
+pub mod embedding_loss;
 pub mod error;
 pub mod experiment;
 pub mod finetune;

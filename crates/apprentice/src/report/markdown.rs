@@ -1,0 +1,464 @@
+//! Markdown tables generated from a run's `results.json`, and the generated blocks of the
+//! documentation that hold them.
+//!
+//! A page marks a table it does not want typed by hand with two comments:
+//!
+//! ```text
+//! <!-- generated: apprentice report --markdown=comparison docs/results/data/quickstart.json -->
+//! ...the table...
+//! <!-- end generated -->
+//! ```
+//!
+//! The first names the table ([`TableKind`]; `--markdown` alone is `comparison`), an optional
+//! `--student=NAME` (the efficiency table's student) and the committed raw file, relative to
+//! the repository root. [`regenerate_blocks`] rewrites every block of a page from its raw
+//! file, so a test can require that a committed page equals what its raw files generate, and
+//! the same call writes the pages again after a rerun.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::extensions::{EfficiencySection, ModelEfficiency};
+use super::render::{ReportError, load_run};
+use super::results::{ModelResult, Results, Role, Summary};
+use super::units::{bytes, duration, si, significant, thousands};
+use super::view::group_title;
+
+/// The comment that opens a generated block; the rest of its line says what to generate.
+pub const BLOCK_START: &str = "<!-- generated:";
+/// The comment that closes a generated block.
+pub const BLOCK_END: &str = "<!-- end generated -->";
+
+/// Which table a generated block holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableKind {
+    /// Every model's test metrics, grouped by label fraction ([`comparison_markdown`]).
+    Comparison,
+    /// Test accuracy with one column per label fraction ([`fractions_markdown`]).
+    Fractions,
+    /// The teacher's and one student's measured costs ([`efficiency_markdown`]).
+    Efficiency,
+}
+
+impl TableKind {
+    /// Parses `comparison`, `fractions` or `efficiency`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "comparison" => Some(Self::Comparison),
+            "fractions" => Some(Self::Fractions),
+            "efficiency" => Some(Self::Efficiency),
+            _ => None,
+        }
+    }
+}
+
+/// What the opening comment of a generated block asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockSpec {
+    /// The table.
+    pub kind: TableKind,
+    /// The raw results file, relative to the repository root.
+    pub source: PathBuf,
+    /// The student of an efficiency table (default: the first distilled model measured).
+    pub student: Option<String>,
+}
+
+/// Why a page's generated blocks could not be regenerated.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkdownError {
+    /// A block's opening comment is malformed, or a block is not closed.
+    #[error("{page}, line {line}: {message}")]
+    Block {
+        /// The page.
+        page: String,
+        /// 1-based line of the opening comment.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A block's raw file could not be read.
+    #[error("{page}, line {line}: {source}")]
+    Source {
+        /// The page.
+        page: String,
+        /// 1-based line of the opening comment.
+        line: usize,
+        /// The reading error, which names the file.
+        source: ReportError,
+    },
+}
+
+/// Parses an opening comment: `<!-- generated: apprentice report --markdown[=KIND]
+/// [--student=NAME] PATH -->`; the error says what is wrong, for [`MarkdownError::Block`].
+fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
+    let rest = line
+        .trim()
+        .strip_prefix(BLOCK_START)
+        .and_then(|r| r.trim_end().strip_suffix("-->"))
+        .ok_or_else(|| format!("expected `{BLOCK_START} ... -->` on one line"))?;
+    let mut words = rest.split_whitespace();
+    if words.next() != Some("apprentice") || words.next() != Some("report") {
+        return Err("expected `apprentice report --markdown[=KIND] PATH`".to_string());
+    }
+    let (mut kind, mut source, mut student) = (None, None, None);
+    for word in words {
+        if word == "--markdown" {
+            kind = Some(TableKind::Comparison);
+        } else if let Some(name) = word.strip_prefix("--markdown=") {
+            kind = Some(TableKind::parse(name).ok_or_else(|| {
+                format!("unknown table {name:?}: expected comparison, fractions or efficiency")
+            })?);
+        } else if let Some(name) = word.strip_prefix("--student=") {
+            student = Some(name.to_string());
+        } else if word.starts_with("--") {
+            return Err(format!("unknown option {word}"));
+        } else if source.replace(PathBuf::from(word)).is_some() {
+            return Err("more than one results file".to_string());
+        }
+    }
+    Ok(BlockSpec {
+        kind: kind.ok_or("no --markdown option")?,
+        source: source.ok_or("no results file")?,
+        student,
+    })
+}
+
+/// `mean ± std` of a fraction in percent, `—` when not finite.
+fn percent_cell(summary: &Summary, digits: usize) -> String {
+    if summary.mean.is_finite() {
+        summary.format(digits, 100.0)
+    } else {
+        "—".to_string()
+    }
+}
+
+/// The seeds as `seeds 0, 1, 2` or `seed 0`.
+fn seeds_phrase(seeds: &[u64]) -> String {
+    let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    let noun = if seeds.len() == 1 { "seed" } else { "seeds" };
+    format!("{noun} {}", list.join(", "))
+}
+
+/// Models grouped by label fraction, most labels first, in results order within a group.
+fn by_fraction(models: &[ModelResult]) -> Vec<(f64, Vec<&ModelResult>)> {
+    let mut groups: Vec<(f64, Vec<&ModelResult>)> = Vec::new();
+    for model in models {
+        match groups
+            .iter_mut()
+            .find(|(f, _)| f.total_cmp(&model.label_fraction).is_eq())
+        {
+            Some((_, group)) => group.push(model),
+            None => groups.push((model.label_fraction, vec![model])),
+        }
+    }
+    groups.sort_by(|a, b| b.0.total_cmp(&a.0));
+    groups
+}
+
+/// The comparison table of `apprentice run` as Markdown: one row per model, grouped by label
+/// fraction, with test accuracy, NLL, ECE, agreement with the teacher and KL(teacher ‖ model)
+/// as `mean ± std` over seeds, and the parameter count. Training time is left out: it measures
+/// the machine, not the method.
+pub fn comparison_markdown(results: &Results) -> String {
+    let mut md = String::new();
+    md.push_str("| model | labels | accuracy % | NLL | ECE % | agreement % | KL(t‖s) | params |\n");
+    md.push_str("|---|---|--:|--:|--:|--:|--:|--:|\n");
+    for (fraction, models) in by_fraction(&results.models) {
+        let labels = group_title(fraction, &results.data);
+        for model in models {
+            let optional = |summary: &Option<Summary>, digits, scale| {
+                summary
+                    .as_ref()
+                    .map_or_else(|| "—".to_string(), |s| s.format(digits, scale))
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                model.name,
+                labels,
+                percent_cell(&model.test.accuracy, 2),
+                model.test.nll.format(3, 1.0),
+                percent_cell(&model.test.ece, 2),
+                optional(&model.test.agreement, 2, 100.0),
+                optional(&model.test.kl_from_teacher, 3, 1.0),
+                thousands(model.params as u64),
+            );
+        }
+    }
+    let _ = write!(
+        md,
+        "\n{}: {} ({} classes); mean ± sample standard deviation over {}.\n",
+        results.experiment,
+        results.data.name,
+        results.data.num_classes,
+        seeds_phrase(&results.seeds)
+    );
+    md
+}
+
+/// The row a model belongs to in [`fractions_markdown`]: its role, method and transfer set
+/// (a distilled model at 100% of the labels learns on every input).
+fn row_key(model: &ModelResult) -> (u8, String, String) {
+    let role = match model.role {
+        Role::Teacher => 0,
+        Role::Scratch => 1,
+        Role::Distilled => 2,
+    };
+    let transfer = match model.role {
+        Role::Distilled => model.transfer.clone().unwrap_or_else(|| "all".to_string()),
+        _ => String::new(),
+    };
+    (role, model.method.clone(), transfer)
+}
+
+/// A row title for [`fractions_markdown`].
+fn row_title(model: &ModelResult) -> String {
+    match model.role {
+        Role::Teacher => format!(
+            "teacher ({}, {} params)",
+            model.architecture,
+            thousands(model.params as u64)
+        ),
+        Role::Scratch => format!("student from scratch ({})", model.architecture),
+        Role::Distilled => {
+            let (_, method, transfer) = row_key(model);
+            let inputs = if transfer == "labelled" {
+                "the labelled inputs only"
+            } else {
+                "all training inputs"
+            };
+            format!("student distilled ({method}), teacher on {inputs}")
+        }
+    }
+}
+
+/// Test accuracy (%, `mean ± std`) with one row per model kind and one column per label
+/// fraction: the teacher, the scratch student and each distilled student, the same student
+/// at different fractions in one row. The teacher always trains on every label.
+pub fn fractions_markdown(results: &Results) -> String {
+    let groups = by_fraction(&results.models);
+    let mut rows: Vec<((u8, String, String), String)> = Vec::new();
+    for model in &results.models {
+        let key = row_key(model);
+        if !rows.iter().any(|(k, _)| *k == key) {
+            rows.push((key, row_title(model)));
+        }
+    }
+    rows.sort_by_key(|row| row.0.0);
+    let mut md = String::from("| model |");
+    for (fraction, _) in &groups {
+        let _ = write!(md, " {} |", group_title(*fraction, &results.data));
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"--:|".repeat(groups.len()));
+    md.push('\n');
+    for (key, title) in &rows {
+        let _ = write!(md, "| {title} |");
+        for (fraction, models) in &groups {
+            let cell = match models.iter().find(|m| row_key(m) == *key) {
+                Some(model) => percent_cell(&model.test.accuracy, 2),
+                None if key.0 == 0 && *fraction < 1.0 => "(trained on all labels)".to_string(),
+                None => "—".to_string(),
+            };
+            let _ = write!(md, " {cell} |");
+        }
+        md.push('\n');
+    }
+    let _ = write!(
+        md,
+        "\nTest accuracy %, mean ± sample standard deviation over {}.\n",
+        seeds_phrase(&results.seeds)
+    );
+    md
+}
+
+/// `1/x` for a ratio below one, `x×` above.
+fn ratio(value: f64) -> String {
+    if !value.is_finite() || value <= 0.0 {
+        "—".to_string()
+    } else if value < 1.0 {
+        format!("1/{}", significant(1.0 / value, 3))
+    } else {
+        format!("{}×", significant(value, 3))
+    }
+}
+
+/// The teacher's and `student`'s measured costs side by side, with the student's ratio to
+/// the teacher, from a run's `efficiency` section: parameters, checkpoint size, FLOPs, batch-1
+/// latency, large-batch throughput, batch-1 peak heap, CPU time per example and energy.
+/// `None` when the section lacks the teacher or the student.
+pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -> Option<String> {
+    let teacher = section
+        .models
+        .iter()
+        .find(|m| m.ratio_to_teacher.is_none())?;
+    let student: &ModelEfficiency = match student {
+        Some(name) => section.models.iter().find(|m| m.measured.name == name)?,
+        None => section
+            .models
+            .iter()
+            .find(|m| m.ratio_to_teacher.is_some())?,
+    };
+    let ratios = student.ratio_to_teacher.as_ref()?;
+    let (t, s) = (&teacher.measured, &student.measured);
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| | {} ({}) | {} ({}) | student / teacher |",
+        t.name, t.architecture, s.name, s.architecture
+    );
+    md.push_str("|---|--:|--:|--:|\n");
+    let mut row = |what: &str, a: String, b: String, r: String| {
+        let _ = writeln!(md, "| {what} | {a} | {b} | {r} |");
+    };
+    row(
+        "parameters",
+        thousands(t.params as u64),
+        thousands(s.params as u64),
+        ratio(ratios.params),
+    );
+    if let (Some(a), Some(b)) = (t.file_bytes, s.file_bytes) {
+        row(
+            "checkpoint file",
+            bytes(a),
+            bytes(b),
+            ratios.file_bytes.map_or("—".into(), ratio),
+        );
+    }
+    row(
+        "FLOPs per example",
+        si(t.flops.total as f64),
+        si(s.flops.total as f64),
+        ratio(ratios.flops),
+    );
+    row(
+        &format!("latency p50 / p95, batch {}", t.latency.batch_size),
+        format!(
+            "{} / {}",
+            duration(t.latency.p50_ms / 1000.0),
+            duration(t.latency.p95_ms / 1000.0)
+        ),
+        format!(
+            "{} / {}",
+            duration(s.latency.p50_ms / 1000.0),
+            duration(s.latency.p95_ms / 1000.0)
+        ),
+        format!("{} (p50)", ratio(ratios.latency_p50)),
+    );
+    row(
+        &format!("throughput, batch {}", t.throughput.batch_size),
+        format!("{}/s", si(t.throughput.examples_per_s)),
+        format!("{}/s", si(s.throughput.examples_per_s)),
+        ratio(ratios.throughput),
+    );
+    if let (Some(a), Some(b)) = (t.peak_memory_batch1_bytes(), s.peak_memory_batch1_bytes()) {
+        row(
+            "peak heap, batch 1",
+            bytes(a),
+            bytes(b),
+            ratios.peak_memory_batch1.map_or("—".into(), ratio),
+        );
+    }
+    if let (Some(a), Some(b)) = (&t.cpu, &s.cpu) {
+        row(
+            &format!("CPU time per example, batch {}", t.throughput.batch_size),
+            duration(a.seconds_per_example_batch),
+            duration(b.seconds_per_example_batch),
+            ratios.cpu_seconds_per_example.map_or("—".into(), ratio),
+        );
+    }
+    match (&t.energy, &s.energy) {
+        (Some(a), Some(b)) => row(
+            "energy per example",
+            super::units::energy(a.joules_per_example_batch),
+            super::units::energy(b.joules_per_example_batch),
+            ratios.energy_per_example.map_or("—".into(), ratio),
+        ),
+        _ => row(
+            "energy",
+            "unavailable".into(),
+            "unavailable".into(),
+            "—".into(),
+        ),
+    }
+    let threads = t.environment.threads;
+    let _ = write!(
+        md,
+        "\nSeed-{} checkpoints, {} settings, {} thread{}, {}; ratios are student / teacher \
+         (for latency and throughput, how many times faster).\n",
+        section.seed,
+        section.bench,
+        threads,
+        if threads == 1 { "" } else { "s" },
+        t.environment
+            .cpu_model
+            .as_deref()
+            .unwrap_or("CPU model unknown")
+    );
+    Some(md)
+}
+
+/// The table `spec` asks for, from its raw file under `root`.
+pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
+    let run = load_run(&root.join(&spec.source))?;
+    match spec.kind {
+        TableKind::Comparison => Ok(comparison_markdown(&run.results)),
+        TableKind::Fractions => Ok(fractions_markdown(&run.results)),
+        TableKind::Efficiency => run
+            .extensions
+            .efficiency
+            .as_ref()
+            .and_then(|section| efficiency_markdown(section, spec.student.as_deref()))
+            .ok_or_else(|| {
+                ReportError::Results(format!(
+                    "{}: no efficiency section with the teacher and {}",
+                    spec.source.display(),
+                    spec.student.as_deref().unwrap_or("a student")
+                ))
+            }),
+    }
+}
+
+/// `page` (named `page_name` in errors) with the body of every generated block replaced by
+/// what its raw file generates; a page without blocks comes back unchanged.
+pub fn regenerate_blocks(
+    page: &str,
+    page_name: &str,
+    root: &Path,
+) -> Result<String, MarkdownError> {
+    let mut out = String::with_capacity(page.len());
+    let mut lines = page.split_inclusive('\n').enumerate();
+    while let Some((index, line)) = lines.next() {
+        out.push_str(line);
+        if !line.trim_start().starts_with(BLOCK_START) {
+            continue;
+        }
+        let block_error = |message: String| MarkdownError::Block {
+            page: page_name.to_string(),
+            line: index + 1,
+            message,
+        };
+        let spec = parse_block_spec(line).map_err(block_error)?;
+        let body = render_block(&spec, root).map_err(|source| MarkdownError::Source {
+            page: page_name.to_string(),
+            line: index + 1,
+            source,
+        })?;
+        let end = loop {
+            match lines.next() {
+                Some((_, l)) if l.trim() == BLOCK_END => break l,
+                Some((_, l)) if l.trim_start().starts_with(BLOCK_START) => {
+                    return Err(block_error("a block opens before this one closes".into()));
+                }
+                Some(_) => {}
+                None => return Err(block_error(format!("no closing `{BLOCK_END}`"))),
+            }
+        };
+        // A blank line on each side keeps the table a table whatever surrounds the comments.
+        out.push('\n');
+        out.push_str(&body);
+        out.push('\n');
+        out.push_str(end);
+    }
+    Ok(out)
+}

@@ -1,0 +1,135 @@
+//! Every results table in README.md and docs/ that is marked as generated equals what its
+//! committed raw file generates (`apprentice::report::markdown`): a table edited by hand, or a
+//! raw file replaced without regenerating the page, fails here.
+//!
+//! After a rerun, write the pages again with
+//! `APPRENTICE_BLESS=1 cargo test --release -p apprentice --test docs_generated`.
+
+use std::path::{Path, PathBuf};
+
+use apprentice::report::markdown::{BLOCK_END, BLOCK_START, regenerate_blocks};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// README.md and every Markdown file under docs/, sorted.
+fn pages() -> Vec<PathBuf> {
+    fn walk(folder: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+    }
+    let mut pages = vec![root().join("README.md")];
+    walk(&root().join("docs"), &mut pages);
+    pages.sort();
+    pages
+}
+
+fn name(page: &Path) -> String {
+    page.strip_prefix(root())
+        .unwrap_or(page)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn committed_pages_equal_what_their_raw_files_generate() {
+    let bless = std::env::var("APPRENTICE_BLESS").is_ok_and(|v| v == "1");
+    let mut blocks = 0;
+    let mut stale = Vec::new();
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        blocks += text
+            .lines()
+            .filter(|l| l.trim_start().starts_with(BLOCK_START))
+            .count();
+        let generated =
+            regenerate_blocks(&text, &name(&page), &root()).unwrap_or_else(|e| panic!("{e}"));
+        if generated != text {
+            if bless {
+                std::fs::write(&page, &generated).unwrap();
+                eprintln!("rewrote {}", name(&page));
+            } else {
+                let line = text
+                    .lines()
+                    .zip(generated.lines())
+                    .position(|(a, b)| a != b)
+                    .map_or(text.lines().count().min(generated.lines().count()), |i| i)
+                    + 1;
+                stale.push(format!("{} (first difference at line {line})", name(&page)));
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "pages differ from what their raw files generate: {}; regenerate them with \
+         APPRENTICE_BLESS=1 cargo test --release -p apprentice --test docs_generated",
+        stale.join(", ")
+    );
+    // The README's quickstart, Fashion-MNIST and efficiency tables at least.
+    assert!(blocks >= 3, "only {blocks} generated blocks found");
+}
+
+#[test]
+fn a_digit_edited_by_hand_is_caught() {
+    let page = root().join("README.md");
+    let text = std::fs::read_to_string(&page).unwrap();
+    let start = text
+        .find(BLOCK_START)
+        .expect("README has a generated block");
+    // The first digit inside the first block's table.
+    let body = start + text[start..].find('\n').unwrap();
+    let end = body + text[body..].find(BLOCK_END).unwrap();
+    let offset = body
+        + text[body..end]
+            .find(|c: char| c.is_ascii_digit())
+            .expect("a digit in the block");
+    let digit = text.as_bytes()[offset];
+    let replacement = if digit == b'9' {
+        '0'
+    } else {
+        (digit + 1) as char
+    };
+    let mut edited = text.clone();
+    edited.replace_range(offset..offset + 1, &replacement.to_string());
+    let regenerated = regenerate_blocks(&edited, "README.md", &root()).unwrap();
+    assert_ne!(regenerated, edited);
+    assert_eq!(
+        regenerated,
+        regenerate_blocks(&text, "README.md", &root()).unwrap()
+    );
+}
+
+#[test]
+fn malformed_blocks_are_named() {
+    let unclosed = "intro\n<!-- generated: apprentice report --markdown docs/results/data/quickstart.json -->\n| a |\n";
+    let error = regenerate_blocks(unclosed, "page.md", &root())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("page.md, line 2") && error.contains("end generated"),
+        "{error}"
+    );
+    let unknown =
+        "<!-- generated: apprentice report --markdown=pie x.json -->\n<!-- end generated -->\n";
+    let error = regenerate_blocks(unknown, "page.md", &root())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("pie"), "{error}");
+    let missing = "<!-- generated: apprentice report --markdown no/such/results.json -->\n<!-- end generated -->\n";
+    let error = regenerate_blocks(missing, "page.md", &root())
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no/such/results.json"), "{error}");
+    // A page without blocks is left alone.
+    assert_eq!(
+        regenerate_blocks("plain\n", "p.md", &root()).unwrap(),
+        "plain\n"
+    );
+}
