@@ -7,7 +7,7 @@ use apprentice::config::{ExperimentConfig, TrainConfig};
 use apprentice::data::augment::Augmentation;
 use apprentice::data::digits::load_digits;
 use apprentice::data::split::stratified_subset_indices;
-use apprentice::distill::loss::{KdWeights, LogitObjective};
+use apprentice::distill::loss::KdWeights;
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::distill::train::{
     OnNan, Silent, Supervision, TeacherSignal, TrainOutcome, TrainSettings, TrainingSet,
@@ -68,7 +68,7 @@ fn kd_all(labels: &[u32], mask: &[bool]) -> (TrainOutcome, Vec<f32>) {
     };
     let supervision = Supervision::Distill {
         teacher: TeacherSignal::Cached(&teacher_logits),
-        objective: LogitObjective::Kd(KdWeights {
+        objective: std::sync::Arc::new(KdWeights {
             temperature: 4.0,
             alpha: 0.5,
         }),
