@@ -32,6 +32,7 @@ pub mod error;
 pub mod eval;
 pub mod experiment;
 pub mod fsutil;
+pub mod lm;
 pub mod models;
 pub mod report;
 pub mod text;
