@@ -272,8 +272,7 @@ impl Rope {
         let mut cos = Vec::with_capacity(len * head_dim);
         let mut sin = Vec::with_capacity(len * head_dim);
         for p in start..start + len {
-            for rep in 0..2 {
-                let _ = rep;
+            for _ in 0..2 {
                 for i in 0..half {
                     // As Hugging Face: the inverse frequency in f32, then position × frequency.
                     let inv = (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32;

@@ -122,8 +122,8 @@ pub fn divergence(kind: TokenDivergence, log_q: Tensor<3>, log_p: Tensor<3>) -> 
     match kind {
         TokenDivergence::ForwardKl => kl(log_p, log_q),
         TokenDivergence::ReverseKl => kl(log_q, log_p),
-        TokenDivergence::Jsd { beta } if beta == 0.0 => kl(log_p, log_q),
-        TokenDivergence::Jsd { beta } if beta == 1.0 => kl(log_q, log_p),
+        TokenDivergence::Jsd { beta: 0.0 } => kl(log_p, log_q),
+        TokenDivergence::Jsd { beta: 1.0 } => kl(log_q, log_p),
         TokenDivergence::Jsd { beta } => {
             let log_m = log_mix(log_p.clone(), beta, log_q.clone());
             kl(log_p, log_m.clone()) * beta + kl(log_q, log_m) * (1.0 - beta)
