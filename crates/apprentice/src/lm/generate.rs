@@ -82,11 +82,12 @@ pub fn generate(
     let mut cache = KvCache::new();
     let mut input: Vec<u32> = prompt.to_vec();
     let mut out = Vec::with_capacity(max_new);
+    let output = model.output_weight();
     for _ in 0..max_new {
         let ids: Vec<i64> = input.iter().map(|&i| i as i64).collect();
         let len = ids.len();
         let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, len]), device);
-        let logits = model.forward_cached(ids, &mut cache);
+        let logits = model.forward_cached_with(ids, &mut cache, &output);
         let [_, _, vocab] = logits.dims();
         let last = backend::to_host(logits.slice([0..1, len - 1..len, 0..vocab]));
         let next = choose(&last, sampling, &mut rng);

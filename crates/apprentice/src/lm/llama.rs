@@ -220,16 +220,43 @@ impl Llama {
 
     /// Logits `[batch, len, vocab]` of every position of `ids` `[batch, len]`.
     pub fn forward(&self, ids: Tensor<2, Int>) -> Tensor<3> {
-        self.run(ids, None)
+        self.run(ids, None, None)
     }
 
     /// Logits `[batch, new, vocab]` of `ids` `[batch, new]`, the positions after those in
     /// `cache`, whose keys and values are appended to it.
     pub fn forward_cached(&self, ids: Tensor<2, Int>, cache: &mut KvCache) -> Tensor<3> {
-        self.run(ids, Some(cache))
+        self.run(ids, Some(cache), None)
     }
 
-    fn run(&self, ids: Tensor<2, Int>, mut cache: Option<&mut KvCache>) -> Tensor<3> {
+    /// [`Llama::forward_cached`] with the output projection `[hidden, vocab]` given, as
+    /// [`Llama::output_weight`] makes it once for a whole generation: the tied projection is the
+    /// transposed embedding matrix, and transposing it at every step costs more than the step.
+    pub fn forward_cached_with(
+        &self,
+        ids: Tensor<2, Int>,
+        cache: &mut KvCache,
+        output: &Tensor<2>,
+    ) -> Tensor<3> {
+        self.run(ids, Some(cache), Some(output))
+    }
+
+    /// The output projection `[hidden, vocab]`, laid out contiguously (for inference).
+    pub fn output_weight(&self) -> Tensor<2> {
+        let weight = match &self.lm_head {
+            Some(head) => head.weight.val(),
+            None => self.embed.weight.val().transpose(),
+        };
+        let device = weight.device();
+        Tensor::from_data(weight.into_data(), &device)
+    }
+
+    fn run(
+        &self,
+        ids: Tensor<2, Int>,
+        mut cache: Option<&mut KvCache>,
+        output: Option<&Tensor<2>>,
+    ) -> Tensor<3> {
         let [_, len] = ids.dims();
         let device = ids.device();
         let start = cache.as_ref().map_or(0, |c| c.len);
@@ -244,6 +271,9 @@ impl Llama {
             cache.len += len;
         }
         let x = self.norm.forward(x);
+        if let Some(output) = output {
+            return x.matmul(output.clone().unsqueeze_dim(0));
+        }
         match &self.lm_head {
             Some(head) => head.forward(x),
             None => {
