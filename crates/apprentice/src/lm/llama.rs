@@ -11,7 +11,7 @@
 //! permutes the rows of the query and key projections to interleave those pairs; the loader
 //! ([`super::teacher`]) undoes that permutation, so weights here are in Hugging Face's order.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
 };
@@ -281,11 +281,6 @@ impl Llama {
                 x.matmul(weight)
             }
         }
-    }
-
-    /// Replaces a weight matrix of this model; for loaders.
-    pub fn set_param<const D: usize>(param: &mut Param<Tensor<D>>, value: Tensor<D>) {
-        *param = Param::from_tensor(value);
     }
 }
 

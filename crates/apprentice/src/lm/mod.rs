@@ -2,6 +2,7 @@
 //! its byte-level BPE tokenizer, and the pieces of token-level distillation.
 //!
 //! - [`gguf`]: the GGUF reader (header, metadata, tensor infos, bounds);
+//! - [`gguf_value`]: the metadata values of a GGUF file;
 //! - [`quant`]: ggml's block layouts and their dequantisation to `f32`;
 //! - [`tokenizer`]: the byte-level BPE tokenizer stored in the file;
 //! - [`llama`]: the llama decoder in burn, with a KV cache;
@@ -14,6 +15,7 @@
 pub mod error;
 pub mod generate;
 pub mod gguf;
+pub mod gguf_value;
 pub mod llama;
 pub mod objectives;
 pub mod quant;
