@@ -12,6 +12,8 @@
 //!   [`distill::methods`]), optimisers, the training loop and its resumable states;
 //! - [`experiment`]: a whole teacher / scratch / distilled run over seeds;
 //! - [`text`]: a pretrained BERT teacher from a model folder, text data and text students;
+//! - [`lm`]: generative language models: a GGUF reader, the llama decoder, token-level
+//!   distillation losses and small student decoders;
 //! - [`eval`]: accuracy, NLL, calibration, agreement with the teacher, and the efficiency
 //!   measures (FLOPs, latency, throughput, memory, energy or CPU time);
 //! - [`complexity`]: the student's empirical NTK and the supervision complexity of targets;
@@ -35,6 +37,7 @@ pub mod eval;
 pub mod experiment;
 pub mod fsutil;
 pub mod layout;
+pub mod lm;
 pub mod models;
 pub mod nullable;
 pub mod report;
