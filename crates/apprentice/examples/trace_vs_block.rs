@@ -14,8 +14,8 @@ use apprentice::complexity::study::{
 };
 use apprentice::complexity::{FactoredKernel, KernelKind, SolverOptions, empirical_ntk};
 use apprentice::config::ExperimentConfig;
-use apprentice::distill::train::{Silent, predict_logits};
 use apprentice::data::prepare::{load_raw, prepare};
+use apprentice::distill::train::{Silent, predict_logits};
 use apprentice::experiment::seed_teacher;
 use apprentice::experiment::tune::{SUBSET, choose_temperature};
 use apprentice::experiment::{RunOptions, student_init_seed};

@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod fused;
+pub mod learner;
 pub mod loss;
 pub mod method;
 pub mod method_error;
@@ -14,5 +15,6 @@ pub mod record;
 pub mod registry;
 pub mod settings;
 pub mod state;
+pub mod supervision;
 pub mod temperature;
 pub mod train;

@@ -11,9 +11,8 @@ use burn::optim::GradientsParams;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::loss::{LogitLoss, cross_entropy, soft_target_kl};
-use super::methods::{FitNetRegressor, MethodError};
-use super::objective::{ResolvedFeatures, TeacherViews};
+use super::loss::{cross_entropy, soft_target_kl};
+use super::methods::MethodError;
 use super::optim::Optimizer;
 use super::prefetch::TeacherPrefetcher;
 use super::settings::TrainConfig;
@@ -26,109 +25,9 @@ use crate::data::batch::{epoch_order, gather, mix_seed};
 use crate::distill::optim::OptimizerSpec;
 use crate::eval::metrics::accuracy;
 use crate::models::Network;
-use crate::models::network::SequentialIds;
 
-/// Where the distillation targets come from.
-pub enum TeacherSignal<'a> {
-    /// Teacher logits computed once, row `i` for training sample `i` (exact when the inputs
-    /// are not augmented).
-    Cached(&'a [f32]),
-    /// Teacher logits and feature views computed once, row `i` for training sample `i`.
-    CachedWithViews {
-        /// Logits, row-major.
-        logits: &'a [f32],
-        /// The views a feature objective compares with.
-        views: &'a TeacherViews,
-    },
-    /// The teacher itself (inference mode), run on each augmented batch so that it sees the
-    /// same view as the student.
-    Live(&'a Network),
-    /// Cached logits that change with the epoch: entry `e` (0-based) teaches epoch `e + 1`
-    /// (online distillation from the teacher's checkpoints along its training; see
-    /// [`teacher_epoch_for`]).
-    PerEpoch(&'a [&'a [f32]]),
-}
-
-/// The teacher checkpoint (1-based epoch of the teacher's training) that teaches student epoch
-/// `student_epoch` (1-based) in online distillation: the same fraction of training, rounded up,
-/// then up to the next saved checkpoint (one every `every` teacher epochs, and the last one),
-/// so the student's last epoch always learns from the finished teacher.
-pub fn teacher_epoch_for(
-    student_epoch: usize,
-    student_epochs: usize,
-    teacher_epochs: usize,
-    every: usize,
-) -> usize {
-    let every = every.max(1);
-    let teacher_epochs = teacher_epochs.max(1);
-    let fraction = (student_epoch.max(1) * teacher_epochs).div_ceil(student_epochs.max(1));
-    (fraction.div_ceil(every) * every).clamp(1, teacher_epochs)
-}
-
-/// What the loss compares the student's logits with.
-pub enum Supervision<'a> {
-    /// Cross-entropy with the labels.
-    Labels,
-    /// A distillation loss against a teacher.
-    Distill {
-        /// The teacher's outputs.
-        teacher: TeacherSignal<'a>,
-        /// The method and its settings.
-        objective: std::sync::Arc<dyn LogitLoss>,
-    },
-    /// Cross-entropy plus a feature-based distillation term against a teacher.
-    Features {
-        /// The teacher's outputs (its feature views when cached).
-        teacher: TeacherSignal<'a>,
-        /// The method, with the compared features chosen.
-        objective: ResolvedFeatures,
-    },
-    /// Deep mutual learning (Zhang et al., 2018): every member of a cohort learns its labels
-    /// and, by `T²·KL(p_peer ‖ p_self)` averaged over its peers, from the others' predictions.
-    /// No pretrained teacher.
-    Mutual {
-        /// Softening temperature of the mutual terms (1 in the paper).
-        temperature: f64,
-    },
-}
-
-/// Everything one training run updates: the student (or, for deep mutual learning, a cohort of
-/// students, the first one reported) and the FitNets regressors. Parameter ids are numbered
-/// in visiting order, so a resumed run attaches the saved optimiser state to a freshly built
-/// learner.
-#[derive(Module, Debug)]
-pub struct Learner {
-    /// The networks trained; the first is the student the run returns.
-    pub members: Vec<Network>,
-    /// FitNets regressors, one per hint pair.
-    pub regressors: Vec<FitNetRegressor>,
-}
-
-impl Learner {
-    /// A learner of these networks and regressors, parameter ids renumbered.
-    pub fn new(members: Vec<Network>, regressors: Vec<FitNetRegressor>) -> Self {
-        Self {
-            members,
-            regressors,
-        }
-        .map(&mut SequentialIds { next: 1 })
-    }
-
-    /// One network and nothing else.
-    pub fn single(network: Network) -> Self {
-        Self::new(vec![network], Vec::new())
-    }
-
-    fn parameters_are_finite(&self) -> bool {
-        self.members.iter().all(Network::parameters_are_finite)
-            && self.regressors.iter().all(|regressor| {
-                crate::backend::to_host(regressor.layer.weight.val().sum())
-                    .iter()
-                    .chain(crate::backend::to_host(regressor.layer.bias.val().sum()).iter())
-                    .all(|v| v.is_finite())
-            })
-    }
-}
+pub use super::learner::Learner;
+pub use super::supervision::{Supervision, TeacherSignal, teacher_epoch_for};
 
 /// A function of the model measured between epochs; see [`TrainHooks::probe`].
 pub type Probe<'a> = &'a dyn Fn(&Network) -> Result<Vec<f64>, String>;
