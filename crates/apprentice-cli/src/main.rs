@@ -210,7 +210,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let out = out.as_path();
     let mut config = match (&resume, config_path) {
         (Some(run_dir), _) => {
-            let saved = RunLayout::new(&run_dir).config();
+            let saved = RunLayout::new(run_dir).config();
             if !saved.is_file() {
                 anyhow::bail!(
                     "--resume {}: not a run folder (no config.toml in it)",

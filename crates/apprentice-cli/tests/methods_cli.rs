@@ -18,7 +18,7 @@ fn methods_lists_every_selectable_method_with_its_defaults() {
         .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
         .collect();
     for name in METHOD_NAMES {
-        assert!(listed.contains(&name), "{name} missing:\n{text}");
+        assert!(listed.contains(name), "{name} missing:\n{text}");
     }
     for name in &listed {
         assert!(

@@ -65,8 +65,7 @@ pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<Raw
                 return Err(DataError::Invalid(format!(
                     "{}: {problem}; expected a folder of IDX files (train-images-idx3-ubyte.gz, ...)",
                     dir.display()
-                ))
-                .into());
+                )));
             }
             let (train, test) = load_mnist_dir(&dir)?;
             Ok(RawData::Official { train, test })
