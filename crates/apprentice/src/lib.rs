@@ -11,6 +11,8 @@
 //! - [`distill`]: losses (Hinton's KD, and the verified losses of the standard methods in
 //!   [`distill::methods`]), optimisers, the training loop and its resumable states;
 //! - [`experiment`]: a whole teacher / scratch / distilled run over seeds;
+//! - [`onnx`]: teachers from ONNX files (run by tract) and students exported to ONNX (cargo
+//!   feature `onnx`, on by default);
 //! - [`text`]: a pretrained BERT teacher from a model folder, text data and text students;
 //! - [`eval`]: accuracy, NLL, calibration, agreement with the teacher, and the efficiency
 //!   measures (FLOPs, latency, throughput, memory, energy or CPU time);
@@ -33,6 +35,8 @@ pub mod eval;
 pub mod experiment;
 pub mod fsutil;
 pub mod models;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod report;
 pub mod text;
 

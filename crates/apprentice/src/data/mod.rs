@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod digits;
 mod error;
 pub mod idx;
+pub mod image_folder;
 pub mod normalize;
 mod read;
 pub mod split;
