@@ -230,7 +230,7 @@ fn files_that_are_not_onnx_are_named() {
         (
             "random.onnx",
             (0..4096u32)
-                .map(|i| (i * 2654435761u32 >> 13) as u8)
+                .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
                 .collect(),
         ),
         ("image.onnx", {
