@@ -8,6 +8,7 @@ mod bench_kd;
 mod cache_cmd;
 mod complexity_cmd;
 mod continual_cmd;
+mod export_cmd;
 mod methods_cmd;
 mod progress;
 mod report_cmd;
@@ -78,6 +79,8 @@ enum Command {
     /// Show how `temperature = "auto"` chooses the distillation temperature (and, with
     /// --verify, where its choice ranks when every candidate is trained).
     Tune(tune_cmd::TuneArgs),
+    /// Write a trained MLP or CNN as an ONNX file (opset 17, normalisation inside the graph).
+    Export(export_cmd::ExportArgs),
 }
 
 /// Arguments of `apprentice run`.
@@ -163,6 +166,7 @@ fn main() -> ExitCode {
         Command::Complexity(args) => complexity_cmd::complexity(args),
         Command::Continual(args) => continual_cmd::continual(args),
         Command::Tune(args) => tune_cmd::tune(args, QUICKSTART),
+        Command::Export(args) => export_cmd::export(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

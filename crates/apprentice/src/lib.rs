@@ -11,6 +11,8 @@
 //! - [`distill`]: losses (Hinton's KD, and the verified losses of the standard methods in
 //!   [`distill::methods`]), optimisers, the training loop and its resumable states;
 //! - [`experiment`]: a whole teacher / scratch / distilled run over seeds;
+//! - [`onnx`]: teachers from ONNX files (run by tract) and students exported to ONNX (cargo
+//!   feature `onnx`, on by default);
 //! - [`text`]: a pretrained BERT teacher from a model folder, text data and text students;
 //! - [`lm`]: generative language models: a GGUF reader, the llama decoder, token-level
 //!   distillation losses and small student decoders;
@@ -40,6 +42,8 @@ pub mod layout;
 pub mod lm;
 pub mod models;
 pub mod nullable;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod report;
 pub mod text;
 

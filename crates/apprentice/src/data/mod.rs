@@ -14,6 +14,7 @@ pub mod dataset;
 pub mod digits;
 mod error;
 pub mod idx;
+pub mod image_folder;
 pub mod normalize;
 pub mod prepare;
 mod read;
