@@ -143,3 +143,16 @@ fn run_state_seeds_verify_except_the_damaged_one() {
         );
     }
 }
+
+#[test]
+fn gguf_seeds_reach_past_the_header() {
+    let seeds = seeds("gguf");
+    let (_, tiny) = seeds
+        .iter()
+        .find(|(name, _)| name == "tiny-llama.gguf")
+        .expect("the valid seed");
+    let file =
+        apprentice::lm::gguf::GgufFile::from_bytes(tiny.clone(), Path::new("tiny-llama.gguf"))
+            .expect("the valid seed is read as valid");
+    assert!(!file.tensors().is_empty());
+}

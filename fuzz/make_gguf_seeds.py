@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes small valid GGUF files as seeds for the `gguf` fuzz target (needs the `gguf` package):
 a tiny llama with a byte-level tokenizer and tensors in F32, F16, Q8_0, Q4_0 and Q4_1.
-Run from fuzz/: python3 seeds/make_gguf_seeds.py"""
+Run from fuzz/: python3 make_gguf_seeds.py"""
 import numpy as np, gguf
 from gguf import GGMLQuantizationType as Q
 
@@ -24,6 +24,6 @@ def write(path, with_tokenizer=True, arch="llama"):
         w.add_tensor(name, data, raw_dtype=ty)
     w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
 
-write("seeds/gguf/tiny-llama.gguf")
-write("seeds/gguf/no-tokenizer.gguf", with_tokenizer=False)
-write("seeds/gguf/other-arch.gguf", arch="gpt2")
+write("corpus/gguf/tiny-llama.gguf")
+write("corpus/gguf/no-tokenizer.gguf", with_tokenizer=False)
+write("corpus/gguf/other-arch.gguf", arch="gpt2")
