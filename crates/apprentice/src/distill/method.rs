@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use super::loss::{KdWeights, LogitLoss};
 pub use super::method_error::MethodError;
-use super::objective::{FeatureObjective, FeaturePairing};
+use super::objective::{FeatureLoss, FeatureObjective, FeaturePairing};
 use super::record::Row;
 use super::settings::ModelConfig;
 use crate::models::{ModelSpec, Network};
@@ -286,6 +286,24 @@ pub struct FeatureLossMethod {
     pub info: &'static MethodInfo,
     /// Its loss and the features it compares.
     pub objective: FeatureObjective,
+}
+
+impl FeatureLossMethod {
+    /// The method of a feature loss, comparing the features `shared` names.
+    pub fn boxed(
+        info: &'static MethodInfo,
+        method: Arc<dyn FeatureLoss>,
+        shared: &Shared,
+    ) -> Box<dyn Method> {
+        Box::new(Self {
+            info,
+            objective: FeatureObjective {
+                method,
+                student_feature: shared.features.student.clone(),
+                teacher_feature: shared.features.teacher.clone(),
+            },
+        })
+    }
 }
 
 impl Method for FeatureLossMethod {

@@ -21,7 +21,7 @@ use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
 use crate::distill::methods::FitNetRegressor;
-use crate::distill::objective::{FeatureLoss, FeatureObjective, describe_shapes, names};
+use crate::distill::objective::{FeatureLoss, describe_shapes, names};
 use crate::models::network::{Feature, FeatureTensor};
 use std::sync::Arc;
 
@@ -185,14 +185,7 @@ impl MethodSettings for AttentionSettings {
     }
 
     fn build(&self, shared: &Shared) -> Box<dyn Method> {
-        Box::new(FeatureLossMethod {
-            info: &AttentionSettings::INFO,
-            objective: FeatureObjective {
-                method: Arc::new(*self),
-                student_feature: shared.features.student.clone(),
-                teacher_feature: shared.features.teacher.clone(),
-            },
-        })
+        FeatureLossMethod::boxed(&AttentionSettings::INFO, Arc::new(*self), shared)
     }
 }
 

@@ -17,7 +17,7 @@ use super::{HyperParameter, MethodError, MethodInfo};
 use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
-use crate::distill::objective::{FeatureLoss, FeatureObjective, default_pair};
+use crate::distill::objective::{FeatureLoss, default_pair};
 use crate::models::network::Feature;
 use crate::models::network::FeatureTensor;
 use std::sync::Arc;
@@ -103,14 +103,7 @@ impl MethodSettings for FitNetSettings {
     }
 
     fn build(&self, shared: &Shared) -> Box<dyn Method> {
-        Box::new(FeatureLossMethod {
-            info: &FitNetSettings::INFO,
-            objective: FeatureObjective {
-                method: Arc::new(*self),
-                student_feature: shared.features.student.clone(),
-                teacher_feature: shared.features.teacher.clone(),
-            },
-        })
+        FeatureLossMethod::boxed(&FitNetSettings::INFO, Arc::new(*self), shared)
     }
 }
 

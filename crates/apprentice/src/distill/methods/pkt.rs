@@ -22,7 +22,7 @@ use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
 use crate::distill::methods::FitNetRegressor;
-use crate::distill::objective::{FeatureLoss, FeatureObjective, first_pair};
+use crate::distill::objective::{FeatureLoss, first_pair};
 use crate::models::network::FeatureTensor;
 use std::sync::Arc;
 
@@ -115,14 +115,7 @@ impl MethodSettings for PktSettings {
     }
 
     fn build(&self, shared: &Shared) -> Box<dyn Method> {
-        Box::new(FeatureLossMethod {
-            info: &PktSettings::INFO,
-            objective: FeatureObjective {
-                method: Arc::new(*self),
-                student_feature: shared.features.student.clone(),
-                teacher_feature: shared.features.teacher.clone(),
-            },
-        })
+        FeatureLossMethod::boxed(&PktSettings::INFO, Arc::new(*self), shared)
     }
 }
 

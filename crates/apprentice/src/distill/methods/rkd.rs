@@ -24,7 +24,7 @@ use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
 use crate::distill::methods::FitNetRegressor;
-use crate::distill::objective::{FeatureLoss, FeatureObjective, first_pair};
+use crate::distill::objective::{FeatureLoss, first_pair};
 use crate::models::network::FeatureTensor;
 use std::sync::Arc;
 
@@ -174,14 +174,7 @@ impl MethodSettings for RkdSettings {
     }
 
     fn build(&self, shared: &Shared) -> Box<dyn Method> {
-        Box::new(FeatureLossMethod {
-            info: &RkdSettings::INFO,
-            objective: FeatureObjective {
-                method: Arc::new(*self),
-                student_feature: shared.features.student.clone(),
-                teacher_feature: shared.features.teacher.clone(),
-            },
-        })
+        FeatureLossMethod::boxed(&RkdSettings::INFO, Arc::new(*self), shared)
     }
 }
 

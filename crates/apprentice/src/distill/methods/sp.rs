@@ -14,7 +14,7 @@ use crate::distill::method::{
     FeatureLossMethod, Method, MethodSettings, Shared, ValidationContext,
 };
 use crate::distill::methods::FitNetRegressor;
-use crate::distill::objective::{FeatureLoss, FeatureObjective, flatten_feature};
+use crate::distill::objective::{FeatureLoss, flatten_feature};
 use crate::models::network::FeatureTensor;
 use std::sync::Arc;
 
@@ -108,14 +108,7 @@ impl MethodSettings for SpSettings {
     }
 
     fn build(&self, shared: &Shared) -> Box<dyn Method> {
-        Box::new(FeatureLossMethod {
-            info: &SpSettings::INFO,
-            objective: FeatureObjective {
-                method: Arc::new(*self),
-                student_feature: shared.features.student.clone(),
-                teacher_feature: shared.features.teacher.clone(),
-            },
-        })
+        FeatureLossMethod::boxed(&SpSettings::INFO, Arc::new(*self), shared)
     }
 }
 
