@@ -11,8 +11,9 @@ use burn::optim::GradientsParams;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::loss::{cross_entropy, soft_target_kl};
+use super::loss::cross_entropy;
 use super::methods::MethodError;
+use super::mutual::mutual_loss;
 use super::optim::Optimizer;
 use super::prefetch::TeacherPrefetcher;
 use super::settings::TrainConfig;
@@ -583,7 +584,8 @@ pub fn train_learner(
                         .map_err(invalid)?
                 }
                 Supervision::Mutual { temperature } => {
-                    mutual_loss(&outputs, label_tensor, mask, *temperature)
+                    let logits: Vec<_> = outputs.iter().map(|o| o.logits.clone()).collect();
+                    mutual_loss(&logits, label_tensor, mask, *temperature)
                 }
             };
             let value = backend::scalar(loss.clone());
@@ -726,33 +728,6 @@ fn move_feature(
         FeatureTensor::Flat(values) => FeatureTensor::Flat(values.to_device(device).detach()),
         FeatureTensor::Map(map) => FeatureTensor::Map(map.to_device(device).detach()),
     }
-}
-
-/// Deep mutual learning's loss for a whole cohort: for every member, cross-entropy plus the mean
-/// over its peers of `T²·KL(p_peer ‖ p_self)`. Peers are detached in each member's term, so the
-/// summed loss gives every member exactly the gradient of its own loss.
-fn mutual_loss(
-    outputs: &[crate::models::ForwardOutput],
-    labels: burn::tensor::Tensor<1, burn::tensor::Int>,
-    mask: Option<burn::tensor::Tensor<1>>,
-    temperature: f64,
-) -> burn::tensor::Tensor<1> {
-    let peers = (outputs.len() - 1).max(1) as f64;
-    let mut total: Option<burn::tensor::Tensor<1>> = None;
-    for (k, own) in outputs.iter().enumerate() {
-        let mut term = cross_entropy(own.logits.clone(), labels.clone(), mask.clone());
-        for (j, peer) in outputs.iter().enumerate() {
-            if j != k {
-                term = term
-                    + soft_target_kl(own.logits.clone(), peer.logits.clone(), temperature) / peers;
-            }
-        }
-        total = Some(match total {
-            Some(sum) => sum + term,
-            None => term,
-        });
-    }
-    total.expect("a cohort has members")
 }
 
 /// Logits of an inference-mode network on every sample of `data`, row-major.

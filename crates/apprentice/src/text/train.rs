@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use super::embedding_loss::cosine_embedding_loss;
 use super::pooling::l2_normalize;
 use super::students::TextStudent;
 use super::tokenizer::{TokenBatch, pad_batch};
@@ -245,10 +246,8 @@ pub fn train_student(
                         .iter()
                         .flat_map(|&i| targets[i * dim..(i + 1) * dim].iter().copied())
                         .collect();
-                    let target =
-                        l2_normalize(backend::matrix(rows, batch.len(), dim, &train_device));
-                    let cosine: Tensor<2> = (l2_normalize(outputs) * target).sum_dim(1);
-                    (cosine.neg() + 1.0).mean()
+                    let target = backend::matrix(rows, batch.len(), dim, &train_device);
+                    cosine_embedding_loss(outputs, target)
                 }
             };
             let value = backend::scalar(loss.clone());
