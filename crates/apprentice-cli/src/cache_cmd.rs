@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use apprentice::backend::ComputeDevice;
 use apprentice::config::ExperimentConfig;
-use apprentice::data::prepare::{load_raw, prepare};
+use apprentice::data::prepare::{PreparedData, load_raw, prepare};
 use apprentice::distill::cache::{
     CacheStorage, ShardRange, data_hash, parse_shard_spec, short_hash, teacher_hash, write_shard,
 };
 use apprentice::distill::train::predict_logits;
+use apprentice::experiment::onnx_teacher_digest;
+use apprentice::onnx::OnnxTeacherConfig;
 
 /// Arguments of `apprentice cache-teacher`.
 #[derive(clap::Args, Debug)]
@@ -19,7 +21,7 @@ pub struct CacheArgs {
     /// The experiment file whose training split the logits are for.
     pub config: PathBuf,
     /// The teacher's checkpoint, e.g. `runs/<run>/seed-0/teacher.safetensors` (default: the
-    /// config's `teacher.checkpoint`).
+    /// config's `teacher.checkpoint`, else its ONNX teacher `teacher.onnx`).
     #[arg(long)]
     pub teacher: Option<PathBuf>,
     /// Data folder or file, overriding `data.path`.
@@ -45,6 +47,26 @@ pub struct CacheArgs {
     pub out: PathBuf,
 }
 
+/// Whose logits are cached.
+enum CachedTeacher {
+    /// An apprentice checkpoint.
+    Checkpoint(PathBuf),
+    /// The experiment's ONNX teacher.
+    Onnx(OnnxTeacherConfig),
+}
+
+/// The ONNX teacher's logits on the training split of `data`.
+fn onnx_train_logits(
+    settings: &OnnxTeacherConfig,
+    data: &PreparedData,
+) -> anyhow::Result<Vec<f32>> {
+    Ok(apprentice::experiment::onnx_teacher_logits(
+        settings,
+        data,
+        &data.train,
+    )?)
+}
+
 /// Runs `apprentice cache-teacher`.
 pub fn cache_teacher(args: CacheArgs) -> anyhow::Result<()> {
     let config = ExperimentConfig::from_file(&args.config)?;
@@ -54,33 +76,55 @@ pub fn cache_teacher(args: CacheArgs) -> anyhow::Result<()> {
         .map(parse_shard_spec)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--shard: {e}"))?;
-    let teacher_path = args
-        .teacher
-        .clone()
-        .or_else(|| config.teacher.checkpoint.clone())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "--teacher: which teacher? pass its checkpoint (e.g. runs/<run>/seed-0/teacher.safetensors); {} sets no teacher.checkpoint",
-                args.config.display()
-            )
-        })?;
     let device = ComputeDevice::cpu();
-    let (teacher, meta) = apprentice::checkpoint::load(&teacher_path, &device)?;
-    let seed = args.seed.unwrap_or(meta.seed);
     let raw = load_raw(&config.data, args.data.as_deref())?;
-    let data = prepare(&raw, &config.data, seed)?;
+    // The teacher: the checkpoint given or configured, else the config's ONNX teacher.
+    let teacher = match (&args.teacher, &config.teacher.checkpoint) {
+        (Some(path), _) | (None, Some(path)) => CachedTeacher::Checkpoint(path.clone()),
+        (None, None) => match config.teacher.onnx_config() {
+            Some(settings) => CachedTeacher::Onnx(settings),
+            None => anyhow::bail!(
+                "--teacher: which teacher? pass its checkpoint (e.g. runs/<run>/seed-0/teacher.safetensors); {} sets neither teacher.checkpoint nor teacher.onnx",
+                args.config.display()
+            ),
+        },
+    };
+    let (seed, data, all_logits, teacher_sha256) = match &teacher {
+        CachedTeacher::Checkpoint(path) => {
+            let (network, meta) = apprentice::checkpoint::load(path, &device)?;
+            let seed = args.seed.unwrap_or(meta.seed);
+            let data = prepare(&raw, &config.data, seed)?;
+            let train = &data.train;
+            if train.shape.len() != meta.input_shape.len() || train.num_classes != meta.num_classes
+            {
+                anyhow::bail!(
+                    "{}: the teacher takes {} features and {} classes, the training split of {} has {} features and {} classes",
+                    path.display(),
+                    meta.input_shape.len(),
+                    meta.num_classes,
+                    args.config.display(),
+                    train.shape.len(),
+                    train.num_classes
+                );
+            }
+            let logits = predict_logits(&network, train, &device);
+            (seed, data, logits, teacher_hash(&network)?)
+        }
+        CachedTeacher::Onnx(settings) => {
+            let seed = match (args.seed, config.seeds.as_slice()) {
+                (Some(seed), _) => seed,
+                (None, &[seed]) => seed,
+                (None, _) => anyhow::bail!(
+                    "--seed: {} has several seeds, each with its own split; say which to cache",
+                    args.config.display()
+                ),
+            };
+            let data = prepare(&raw, &config.data, seed)?;
+            let logits = onnx_train_logits(settings, &data)?;
+            (seed, data, logits, onnx_teacher_digest(settings)?)
+        }
+    };
     let train = &data.train;
-    if train.shape.len() != meta.input_shape.len() || train.num_classes != meta.num_classes {
-        anyhow::bail!(
-            "{}: the teacher takes {} features and {} classes, the training split of {} has {} features and {} classes",
-            teacher_path.display(),
-            meta.input_shape.len(),
-            meta.num_classes,
-            args.config.display(),
-            train.shape.len(),
-            train.num_classes
-        );
-    }
     let storage = match args.top_k {
         None => CacheStorage::Full,
         Some(k) if k == 0 || k >= train.num_classes => anyhow::bail!(
@@ -103,13 +147,8 @@ pub fn cache_teacher(args: CacheArgs) -> anyhow::Result<()> {
             args.config.display()
         );
     }
-    let indices: Vec<usize> = (range.start..range.end).collect();
-    let rows = train.subset(
-        &indices,
-        format!("{}[{}..{}]", train.name, range.start, range.end),
-    );
-    let logits = predict_logits(&teacher, &rows, &device);
-    let teacher_sha256 = teacher_hash(&teacher)?;
+    let classes = train.num_classes;
+    let logits = &all_logits[range.start * classes..range.end * classes];
     let data_sha256 = data_hash(train);
     std::fs::create_dir_all(&args.out).with_context(|| {
         format!(
@@ -119,7 +158,7 @@ pub fn cache_teacher(args: CacheArgs) -> anyhow::Result<()> {
     })?;
     let path = write_shard(
         &args.out,
-        &logits,
+        logits,
         range,
         train.num_classes,
         storage,

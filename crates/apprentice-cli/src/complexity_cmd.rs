@@ -255,6 +255,7 @@ fn checkpoint_meta(
         seed,
         data: data.train.name.clone(),
         data_config: config.data.clone(),
+        class_names: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@ use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::eval::efficiency::BenchSettings;
 use apprentice::experiment::RunOptions;
 use apprentice::report::extensions::store_sections;
+use apprentice::report::markdown::{BlockSpec, TableKind, render_block};
 use apprentice::report::{
     LoadedRun, MeasureOptions, ReportFiles, ReportOptions, load_run, measure_run, write_report,
 };
@@ -36,6 +37,15 @@ pub struct ReportArgs {
     /// cpu, cuda or wgpu: where models are timed with --measure.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Print one Markdown table of the results instead of writing the report: `comparison`
+    /// (the default), `fractions` or `efficiency`; the tables the documentation's generated
+    /// blocks hold.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "comparison", value_name = "KIND")]
+    pub markdown: Option<String>,
+    /// With --markdown=efficiency: the student compared with the teacher (default: the first
+    /// distilled model measured).
+    #[arg(long, requires = "markdown")]
+    pub student: Option<String>,
 }
 
 /// Runs `apprentice report`.
@@ -46,6 +56,20 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             "--threshold: expected a fraction of the teacher's accuracy in (0, 1], found {}",
             args.threshold
         );
+    }
+    if let Some(kind) = &args.markdown {
+        let kind = TableKind::parse(kind).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--markdown: expected comparison, fractions or efficiency, found {kind:?}"
+            )
+        })?;
+        let spec = BlockSpec {
+            kind,
+            source: args.run.clone(),
+            student: args.student.clone(),
+        };
+        print!("{}", render_block(&spec, Path::new(""))?);
+        return Ok(());
     }
     let mut run = load_run(&args.run)?;
     if args.measure {

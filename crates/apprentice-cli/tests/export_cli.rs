@@ -46,6 +46,7 @@ fn write_checkpoint(path: &Path) -> (Network, Normalizer) {
         seed: 0,
         data: "synthetic".into(),
         data_config: toml::from_str("source = \"digits\"").unwrap(),
+        class_names: Vec::new(),
     };
     checkpoint::save(path, &net, &meta).unwrap();
     (net, normalizer)

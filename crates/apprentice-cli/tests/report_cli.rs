@@ -231,3 +231,34 @@ fn bad_report_and_bench_input_gives_one_line_errors() {
     ]));
     assert!(line.contains("--device"), "{line}");
 }
+
+#[test]
+fn report_markdown_prints_the_table_the_readme_block_holds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let raw = root.join("docs/results/data/quickstart.json");
+    let output = apprentice(&["report", "--markdown", raw.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    // The README's generated block of the same raw file holds exactly this table.
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let opening =
+        "<!-- generated: apprentice report --markdown docs/results/data/quickstart.json -->";
+    let start = readme.find(opening).expect("the quickstart block") + opening.len();
+    let end = start + readme[start..].find("<!-- end generated -->").unwrap();
+    assert_eq!(readme[start..end].trim(), printed.trim());
+    assert!(printed.contains("| model |"), "{printed}");
+
+    let fractions = apprentice(&["report", "--markdown=fractions", raw.to_str().unwrap()]);
+    assert!(fractions.status.success(), "{}", stderr(&fractions));
+    assert_ne!(stdout(&fractions), printed);
+
+    let message = one_line_error(&apprentice(&[
+        "report",
+        "--markdown=pie",
+        raw.to_str().unwrap(),
+    ]));
+    assert!(
+        message.contains("--markdown") && message.contains("pie"),
+        "{message}"
+    );
+}

@@ -43,6 +43,10 @@ pub struct CheckpointMeta {
     pub data: String,
     /// The `[data]` section of its run, so that `apprentice eval` can rebuild the same test split.
     pub data_config: DataConfig,
+    /// Class names in label order, when the data names its classes (image folders); empty
+    /// otherwise, and in checkpoints written before they were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_names: Vec<String>,
 }
 
 /// A checkpoint that cannot be written or read.

@@ -20,6 +20,7 @@ pub use crate::distill::settings::{ModelConfig, TrainConfig};
 pub use crate::distill::temperature::TemperatureSetting;
 use crate::distill::train::OnNan;
 use crate::models::ModelSpec;
+use crate::onnx::{OnnxInput, OnnxTeacherConfig};
 
 /// An experiment file as written by the user, after validation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,7 +128,8 @@ fn default_seeds() -> Vec<u64> {
     vec![0]
 }
 
-/// The teacher section: a model config, or a checkpoint to load.
+/// The teacher section: a model config, a checkpoint to load, or an ONNX model from another
+/// framework.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeacherConfig {
@@ -148,6 +150,113 @@ pub struct TeacherConfig {
     /// (`epoch-0001.safetensors`, ...), for online distillation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoints: Option<PathBuf>,
+    /// A model trained outside apprentice and exported to ONNX (`.onnx`), used as a frozen
+    /// teacher; `teacher.input` says how samples become its input. Excludes `checkpoint`,
+    /// `model` and `train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnx: Option<PathBuf>,
+    /// With `onnx`: the graph's input and the preprocessing it expects, applied to the raw
+    /// samples (pixels / 255), not to the students' normalised ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<OnnxInput>,
+    /// With `onnx`: the graph value holding the logits `[N, classes]` (default: its first
+    /// output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// With `onnx`: a graph value (an output or any intermediate value) that feature methods
+    /// (FitNets, AT, RKD, PKT, SP) use as the teacher's feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature: Option<String>,
+}
+
+impl TeacherConfig {
+    /// The ONNX teacher's settings, when `onnx` is set (validated: `input` is then present).
+    pub fn onnx_config(&self) -> Option<OnnxTeacherConfig> {
+        let path = self.onnx.clone()?;
+        let mut settings = OnnxTeacherConfig::new(path, self.input.clone()?);
+        settings.output = self.output.clone();
+        settings.feature = self.feature.clone();
+        Some(settings)
+    }
+
+    /// Checks that exactly one source of the teacher is given and that the ONNX keys appear
+    /// only with `onnx`.
+    fn validate_source(&self) -> Result<(), String> {
+        if let Some(onnx) = &self.onnx {
+            let clash = [
+                ("checkpoint", self.checkpoint.is_some()),
+                ("model", self.model.is_some()),
+                ("train", self.train.is_some()),
+                ("checkpoints", self.checkpoints.is_some()),
+            ]
+            .into_iter()
+            .find(|(_, set)| *set);
+            if let Some((key, _)) = clash {
+                return Err(format!(
+                    "teacher.{key}: not with teacher.onnx ({}): an ONNX teacher is loaded as it is, not trained or read from an apprentice checkpoint",
+                    onnx.display()
+                ));
+            }
+            let Some(input) = &self.input else {
+                return Err(format!(
+                    "teacher.input: expected a [teacher.input] table with the input name, shape and preprocessing that {} expects",
+                    onnx.display()
+                ));
+            };
+            return validate_onnx_input(input);
+        }
+        for (key, set) in [
+            ("input", self.input.is_some()),
+            ("output", self.output.is_some()),
+            ("feature", self.feature.is_some()),
+        ] {
+            if set {
+                return Err(format!(
+                    "teacher.{key}: only with teacher.onnx (the settings of an ONNX teacher)"
+                ));
+            }
+        }
+        match (&self.checkpoint, &self.model, &self.train) {
+            (None, None, _) => Err(
+                "teacher.model: expected a model (or teacher.checkpoint, or teacher.onnx)".into(),
+            ),
+            (None, _, None) => Err(
+                "teacher.train: expected a [teacher.train] table (or teacher.checkpoint)".into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Checks `[teacher.input]`: a sample shape, and one mean and deviation per channel or one for
+/// all.
+fn validate_onnx_input(input: &OnnxInput) -> Result<(), String> {
+    if !(input.shape.len() == 1 || input.shape.len() == 3) || input.shape.contains(&0) {
+        return Err(format!(
+            "teacher.input.shape: expected [channels, height, width] or [features] without the batch axis, found {:?}",
+            input.shape
+        ));
+    }
+    let channels = input.channels();
+    for (key, values) in [("mean", &input.mean), ("std", &input.std)] {
+        if values.len() != 1 && values.len() != channels {
+            return Err(format!(
+                "teacher.input.{key}: expected one value or one per channel ({channels}), found {}",
+                values.len()
+            ));
+        }
+    }
+    if input.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+        return Err(format!(
+            "teacher.input.std: expected positive numbers, found {:?}",
+            input.std
+        ));
+    }
+    if !(input.scale.is_finite() && input.scale != 0.0) || input.mean.iter().any(|m| !m.is_finite())
+    {
+        return Err("teacher.input: expected a finite non-zero scale and finite means".into());
+    }
+    Ok(())
 }
 
 /// A configuration that could not be read or is not valid.
@@ -215,21 +324,29 @@ impl ExperimentConfig {
                 data.label_fractions
             ));
         }
-        match (
-            &self.teacher.checkpoint,
-            &self.teacher.model,
-            &self.teacher.train,
-        ) {
-            (None, None, _) => {
-                return Err("teacher.model: expected a model (or teacher.checkpoint)".into());
+        match (data.source, &data.image_folder) {
+            (DataSource::ImageFolder, None) => {
+                return Err("data.image_folder: the image-folder source needs a [data.image_folder] table with at least size = [height, width]".into());
             }
-            (None, _, None) => {
-                return Err(
-                    "teacher.train: expected a [teacher.train] table (or teacher.checkpoint)"
-                        .into(),
-                );
+            (DataSource::ImageFolder, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err("data.image_folder: only with data.source = \"image-folder\"".into());
             }
-            _ => {}
+        }
+        self.teacher.validate_source()?;
+        if let Some(onnx) = &self.teacher.onnx {
+            if !cfg!(feature = "onnx") {
+                return Err(format!(
+                    "teacher.onnx: {}: this build of apprentice has no ONNX runtime; build it with the `onnx` feature (on by default)",
+                    onnx.display()
+                ));
+            }
+            if !self.augment.is_identity() {
+                return Err(format!(
+                    "teacher.onnx: {}: an ONNX teacher's outputs are computed once on the un-augmented inputs, so augmentation must be off",
+                    onnx.display()
+                ));
+            }
         }
         if let Some(model) = &self.teacher.model {
             model.validate("teacher.model")?;
@@ -256,7 +373,9 @@ impl ExperimentConfig {
             unlabelled_inputs: self.data.label_fractions.iter().any(|&f| f < 1.0)
                 && distill.transfer.contains(&Transfer::All),
             student: &self.student.model,
-            teacher_loaded: self.teacher.checkpoint.is_some(),
+            teacher_loaded: self.teacher.checkpoint.is_some() || self.teacher.onnx.is_some(),
+            teacher_onnx: self.teacher.onnx.is_some(),
+            teacher_onnx_feature: self.teacher.feature.is_some(),
             teacher_checkpoints: self.teacher.checkpoints.is_some(),
             augmented: !self.augment.is_identity(),
         };

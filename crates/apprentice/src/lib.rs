@@ -42,7 +42,6 @@ pub mod layout;
 pub mod lm;
 pub mod models;
 pub mod nullable;
-#[cfg(feature = "onnx")]
 pub mod onnx;
 pub mod report;
 pub mod text;

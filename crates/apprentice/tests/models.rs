@@ -124,7 +124,9 @@ fn meta(spec: ModelSpec) -> CheckpointMeta {
             label_column: LabelColumn::Last,
             has_header: false,
             image_shape: None,
+            image_folder: None,
         },
+        class_names: Vec::new(),
     }
 }
 

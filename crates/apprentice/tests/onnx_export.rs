@@ -126,6 +126,7 @@ fn meta(
         seed: 5,
         data: "synthetic".into(),
         data_config: toml::from_str("source = \"digits\"").expect("a data section"),
+        class_names: Vec::new(),
     }
 }
 

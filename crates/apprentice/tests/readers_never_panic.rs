@@ -167,7 +167,9 @@ fn valid_checkpoint() -> &'static Vec<u8> {
                 label_column: LabelColumn::Last,
                 has_header: false,
                 image_shape: None,
+                image_folder: None,
             },
+            class_names: Vec::new(),
         };
         let folder = tempfile::tempdir().unwrap();
         let path = folder.path().join("valid.safetensors");

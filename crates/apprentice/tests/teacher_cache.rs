@@ -592,7 +592,9 @@ fn a_checkpointed_teacher_hashes_like_the_trained_one() {
             label_column: LabelColumn::Last,
             has_header: false,
             image_shape: None,
+            image_folder: None,
         },
+        class_names: Vec::new(),
     };
     let folder = tempfile::tempdir().unwrap();
     let path = folder.path().join("teacher.safetensors");

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::csv::LabelColumn;
+use super::image_folder::ImageFolderConfig;
 use super::normalize::Normalization;
 
 /// Where the samples come from.
@@ -19,6 +20,9 @@ pub enum DataSource {
     Idx,
     /// A numeric CSV file, one sample per row.
     Csv,
+    /// Images in one folder per class (`root/<class>/*.png`, or `root/train/<class>/...` and
+    /// `root/test/<class>/...` for an official split), read as `[data.image_folder]` says.
+    ImageFolder,
 }
 
 /// The data section.
@@ -53,6 +57,9 @@ pub struct DataConfig {
     /// CSV only: read each row as an image of `[channels, height, width]`.
     #[serde(default)]
     pub image_shape: Option<[usize; 3]>,
+    /// image-folder only: sample size, colour and what to do with unreadable files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_folder: Option<ImageFolderConfig>,
 }
 
 fn default_validation_fraction() -> f64 {

@@ -56,6 +56,10 @@ pub struct ImageFolderConfig {
     /// Files that are not readable images: stop (default) or skip them.
     #[serde(default)]
     pub on_error: OnBadImage,
+    /// Class folder names in label order, when that order is not the sorted one: a teacher
+    /// trained elsewhere predicts its classes in its own order. Must name every class folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
 }
 
 impl ImageFolderConfig {
@@ -66,6 +70,7 @@ impl ImageFolderConfig {
             color: ColorMode::Rgb,
             resize: None,
             on_error: OnBadImage::Stop,
+            classes: None,
         }
     }
 
@@ -121,7 +126,10 @@ pub fn load_image_folder(
             (root.to_path_buf(), None)
         }
     };
-    let class_names = class_folders(&train_root)?;
+    let class_names = match &config.classes {
+        Some(order) => ordered_classes(&train_root, class_folders(&train_root)?, order)?,
+        None => class_folders(&train_root)?,
+    };
     let mut skipped = Vec::new();
     let train_name = if test_root.is_some() {
         format!("{name}/train")
@@ -227,6 +235,40 @@ fn class_folders(root: &Path) -> Result<Vec<String>, DataError> {
         ));
     }
     Ok(names)
+}
+
+/// The class folders `found` in `root`, in the configured label `order`, which must name each
+/// of them once.
+fn ordered_classes(
+    root: &Path,
+    found: Vec<String>,
+    order: &[String],
+) -> Result<Vec<String>, DataError> {
+    let source = root.display().to_string();
+    for (index, name) in order.iter().enumerate() {
+        if order[..index].contains(name) {
+            return Err(DataError::format(
+                &source,
+                format!("data.image_folder.classes names {name:?} twice"),
+            ));
+        }
+        if !found.contains(name) {
+            return Err(DataError::format(
+                &source,
+                format!(
+                    "data.image_folder.classes names {name:?}, but there is no such class folder (found {})",
+                    found.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(missing) = found.iter().find(|name| !order.contains(name)) {
+        return Err(DataError::format(
+            &root.join(missing).display().to_string(),
+            "a class folder missing from data.image_folder.classes; list every class in label order",
+        ));
+    }
+    Ok(order.to_vec())
 }
 
 /// The entries of a folder, sorted by name so that sample order never depends on the file

@@ -121,6 +121,21 @@ impl Normalizer {
         }
     }
 
+    /// Undoes [`Normalizer::apply_to`]: `value · std + mean`, the raw features back up to float
+    /// rounding (a relative 1e-7), for a model that expects raw inputs (an ONNX teacher) while
+    /// the students see standardised ones.
+    pub fn restore_to(&self, features: &mut [f32]) {
+        let width = self.mean.len().min(self.std.len());
+        if width == 0 || self.mode == Normalization::None {
+            return;
+        }
+        for sample in features.chunks_exact_mut(width) {
+            for ((value, &mean), &std) in sample.iter_mut().zip(&self.mean).zip(&self.std) {
+                *value = *value * std + mean;
+            }
+        }
+    }
+
     /// The standardised value of a raw 0 for each feature: what padding looks like after
     /// normalisation, used to fill pixels that augmentation shifts in.
     pub fn normalized_zero(&self) -> Vec<f32> {

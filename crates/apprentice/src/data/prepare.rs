@@ -7,6 +7,7 @@ use super::config::{DataConfig, DataSource};
 use super::csv::{CsvOptions, load_csv};
 use super::digits::load_digits;
 use super::idx::load_mnist_dir;
+use super::image_folder::{SkippedFile, load_image_folder};
 use super::normalize::Normalizer;
 use super::split::{stratified_holdout, stratified_split};
 use super::{DataError, Dataset, SampleShape};
@@ -38,10 +39,31 @@ pub struct PreparedData {
     pub test: Dataset,
     /// The fitted normalisation.
     pub normalizer: Normalizer,
+    /// Class names in label order, when the source names its classes ([`DataReport`]); empty
+    /// otherwise.
+    pub class_names: Vec<String>,
+}
+
+/// What reading the data found beyond the samples.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DataReport {
+    /// Class names in label order, when the source names its classes (image folders).
+    pub class_names: Vec<String>,
+    /// Files left out because they are not readable images (image folders with
+    /// `on_error = "skip"`).
+    pub skipped: Vec<SkippedFile>,
 }
 
 /// Reads the configured data. `override_path` (from `--data`) wins over `data.path`.
 pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<RawData> {
+    Ok(load_raw_with_report(config, override_path)?.0)
+}
+
+/// [`load_raw`], with the class names and skipped files of the source.
+pub fn load_raw_with_report(
+    config: &DataConfig,
+    override_path: Option<&Path>,
+) -> Result<(RawData, DataReport)> {
     let path: Option<PathBuf> = override_path
         .map(Path::to_path_buf)
         .or_else(|| config.path.clone());
@@ -52,8 +74,8 @@ pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<Raw
             ))
         })
     };
-    match config.source {
-        DataSource::Digits => Ok(RawData::Pool(load_digits()?)),
+    let raw = match config.source {
+        DataSource::Digits => RawData::Pool(load_digits()?),
         DataSource::Idx => {
             let dir = need_path("idx")?;
             if !dir.is_dir() {
@@ -68,7 +90,7 @@ pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<Raw
                 )));
             }
             let (train, test) = load_mnist_dir(&dir)?;
-            Ok(RawData::Official { train, test })
+            RawData::Official { train, test }
         }
         DataSource::Csv => {
             let file = need_path("csv")?;
@@ -90,9 +112,31 @@ pub fn load_raw(config: &DataConfig, override_path: Option<&Path>) -> Result<Raw
                 }
                 data.shape = shape;
             }
-            Ok(RawData::Pool(data))
+            RawData::Pool(data)
         }
-    }
+        DataSource::ImageFolder => {
+            let root = need_path("image-folder")?;
+            let settings = config.image_folder.as_ref().ok_or_else(|| {
+                DataError::Invalid(
+                    "data.image_folder: the image-folder source needs a [data.image_folder] table with at least size = [height, width]".into(),
+                )
+            })?;
+            let folder = load_image_folder(&root, settings)?;
+            let report = DataReport {
+                class_names: folder.class_names,
+                skipped: folder.skipped,
+            };
+            let raw = match folder.test {
+                Some(test) => RawData::Official {
+                    train: folder.train,
+                    test,
+                },
+                None => RawData::Pool(folder.train),
+            };
+            return Ok((raw, report));
+        }
+    };
+    Ok((raw, DataReport::default()))
 }
 
 /// Splits (seeded, stratified) and normalises the data for one seed.
@@ -131,5 +175,6 @@ pub fn prepare(raw: &RawData, config: &DataConfig, seed: u64) -> Result<Prepared
         validation,
         test,
         normalizer,
+        class_names: Vec::new(),
     })
 }

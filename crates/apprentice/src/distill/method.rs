@@ -81,12 +81,32 @@ pub struct ValidationContext<'a> {
     pub unlabelled_inputs: bool,
     /// The student's architecture.
     pub student: &'a ModelSpec,
-    /// The teacher is loaded from `teacher.checkpoint` rather than trained in the run.
+    /// The teacher is loaded (`teacher.checkpoint` or `teacher.onnx`) rather than trained in
+    /// the run.
     pub teacher_loaded: bool,
+    /// The teacher is an ONNX model from another framework: only its outputs exist, not its
+    /// weights, architecture or training.
+    pub teacher_onnx: bool,
+    /// With an ONNX teacher: `teacher.feature` names a graph value to use as its feature.
+    pub teacher_onnx_feature: bool,
     /// `teacher.checkpoints` names the loaded teacher's checkpoints along its training.
     pub teacher_checkpoints: bool,
     /// Training batches are augmented, so teacher outputs cannot be computed once.
     pub augmented: bool,
+}
+
+impl ValidationContext<'_> {
+    /// Refuses a feature method (`method`) when the teacher is an ONNX model that offers no
+    /// feature: only a graph value named by `teacher.feature` can teach it.
+    pub fn check_teacher_features(&self, method: &str) -> Result<(), String> {
+        if self.teacher_onnx && !self.teacher_onnx_feature {
+            return Err(format!(
+                "{}: {method} learns from the teacher's features; with an ONNX teacher, name a graph value as teacher.feature",
+                self.key
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A method's settings: what an experiment file holds for it under `[distill.<key>]`.

@@ -344,19 +344,36 @@ impl TeacherViews {
         const CHUNK: usize = 512;
         let width = data.shape.len();
         let inference = device.inference();
-        let mut shapes = Vec::new();
-        let mut values = Vec::new();
-        for start in (0..data.len()).step_by(CHUNK) {
+        let chunks = (0..data.len()).step_by(CHUNK).map(|start| {
             let end = (start + CHUNK).min(data.len());
-            let rows = end - start;
             let inputs = backend::matrix(
                 data.features[start * width..end * width].to_vec(),
-                rows,
+                end - start,
                 width,
                 &inference,
             );
-            let output = teacher.forward(inputs, None);
-            let views = features.teacher_views(&output.features);
+            teacher.forward(inputs, None).features
+        });
+        Self::from_feature_chunks(chunks, features)
+    }
+
+    /// The views `features` asks for, from the teacher's features on consecutive chunks of the
+    /// samples (each chunk's features in the order the objective was resolved against): for a
+    /// teacher whose features were computed elsewhere, such as an ONNX graph's.
+    pub fn from_feature_chunks(
+        chunks: impl IntoIterator<Item = Vec<Feature>>,
+        features: &ResolvedFeatures,
+    ) -> Self {
+        let mut shapes = Vec::new();
+        let mut values = Vec::new();
+        for chunk in chunks {
+            let views = features.teacher_views(&chunk);
+            let Some(rows) = views.first().map(|view| match view {
+                FeatureTensor::Flat(t) => t.dims()[0],
+                FeatureTensor::Map(t) => t.dims()[0],
+            }) else {
+                continue;
+            };
             if shapes.is_empty() {
                 shapes = views.iter().map(ViewShape::of).collect();
             }

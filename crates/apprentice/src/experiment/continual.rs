@@ -438,6 +438,7 @@ impl SeedRun<'_> {
             seed: self.seed,
             data: self.data.train.name.clone(),
             data_config: self.config.data.clone(),
+            class_names: Vec::new(),
         };
         checkpoint::save(&self.seed_dir.checkpoint(name), model, &meta)?;
         Ok(())

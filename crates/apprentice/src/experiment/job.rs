@@ -100,6 +100,7 @@ impl SeedContext<'_> {
             seed: self.seed,
             data: self.data.train.name.clone(),
             data_config: self.config.data.clone(),
+            class_names: self.data.class_names.clone(),
         }
     }
 

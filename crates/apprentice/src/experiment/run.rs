@@ -5,17 +5,17 @@
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::job::{SeedContext, weights_digest};
+use super::job::SeedContext;
 pub use super::options::RunOptions;
 use super::probe::{ProbeSet, attach_complexity};
 use super::seeds::{fraction_suffix, label_subset_seed, student_init_seed, student_order_seed};
 use super::students::{FractionRun, StudentCommon};
-use super::teacher::{ExtraTeachers, teacher_for_seed};
+use super::teacher::{ExtraTeachers, SeedTeacher, Split, teacher_for_seed};
 use super::teacher_logits::{AUGMENTED_CACHE, TeacherCacheUse, teacher_logits_on_train};
-use super::tune::{TemperatureChoice, choose_temperature};
+use super::tune::{TemperatureChoice, choose_temperature_with};
 use crate::complexity::study;
 use crate::config::{ExperimentConfig, TemperatureSetting, Transfer};
-use crate::data::prepare::{PreparedData, RawData, load_raw, prepare};
+use crate::data::prepare::{DataReport, PreparedData, RawData, load_raw_with_report, prepare};
 use crate::data::split::stratified_subset_indices;
 use crate::distill::method::SchemeError;
 use crate::distill::record::{Role, Row, StudentRecord};
@@ -31,6 +31,10 @@ use crate::report::results::{
 pub const TEMPERATURE_CHOICE_KEY: &str = "temperature_choice";
 /// Key of what each seed took from `teacher_cache`, in `results.json` (absent without one).
 pub const TEACHER_CACHE_KEY: &str = "teacher_cache";
+/// Key of the class names (label order) in `results.json`, when the data names its classes.
+pub const CLASS_NAMES_KEY: &str = "class_names";
+/// Key of the files left out as unreadable images in `results.json` (absent when none were).
+pub const SKIPPED_FILES_KEY: &str = "skipped_files";
 
 /// Runs the whole experiment and writes `results.json` into the run folder.
 pub fn run_experiment(
@@ -52,14 +56,23 @@ pub fn run_experiment(
             )));
         }
     }
-    let raw = load_raw(&config.data, options.data_path.as_deref())?;
+    let (raw, report) = load_raw_with_report(&config.data, options.data_path.as_deref())?;
+    if !report.skipped.is_empty() {
+        observer.warn(&format!(
+            "data: skipped {} unreadable file(s), the first {}: {}",
+            report.skipped.len(),
+            report.skipped[0].path.display(),
+            report.skipped[0].reason
+        ));
+    }
     let mut records: BTreeMap<String, Vec<StudentRecord>> = BTreeMap::new();
     let mut choices: Vec<TemperatureChoice> = Vec::new();
     let mut cache_uses: Vec<TeacherCacheUse> = Vec::new();
     let mut order: Vec<String> = Vec::new();
     let mut data_summary = None;
     for &seed in &config.seeds {
-        let data = prepare(&raw, &config.data, seed)?;
+        let mut data = prepare(&raw, &config.data, seed)?;
+        data.class_names = report.class_names.clone();
         data_summary.get_or_insert_with(|| DataSummary {
             name: data_name(&raw),
             num_classes: data.train.num_classes,
@@ -102,6 +115,8 @@ pub fn run_experiment(
     let path = RunLayout::new(&options.run_dir).results();
     let surpassed = results.surpassed_teacher();
     let text = if !surpassed.is_empty()
+        || !report.class_names.is_empty()
+        || !report.skipped.is_empty()
         || !choices.is_empty()
         || !cache_uses.is_empty()
         || records
@@ -112,6 +127,7 @@ pub fn run_experiment(
         let mut value =
             serde_json::to_value(&results).map_err(|e| Error::Invalid(e.to_string()))?;
         attach_complexity(&mut value, &order, &records);
+        attach_data_report(&mut value, &report);
         if !choices.is_empty() {
             value[TEMPERATURE_CHOICE_KEY] =
                 serde_json::to_value(&choices).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -133,6 +149,20 @@ pub fn run_experiment(
     };
     write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io { path, source })?;
     Ok(results)
+}
+
+/// The class names and skipped files of the data source, under their keys.
+fn attach_data_report(value: &mut serde_json::Value, report: &DataReport) {
+    if !report.class_names.is_empty() {
+        value[CLASS_NAMES_KEY] = serde_json::json!(report.class_names);
+    }
+    if !report.skipped.is_empty() {
+        value[SKIPPED_FILES_KEY] = report
+            .skipped
+            .iter()
+            .map(|file| serde_json::json!({"path": file.path, "reason": file.reason}))
+            .collect();
+    }
 }
 
 fn data_name(raw: &RawData) -> String {
@@ -159,19 +189,39 @@ fn run_seed(
     let mut out = Vec::new();
     let snapshots = config.distill.teacher_snapshots_every();
     let (teacher, teacher_record) = teacher_for_seed(&context, snapshots, observer)?;
-    let teacher_digest = weights_digest(&teacher)?;
-    let teacher_test_logits = predict_logits(&teacher, &data.test, device);
+    let teacher_digest = teacher.digest()?;
+    let teacher_test_logits = teacher.logits(data, Split::Test, options);
     out.push(("teacher".to_string(), teacher_record));
 
     // The temperature is a number before any method is built: for `"auto"`, the one chosen
     // for this seed.
-    let (temperature, choice) = match config.distill.temperature {
-        TemperatureSetting::Fixed(value) => (value, None),
-        TemperatureSetting::Auto => {
-            let choice = choose_temperature(config, data, &teacher, seed, device)?;
-            (choice.chosen, Some(choice))
-        }
-    };
+    let (temperature, choice) =
+        match config.distill.temperature {
+            TemperatureSetting::Fixed(value) => (value, None),
+            TemperatureSetting::Auto => {
+                let choice =
+                    choose_temperature_with(config, data, seed, device, &|measured, rows| {
+                        match &teacher {
+                            SeedTeacher::Network(network) => {
+                                predict_logits(network, measured, device)
+                            }
+                            SeedTeacher::Frozen(_) => {
+                                let split = if data.validation.is_empty() {
+                                    Split::Train
+                                } else {
+                                    Split::Validation
+                                };
+                                let all = teacher.logits(data, split, options);
+                                rows.iter()
+                                    .flat_map(|&row| &all[row * classes..(row + 1) * classes])
+                                    .copied()
+                                    .collect()
+                            }
+                        }
+                    })?;
+                (choice.chosen, Some(choice))
+            }
+        };
     // The students' checkpoint fingerprints record the temperature they were trained with.
     let resolved;
     let config = match &choice {
@@ -191,7 +241,7 @@ fn run_seed(
     let probe = match &teacher_train_logits {
         Some(logits) => ProbeSet::new(config, data, seed, logits, temperature)?,
         None => {
-            let logits = predict_logits(&teacher, &data.train, device);
+            let logits = teacher.logits(data, Split::Train, options);
             ProbeSet::new(config, data, seed, &logits, temperature)?
         }
     };

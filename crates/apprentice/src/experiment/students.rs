@@ -7,10 +7,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::frozen_teacher::FrozenTeacher;
 use super::job::{Job, SeedContext, check_compatible, weights_digest};
 use super::probe::{ProbeSet, rows_of};
 use super::seeds::student_name;
-use super::teacher::{ExtraTeachers, teacher_checkpoints};
+use super::teacher::{ExtraTeachers, SeedTeacher, teacher_checkpoints};
 use crate::checkpoint;
 use crate::config::ModelConfig;
 use crate::data::Dataset;
@@ -27,6 +28,7 @@ use crate::distill::train::{
 use crate::error::{Error, Result};
 use crate::eval::metrics::evaluate;
 use crate::models::Network;
+use crate::models::network::Feature;
 
 /// What every student job of one label fraction shares.
 pub(super) struct StudentCommon<'a> {
@@ -85,7 +87,7 @@ impl<'a> StudentCommon<'a> {
 pub(super) struct FractionRun<'a> {
     pub(super) context: &'a SeedContext<'a>,
     pub(super) common: &'a StudentCommon<'a>,
-    pub(super) teacher: &'a Network,
+    pub(super) teacher: &'a SeedTeacher,
     /// The teacher's logits on every training sample (none when augmentation makes them
     /// inexact).
     pub(super) teacher_train_logits: Option<&'a [f32]>,
@@ -106,9 +108,22 @@ fn scheme(error: Error) -> SchemeError {
     SchemeError::Runner(Box::new(error))
 }
 
+/// Rows of the frozen teacher's feature turned into views at a time.
+const FROZEN_FEATURE_CHUNK: usize = 512;
+
 impl<'a> FractionRun<'a> {
     fn data(&self) -> &'a PreparedData {
         self.context.data
+    }
+
+    /// The teacher as a network run on each batch; a frozen teacher cannot be (validation
+    /// refuses augmentation with one, the only reason to run it live).
+    fn live_teacher(&self) -> std::result::Result<&'a Network, SchemeError> {
+        self.teacher.network().ok_or_else(|| {
+            scheme(Error::Invalid(
+                "an ONNX teacher's outputs exist only for the un-augmented inputs".into(),
+            ))
+        })
     }
 
     /// The training set of this transfer choice.
@@ -203,7 +218,7 @@ impl Students for FractionRun<'_> {
                 computed = self.teacher_logits();
                 let signal = match &computed {
                     Some(logits) => TeacherSignal::Cached(logits),
-                    None => TeacherSignal::Live(self.teacher),
+                    None => TeacherSignal::Live(self.live_teacher()?),
                 };
                 (signal, self.common.teacher_digest.to_string())
             }
@@ -261,22 +276,43 @@ impl Students for FractionRun<'_> {
             &device.inference(),
         );
         let student_features = student.forward(example.clone(), None).features;
-        let teacher_features = self.teacher.forward(example, None).features;
+        let inference = device.inference();
+        let teacher_features = match self.teacher {
+            SeedTeacher::Network(network) => network.forward(example, None).features,
+            SeedTeacher::Frozen(frozen) => frozen_feature(config, frozen, 0..1, &inference)?,
+        };
         let resolved = objective
             .resolve(&student_features, &teacher_features)
             .map_err(|e| scheme(Error::Invalid(format!("distill: {e}"))))?;
         let regressors = resolved.regressor_widths(&student_features, &teacher_features);
-        let views = config.augment.is_identity().then(|| {
-            let all = TeacherViews::compute(self.teacher, &data.train, &resolved, device);
-            match self.transfer {
+        let views = if config.augment.is_identity() {
+            let all = match self.teacher {
+                SeedTeacher::Network(network) => {
+                    TeacherViews::compute(network, &data.train, &resolved, device)
+                }
+                SeedTeacher::Frozen(frozen) => {
+                    let samples = data.train.len();
+                    let chunks = (0..samples)
+                        .step_by(FROZEN_FEATURE_CHUNK)
+                        .map(|start| {
+                            let end = (start + FROZEN_FEATURE_CHUNK).min(samples);
+                            frozen_feature(config, frozen, start..end, &inference)
+                        })
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    TeacherViews::from_feature_chunks(chunks, &resolved)
+                }
+            };
+            Some(match self.transfer {
                 Transfer::All => all,
                 Transfer::Labelled => all.subset(self.subset),
-            }
-        });
+            })
+        } else {
+            None
+        };
         let teacher_logits = self.teacher_logits();
         let signal = match (&teacher_logits, &views) {
             (Some(logits), Some(views)) => TeacherSignal::CachedWithViews { logits, views },
-            _ => TeacherSignal::Live(self.teacher),
+            _ => TeacherSignal::Live(self.live_teacher()?),
         };
         let mut job = self.common.job(
             name.clone(),
@@ -324,7 +360,7 @@ impl Students for FractionRun<'_> {
         let teacher_logits = self.teacher_logits();
         let signal = match &teacher_logits {
             Some(logits) => TeacherSignal::Cached(logits),
-            None => TeacherSignal::Live(self.teacher),
+            None => TeacherSignal::Live(self.live_teacher()?),
         };
         let mut job = self.common.job(
             name.clone(),
@@ -423,4 +459,20 @@ impl Students for FractionRun<'_> {
         check_compatible(path, &meta, self.data()).map_err(scheme)?;
         Ok(network)
     }
+}
+
+/// Rows `rows` of a frozen teacher's `teacher.feature`, as the one feature it offers.
+fn frozen_feature(
+    config: &crate::config::ExperimentConfig,
+    frozen: &FrozenTeacher,
+    rows: std::ops::Range<usize>,
+    device: &burn::tensor::Device,
+) -> std::result::Result<Vec<Feature>, SchemeError> {
+    let name = config.teacher.feature.as_deref().unwrap_or_default();
+    let feature = frozen.feature_rows(name, rows, device).ok_or_else(|| {
+        scheme(Error::Invalid(
+            "teacher.feature: feature methods with an ONNX teacher need teacher.feature, a graph value to learn from".into(),
+        ))
+    })?;
+    Ok(vec![feature])
 }

@@ -4,11 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::job::{Job, SeedContext, check_compatible};
+use super::frozen_teacher::FrozenTeacher;
+use super::job::{Job, SeedContext, check_compatible, weights_digest};
 use super::options::RunOptions;
 use super::seeds::{teacher_init_seed, teacher_order_seed};
 use crate::checkpoint;
 use crate::config::{ExperimentConfig, ModelConfig};
+use crate::data::Dataset;
 use crate::data::batch::mix_seed;
 use crate::data::prepare::PreparedData;
 use crate::distill::record::{Curve, Role, Row, StudentRecord};
@@ -17,6 +19,72 @@ use crate::error::{Error, Result};
 use crate::eval::metrics::{accuracy, evaluate};
 use crate::layout::epoch_of_checkpoint;
 use crate::models::Network;
+
+/// The teacher of one seed.
+pub(super) enum SeedTeacher {
+    /// Trained in the run or loaded from an apprentice checkpoint.
+    Network(Network),
+    /// A model from another framework (ONNX), frozen: only its outputs exist.
+    Frozen(FrozenTeacher),
+}
+
+impl SeedTeacher {
+    /// The network, when the teacher is one of apprentice's.
+    pub(super) fn network(&self) -> Option<&Network> {
+        match self {
+            Self::Network(network) => Some(network),
+            Self::Frozen(_) => None,
+        }
+    }
+
+    /// What identifies the teacher in checkpoint fingerprints and teacher caches.
+    pub(super) fn digest(&self) -> Result<String> {
+        match self {
+            Self::Network(network) => weights_digest(network),
+            Self::Frozen(frozen) => Ok(frozen.digest.clone()),
+        }
+    }
+
+    /// Its logits on `split`, which must be the seed's `train`, `validation` or `test` split
+    /// (a frozen teacher's outputs exist only for those).
+    pub(super) fn logits(
+        &self,
+        data: &PreparedData,
+        split: Split,
+        options: &RunOptions,
+    ) -> Vec<f32> {
+        match self {
+            Self::Network(network) => predict_logits(network, split.of(data), &options.device),
+            Self::Frozen(frozen) => match split {
+                Split::Train => frozen.train.clone(),
+                Split::Validation => frozen.validation.clone(),
+                Split::Test => frozen.test.clone(),
+            },
+        }
+    }
+}
+
+/// One of a seed's splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Split {
+    /// The training split.
+    Train,
+    /// The validation split.
+    Validation,
+    /// The test split.
+    Test,
+}
+
+impl Split {
+    /// The split itself.
+    pub(super) fn of(self, data: &PreparedData) -> &Dataset {
+        match self {
+            Self::Train => &data.train,
+            Self::Validation => &data.validation,
+            Self::Test => &data.test,
+        }
+    }
+}
 
 /// The teacher's architecture, schedule and optimiser from `[teacher]` (validated present when
 /// no checkpoint is loaded).
@@ -138,14 +206,60 @@ pub fn seed_teacher_with_snapshots(
     observer: &mut dyn TrainObserver,
 ) -> Result<Network> {
     let context = SeedContext::new(config, options, data, seed)?;
-    Ok(teacher_for_seed(&context, snapshots_every, observer)?.0)
+    match teacher_for_seed(&context, snapshots_every, observer)?.0 {
+        SeedTeacher::Network(network) => Ok(network),
+        SeedTeacher::Frozen(_) => Err(Error::Invalid(format!(
+            "teacher.onnx: {}: this command studies an apprentice network; an ONNX teacher has only outputs",
+            config
+                .teacher
+                .onnx
+                .as_deref()
+                .unwrap_or(Path::new("?"))
+                .display()
+        ))),
+    }
 }
 
-/// The teacher of a seed: loaded from `teacher.checkpoint`, or trained on every label.
+/// The teacher of a seed: an ONNX model run once over the splits, loaded from
+/// `teacher.checkpoint`, or trained on every label.
 ///
 /// `snapshots_every`: keep a checkpoint of a trained teacher every this many epochs (online
 /// distillation learns from them).
 pub(super) fn teacher_for_seed(
+    context: &SeedContext<'_>,
+    snapshots_every: Option<usize>,
+    observer: &mut dyn TrainObserver,
+) -> Result<(SeedTeacher, StudentRecord)> {
+    if let Some(settings) = context.config.teacher.onnx_config() {
+        return frozen_teacher(context, &settings);
+    }
+    let (network, record) = network_teacher_for_seed(context, snapshots_every, observer)?;
+    Ok((SeedTeacher::Network(network), record))
+}
+
+#[cfg(feature = "onnx")]
+fn frozen_teacher(
+    context: &SeedContext<'_>,
+    settings: &crate::onnx::OnnxTeacherConfig,
+) -> Result<(SeedTeacher, StudentRecord)> {
+    let (frozen, record) = super::onnx_teacher::frozen_teacher_for_seed(context, settings)?;
+    Ok((SeedTeacher::Frozen(frozen), record))
+}
+
+#[cfg(not(feature = "onnx"))]
+fn frozen_teacher(
+    _context: &SeedContext<'_>,
+    settings: &crate::onnx::OnnxTeacherConfig,
+) -> Result<(SeedTeacher, StudentRecord)> {
+    Err(Error::Invalid(format!(
+        "teacher.onnx: {}: this build of apprentice has no ONNX runtime (the `onnx` feature)",
+        settings.path.display()
+    )))
+}
+
+/// An apprentice network as the seed's teacher: loaded from `teacher.checkpoint`, or trained
+/// on every label.
+fn network_teacher_for_seed(
     context: &SeedContext<'_>,
     snapshots_every: Option<usize>,
     observer: &mut dyn TrainObserver,

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use super::job::SeedContext;
+use super::teacher::{SeedTeacher, Split};
 use crate::distill::cache::{self as teacher_cache, Mismatch, TeacherCache, short_hash};
-use crate::distill::train::{TrainObserver, predict_logits};
+use crate::distill::train::TrainObserver;
 use crate::error::{Error, Result};
 use crate::layout::{RunLayout, seed_folder_name};
-use crate::models::Network;
 
 /// Why a configured teacher cache is not used under augmentation.
 pub(super) const AUGMENTED_CACHE: &str = "augmentation is on, so the teacher must see each augmented view; cached logits are exact only for un-augmented inputs";
@@ -52,17 +52,16 @@ pub(super) fn seed_cache_folder(folder: &Path, seed: u64) -> PathBuf {
 /// must see the teacher's logits on each augmented view instead.
 pub(super) fn teacher_logits_on_train(
     context: &SeedContext<'_>,
-    teacher: &Network,
+    teacher: &SeedTeacher,
     observer: &mut dyn TrainObserver,
 ) -> Result<(Option<Vec<f32>>, Option<TeacherCacheUse>)> {
     let config = context.config;
     let data = context.data;
     let seed = context.seed;
-    let device = &context.options.device;
     let augmented = !config.augment.is_identity();
     let Some(root) = &config.teacher_cache else {
         return Ok((
-            (!augmented).then(|| predict_logits(teacher, &data.train, device)),
+            (!augmented).then(|| teacher.logits(data, Split::Train, context.options)),
             None,
         ));
     };
@@ -82,8 +81,11 @@ pub(super) fn teacher_logits_on_train(
         ));
     }
     let train = &data.train;
-    let teacher_sha256 = teacher_cache::teacher_hash(teacher)
-        .map_err(|e| Error::Invalid(format!("teacher_cache: {e}")))?;
+    let teacher_sha256 = match teacher {
+        SeedTeacher::Network(network) => teacher_cache::teacher_hash(network)
+            .map_err(|e| Error::Invalid(format!("teacher_cache: {e}")))?,
+        SeedTeacher::Frozen(frozen) => frozen.digest.clone(),
+    };
     let data_sha256 = teacher_cache::data_hash(train);
     let cache = TeacherCache::open(
         &folder,
@@ -128,6 +130,8 @@ fn cache_refusal(
         return format!("teacher_cache (seed {seed}): {error}");
     };
     let teacher_checkpoint = match &context.config.teacher.checkpoint {
+        // An ONNX teacher is the config's own; cache-teacher reads it from there.
+        _ if context.config.teacher.onnx.is_some() => String::new(),
         Some(path) => path.display().to_string(),
         None if context.options.save_checkpoints => {
             context.files.checkpoint("teacher").display().to_string()
@@ -152,8 +156,13 @@ fn cache_refusal(
         Mismatch::Teacher => format!("seed {seed}'s teacher has"),
         Mismatch::Data => format!("seed {seed}'s training split has"),
     };
+    let teacher_arg = if teacher_checkpoint.is_empty() {
+        String::new()
+    } else {
+        format!(" --teacher {teacher_checkpoint}")
+    };
     format!(
-        "teacher_cache: {}: written for another {what} (the shard's sha256 is {}…, {whose} {}…); rebuild it with `apprentice cache-teacher CONFIG --teacher {teacher_checkpoint} --seed {seed} --out {}`{note}",
+        "teacher_cache: {}: written for another {what} (the shard's sha256 is {}…, {whose} {}…); rebuild it with `apprentice cache-teacher CONFIG{teacher_arg} --seed {seed} --out {}`{note}",
         path.display(),
         short_hash(found),
         short_hash(expected),

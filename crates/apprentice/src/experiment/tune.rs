@@ -75,6 +75,21 @@ pub fn choose_temperature(
     seed: u64,
     device: &ComputeDevice,
 ) -> Result<TemperatureChoice> {
+    choose_temperature_with(config, data, seed, device, &|measured, _| {
+        predict_logits(teacher, measured, device)
+    })
+}
+
+/// [`choose_temperature`] for any teacher: `teacher_logits(measured, rows)` gives its logits
+/// on the measured samples, which are rows `rows` of the validation split (of the training
+/// split when there is no validation split).
+pub(super) fn choose_temperature_with(
+    config: &ExperimentConfig,
+    data: &PreparedData,
+    seed: u64,
+    device: &ComputeDevice,
+    teacher_logits: &dyn Fn(&crate::data::Dataset, &[usize]) -> Vec<f32>,
+) -> Result<TemperatureChoice> {
     let invalid = |e: crate::complexity::ComplexityError| {
         Error::Invalid(format!("distill.temperature = \"auto\": {e}"))
     };
@@ -100,7 +115,7 @@ pub fn choose_temperature(
         shape: split.shape,
         num_classes: classes,
     };
-    let logits = predict_logits(teacher, &measured, device);
+    let logits = teacher_logits(&measured, &subset);
     let student = Network::new(
         &config.student.model,
         split.shape,

@@ -2,14 +2,20 @@
 //! ([`teacher`], run by tract, a pure-Rust runtime) and apprentice's students go out
 //! ([`export`], for onnxruntime, tract and the converters to phone runtimes).
 //!
-//! Built with the `onnx` cargo feature (on by default).
+//! The runtime and the exporter are built with the `onnx` cargo feature (on by default); the
+//! settings ([`config`]) always are, so that an experiment file naming an ONNX teacher parses
+//! and is refused with a clear message by a build without it.
 
 pub mod config;
 mod error;
+#[cfg(feature = "onnx")]
 pub mod export;
+#[cfg(feature = "onnx")]
 pub mod teacher;
 
 pub use config::{Layout, OnnxInput, OnnxTeacherConfig};
 pub use error::OnnxError;
+#[cfg(feature = "onnx")]
 pub use export::{ExportSummary, export_checkpoint, network_to_onnx, network_to_onnx_bytes};
+#[cfg(feature = "onnx")]
 pub use teacher::{FeatureOutput, OnnxTeacher, TeacherOutput};

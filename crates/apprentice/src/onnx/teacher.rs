@@ -46,6 +46,8 @@ pub struct OnnxTeacher {
     config: OnnxTeacherConfig,
     plan: Arc<TypedRunnableModel>,
     num_classes: usize,
+    /// Values held in the graph's weights (its initializers).
+    parameters: usize,
     /// Per channel: `input = raw · multiplier[c] − offset[c]`, the settings' preprocessing
     /// reordered so that one multiply-add per value does it.
     channel_affine: Vec<(f32, f32, f32)>,
@@ -78,6 +80,11 @@ impl OnnxTeacher {
         if let Some(feature) = &config.feature {
             check_value_name(path, graph, feature, "feature")?;
         }
+        let parameters = graph
+            .initializer
+            .iter()
+            .map(|t| t.dims.iter().map(|&d| d.max(0) as usize).product::<usize>())
+            .sum();
         let plan = build_plan(path, &proto, config, &logits_name)?;
         let runtime = |message: String| OnnxError::Runtime {
             path: path.to_path_buf(),
@@ -122,6 +129,7 @@ impl OnnxTeacher {
             config: config.clone(),
             plan,
             num_classes,
+            parameters,
             channel_affine,
         })
     }
@@ -134,6 +142,12 @@ impl OnnxTeacher {
     /// Number of classes (the width of the logits).
     pub fn num_classes(&self) -> usize {
         self.num_classes
+    }
+
+    /// Values held in the graph's weights (its initializers; batch-norm statistics included
+    /// when the exporter did not fold them into the convolutions).
+    pub fn parameter_count(&self) -> usize {
+        self.parameters
     }
 
     /// Logits `[samples, classes]` of raw samples laid out one after another in apprentice's

@@ -175,6 +175,7 @@ impl MethodSettings for AttentionSettings {
 
     fn validate(&self, context: &ValidationContext<'_>) -> Result<(), String> {
         AttentionSettings::validate(self).map_err(|e| format!("distill.at: {e}"))?;
+        context.check_teacher_features(METHOD)?;
         if !matches!(context.student, crate::models::ModelSpec::Cnn(_)) {
             return Err(format!(
                 "{}: at (attention transfer) compares convolution feature maps, so it needs a cnn student; this student is an mlp",

@@ -98,7 +98,8 @@ pub fn fitnet_loss(
 impl MethodSettings for FitNetSettings {
     const INFO: &'static MethodInfo = &FitNetSettings::INFO;
 
-    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+    fn validate(&self, context: &ValidationContext<'_>) -> Result<(), String> {
+        context.check_teacher_features(METHOD)?;
         FitNetSettings::validate(self).map_err(|e| format!("distill.fitnet: {e}"))
     }
 

@@ -87,7 +87,7 @@ impl MethodSettings for MultiTeacherSettings {
         }
         if context.teacher_loaded {
             return Err(format!(
-                "{key}: multi-teacher trains its extra teachers from teacher.model, so it needs a trained teacher, not teacher.checkpoint"
+                "{key}: multi-teacher trains its extra teachers from teacher.model, so it needs a trained teacher, not a loaded one (teacher.checkpoint or teacher.onnx)"
             ));
         }
         if context.augmented {

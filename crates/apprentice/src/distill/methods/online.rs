@@ -100,6 +100,11 @@ impl MethodSettings for OnlineSettings {
                 "{key}: online distillation caches each teacher checkpoint's predictions, which augmentation would make inexact; turn augmentation off for it"
             ));
         }
+        if context.teacher_onnx {
+            return Err(format!(
+                "{key}: online distillation learns from the teacher's checkpoints along its training, which an ONNX teacher does not have"
+            ));
+        }
         if context.teacher_loaded && !context.teacher_checkpoints {
             return Err(format!(
                 "{key}: online distillation from a loaded teacher needs teacher.checkpoints, the folder of its checkpoints along training"

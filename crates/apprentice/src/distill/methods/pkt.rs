@@ -110,7 +110,8 @@ fn similarity_distribution(features: Tensor<2>) -> Tensor<2> {
 impl MethodSettings for PktSettings {
     const INFO: &'static MethodInfo = &PktSettings::INFO;
 
-    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+    fn validate(&self, context: &ValidationContext<'_>) -> Result<(), String> {
+        context.check_teacher_features(METHOD)?;
         PktSettings::validate(self).map_err(|e| format!("distill.pkt: {e}"))
     }
 

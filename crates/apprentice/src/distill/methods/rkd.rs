@@ -169,7 +169,8 @@ fn apex_cosines(differences: Tensor<3>) -> Tensor<3> {
 impl MethodSettings for RkdSettings {
     const INFO: &'static MethodInfo = &RkdSettings::INFO;
 
-    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+    fn validate(&self, context: &ValidationContext<'_>) -> Result<(), String> {
+        context.check_teacher_features(METHOD)?;
         RkdSettings::validate(self).map_err(|e| format!("distill.rkd: {e}"))
     }
 

@@ -103,7 +103,8 @@ fn normalised_gram(features: Tensor<2>) -> Tensor<2> {
 impl MethodSettings for SpSettings {
     const INFO: &'static MethodInfo = &SpSettings::INFO;
 
-    fn validate(&self, _context: &ValidationContext<'_>) -> Result<(), String> {
+    fn validate(&self, context: &ValidationContext<'_>) -> Result<(), String> {
+        context.check_teacher_features(METHOD)?;
         SpSettings::validate(self).map_err(|e| format!("distill.sp: {e}"))
     }
 
