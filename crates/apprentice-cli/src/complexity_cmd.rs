@@ -175,6 +175,37 @@ struct Participant {
     checkpoint: Option<PathBuf>,
 }
 
+/// The ONNX teacher of `settings` on the measured subset (which it sees raw, with its own
+/// preprocessing): its description and logits.
+fn onnx_teacher_on_subset(
+    settings: &apprentice::onnx::OnnxTeacherConfig,
+    inputs: &StudyInputs,
+) -> anyhow::Result<(StudyModel, Vec<f32>)> {
+    let subset = &inputs.raw_subset;
+    let teacher = apprentice::experiment::load_onnx_teacher(settings, subset)?;
+    let logits = teacher
+        .logits(&subset.features)
+        .map_err(|e| anyhow!("{e}"))?;
+    let classes = subset.num_classes;
+    let description = StudyModel {
+        source: settings.path.display().to_string(),
+        architecture: format!(
+            "ONNX {}",
+            settings
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        ),
+        parameters: teacher.parameter_count(),
+        subset_accuracy: Some(apprentice::eval::metrics::accuracy(
+            &logits,
+            classes,
+            &subset.labels,
+        )),
+    };
+    Ok((description, logits))
+}
+
 /// Everything a study reads from the data.
 struct StudyInputs {
     /// The seed's splits, normalised as `apprentice run` normalises them.
@@ -438,29 +469,51 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
         .run
         .as_ref()
         .map(|run| RunLayout::new(run).seed(seed).epochs("teacher"));
-    let teacher = if specs.iter().any(TargetSpec::needs_teacher) || wants_snapshots {
-        let path = match (&args.teacher, &run_teacher, &config.teacher.checkpoint) {
-            (Some(path), _, _) | (None, Some(path), _) | (None, None, Some(path)) => path.clone(),
-            (None, None, None) => {
-                if !args.quiet {
-                    eprintln!(
-                        "training the teacher of seed {seed} (its checkpoints go to {})",
-                        out.display()
-                    );
-                }
-                let (teacher, snapshots) =
-                    train_teacher(&config, &inputs, seed, &out, &device, args.quiet)?;
-                snapshot_dir = Some(snapshots);
-                teacher
-            }
-        };
-        Some(load_participant(&path, &inputs, &device, true)?)
-    } else {
-        None
+    let needs_teacher = specs.iter().any(TargetSpec::needs_teacher) || wants_snapshots;
+    let onnx_teacher = match (&args.teacher, &run_teacher, &config.teacher.checkpoint) {
+        (None, None, None) => config.teacher.onnx_config(),
+        _ => None,
     };
-    let teacher_logits = teacher
-        .as_ref()
-        .map(|t| predict_logits(&t.network, &t.inputs, &device));
+    let (teacher_description, teacher_logits) = match onnx_teacher {
+        Some(settings) if needs_teacher => {
+            if wants_snapshots {
+                bail!(
+                    "--targets: teacher-checkpoints: the ONNX teacher {} has no checkpoints along its training",
+                    settings.path.display()
+                );
+            }
+            let (description, logits) = onnx_teacher_on_subset(&settings, &inputs)?;
+            (Some(description), Some(logits))
+        }
+        _ => {
+            let teacher = if needs_teacher {
+                let path = match (&args.teacher, &run_teacher, &config.teacher.checkpoint) {
+                    (Some(path), _, _) | (None, Some(path), _) | (None, None, Some(path)) => {
+                        path.clone()
+                    }
+                    (None, None, None) => {
+                        if !args.quiet {
+                            eprintln!(
+                                "training the teacher of seed {seed} (its checkpoints go to {})",
+                                out.display()
+                            );
+                        }
+                        let (teacher, snapshots) =
+                            train_teacher(&config, &inputs, seed, &out, &device, args.quiet)?;
+                        snapshot_dir = Some(snapshots);
+                        teacher
+                    }
+                };
+                Some(load_participant(&path, &inputs, &device, true)?)
+            } else {
+                None
+            };
+            let logits = teacher
+                .as_ref()
+                .map(|t| predict_logits(&t.network, &t.inputs, &device));
+            (teacher.map(|t| t.description), logits)
+        }
+    };
 
     // The targets, in the order asked for.
     let mut measured: Vec<Measured> = Vec::new();
@@ -592,7 +645,7 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
             subset_indices: inputs.indices.clone(),
         },
         student: student.description.clone(),
-        teacher: teacher.as_ref().map(|t| t.description.clone()),
+        teacher: teacher_description,
         kernel: StudyKernel {
             kind,
             examples: kernel.examples(),

@@ -37,9 +37,9 @@ pub struct ReportArgs {
     /// cpu, cuda or wgpu: where models are timed with --measure.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Print one Markdown table of the results instead of writing the report: `comparison`
-    /// (the default), `fractions` or `efficiency`; the tables the documentation's generated
-    /// blocks hold.
+    /// Print one Markdown table instead of writing the report: `comparison` (the default),
+    /// `fractions` or `efficiency` of a run's results, or `complexity` of a `complexity.json`;
+    /// the tables the documentation's generated blocks hold.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "comparison", value_name = "KIND")]
     pub markdown: Option<String>,
     /// With --markdown=efficiency: the student compared with the teacher (default: the first
@@ -60,7 +60,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     if let Some(kind) = &args.markdown {
         let kind = TableKind::parse(kind).ok_or_else(|| {
             anyhow::anyhow!(
-                "--markdown: expected comparison, fractions or efficiency, found {kind:?}"
+                "--markdown: expected comparison, fractions, efficiency or complexity, found {kind:?}"
             )
         })?;
         let spec = BlockSpec {

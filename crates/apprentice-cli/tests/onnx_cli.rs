@@ -1,6 +1,6 @@
 //! An ONNX teacher from the command line: `apprentice cache-teacher` writes its logits into a
 //! teacher cache, and `apprentice run --teacher-cache` reads them and ends with exactly the
-//! students of a run that computed them itself.
+//! students of a run that computed them itself; `apprentice complexity` measures its targets.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -182,4 +182,44 @@ method = "kd"
     );
     let names: Vec<String> = (0..10).map(|l| format!("class-{l}")).collect();
     assert_eq!(json["class_names"], serde_json::json!(names));
+
+    // The supervision complexity of the ONNX teacher's targets, for the student's kernel.
+    let study = dir.path().join("study");
+    let measured = apprentice(&[
+        "complexity",
+        config.to_str().unwrap(),
+        "--subset",
+        "40",
+        "--targets",
+        "labels,teacher:T=1,4,kd",
+        "--out",
+        study.to_str().unwrap(),
+    ]);
+    assert!(succeeded(&measured));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(study.join("complexity.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["teacher"]["architecture"], "ONNX fashion-resnet.onnx");
+    let targets = json["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 4);
+    // The teacher's targets at any temperature have the teacher's accuracy on the subset.
+    assert_eq!(targets[1]["accuracy"], json["teacher"]["subset_accuracy"]);
+    assert_eq!(targets[2]["accuracy"], json["teacher"]["subset_accuracy"]);
+    let refused = apprentice(&[
+        "complexity",
+        config.to_str().unwrap(),
+        "--subset",
+        "40",
+        "--targets",
+        "teacher-checkpoints",
+        "--out",
+        dir.path().join("refused").to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(
+        message.contains("no checkpoints along its training"),
+        "{message}"
+    );
 }

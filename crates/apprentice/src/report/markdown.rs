@@ -23,6 +23,7 @@ use super::render::{ReportError, load_run};
 use super::results::{ModelResult, Results, Role, Summary};
 use super::units::{bytes, duration, si, significant, thousands};
 use super::view::group_title;
+use crate::complexity::study::report::{StudyReport, TargetSource};
 
 /// The comment that opens a generated block; the rest of its line says what to generate.
 pub const BLOCK_START: &str = "<!-- generated:";
@@ -38,6 +39,9 @@ pub enum TableKind {
     Fractions,
     /// The teacher's and one student's measured costs ([`efficiency_markdown`]).
     Efficiency,
+    /// The supervision complexity of each set of targets in a `complexity.json` written by
+    /// `apprentice complexity` ([`complexity_markdown`]).
+    Complexity,
 }
 
 impl TableKind {
@@ -47,6 +51,7 @@ impl TableKind {
             "comparison" => Some(Self::Comparison),
             "fractions" => Some(Self::Fractions),
             "efficiency" => Some(Self::Efficiency),
+            "complexity" => Some(Self::Complexity),
             _ => None,
         }
     }
@@ -106,7 +111,7 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
             kind = Some(TableKind::Comparison);
         } else if let Some(name) = word.strip_prefix("--markdown=") {
             kind = Some(TableKind::parse(name).ok_or_else(|| {
-                format!("unknown table {name:?}: expected comparison, fractions or efficiency")
+                format!("unknown table {name:?}: expected comparison, fractions, efficiency or complexity")
             })?);
         } else if let Some(name) = word.strip_prefix("--student=") {
             student = Some(name.to_string());
@@ -398,12 +403,76 @@ pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -
     Some(md)
 }
 
+/// One row per set of targets of a supervision-complexity study: the adjusted complexity,
+/// the same relative to one-hot labels (when the study measured them) and how often the
+/// largest target is the label; then which student, teacher and subset it was.
+pub fn complexity_markdown(study: &StudyReport) -> String {
+    let labels = study
+        .targets
+        .iter()
+        .find(|row| row.source == TargetSource::Labels)
+        .map(|row| row.measured.adjusted);
+    let mut md = String::from(
+        "| targets | adjusted complexity | vs labels | largest target is the label % |\n|---|--:|--:|--:|\n",
+    );
+    for row in &study.targets {
+        let m = &row.measured;
+        let relative = match labels {
+            Some(labels) if labels > 0.0 => format!("{:.2}", m.adjusted / labels),
+            _ => "—".to_owned(),
+        };
+        let accuracy = row
+            .accuracy
+            .map_or_else(|| "—".to_owned(), |a| format!("{:.1}", a * 100.0));
+        let _ = writeln!(
+            md,
+            "| {} | {:.3} | {relative} | {accuracy} |",
+            m.name, m.adjusted
+        );
+    }
+    let kernel = match study.kernel.kind {
+        crate::complexity::KernelKind::Trace => "trace",
+        crate::complexity::KernelKind::Block => "block",
+    };
+    let _ = write!(
+        md,
+        "\n{}: {} of the {} training inputs of {} (seed {}); student {} ({}, {} parameters), {kernel} kernel",
+        study.experiment,
+        thousands(study.data.subset_size as u64),
+        thousands(study.data.train_samples as u64),
+        study.data.name,
+        study.data.seed,
+        study.student.source,
+        study.student.architecture,
+        thousands(study.student.parameters as u64),
+    );
+    if let Some(teacher) = &study.teacher {
+        let _ = write!(
+            md,
+            "; teacher {} ({} parameters)",
+            teacher.architecture,
+            thousands(teacher.parameters as u64)
+        );
+    }
+    md.push_str(".\n");
+    md
+}
+
 /// The table `spec` asks for, from its raw file under `root`.
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
+    if spec.kind == TableKind::Complexity {
+        let path = root.join(&spec.source);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ReportError::Results(format!("{}: {e}", path.display())))?;
+        let study = StudyReport::from_json(&text, &spec.source.display().to_string())
+            .map_err(ReportError::Results)?;
+        return Ok(complexity_markdown(&study));
+    }
     let run = load_run(&root.join(&spec.source))?;
     match spec.kind {
         TableKind::Comparison => Ok(comparison_markdown(&run.results)),
         TableKind::Fractions => Ok(fractions_markdown(&run.results)),
+        TableKind::Complexity => unreachable!("read above"),
         TableKind::Efficiency => run
             .extensions
             .efficiency
