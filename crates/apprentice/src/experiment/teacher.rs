@@ -25,6 +25,7 @@ pub(super) enum SeedTeacher {
     /// Trained in the run or loaded from an apprentice checkpoint.
     Network(Network),
     /// A model from another framework (ONNX), frozen: only its outputs exist.
+    #[cfg_attr(not(feature = "onnx"), allow(dead_code))]
     Frozen(FrozenTeacher),
 }
 

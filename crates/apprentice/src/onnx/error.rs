@@ -99,6 +99,7 @@ fn quoted(names: &[String]) -> String {
 }
 
 /// An error chain (tract's errors nest their causes) flattened to one line.
+#[cfg(feature = "onnx")]
 pub(crate) fn one_line(error: impl std::fmt::Display) -> String {
     format!("{error:#}")
         .lines()
