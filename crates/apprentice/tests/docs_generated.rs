@@ -3,7 +3,7 @@
 //! raw file replaced without regenerating the page, fails here.
 //!
 //! After a rerun, write the pages again with
-//! `APPRENTICE_BLESS=1 cargo test --release -p apprentice --test docs_generated`.
+//! `APPRENTICE_BLESS=1 cargo test --release --workspace --test docs_generated`.
 
 use std::path::{Path, PathBuf};
 
@@ -69,7 +69,7 @@ fn committed_pages_equal_what_their_raw_files_generate() {
     assert!(
         stale.is_empty(),
         "pages differ from what their raw files generate: {}; regenerate them with \
-         APPRENTICE_BLESS=1 cargo test --release -p apprentice --test docs_generated",
+         APPRENTICE_BLESS=1 cargo test --release --workspace --test docs_generated",
         stale.join(", ")
     );
     // The README's quickstart, Fashion-MNIST and efficiency tables at least.
