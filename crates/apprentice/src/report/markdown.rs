@@ -42,6 +42,9 @@ pub enum TableKind {
     /// The supervision complexity of each set of targets in a `complexity.json` written by
     /// `apprentice complexity` ([`complexity_markdown`]).
     Complexity,
+    /// The trace kernel against the block kernel, from the JSON the `trace_vs_block` example
+    /// prints ([`trace_vs_block_markdown`]).
+    TraceVsBlock,
 }
 
 impl TableKind {
@@ -52,6 +55,7 @@ impl TableKind {
             "fractions" => Some(Self::Fractions),
             "efficiency" => Some(Self::Efficiency),
             "complexity" => Some(Self::Complexity),
+            "trace-vs-block" => Some(Self::TraceVsBlock),
             _ => None,
         }
     }
@@ -111,7 +115,7 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
             kind = Some(TableKind::Comparison);
         } else if let Some(name) = word.strip_prefix("--markdown=") {
             kind = Some(TableKind::parse(name).ok_or_else(|| {
-                format!("unknown table {name:?}: expected comparison, fractions, efficiency or complexity")
+                format!("unknown table {name:?}: expected comparison, fractions, efficiency, complexity or trace-vs-block")
             })?);
         } else if let Some(name) = word.strip_prefix("--student=") {
             student = Some(name.to_string());
@@ -458,21 +462,115 @@ pub fn complexity_markdown(study: &StudyReport) -> String {
     md
 }
 
+/// The trace kernel against the block kernel, one row per set of targets: each kernel's
+/// adjusted complexity and the score `"auto"` ranks temperatures by (adjusted complexity over
+/// the mean true-class margin; none for a negative margin), the lowest KD score of each kernel
+/// in bold. `None` when `value` is not the `trace_vs_block` example's output.
+pub fn trace_vs_block_markdown(value: &serde_json::Value) -> Option<String> {
+    let kernels = value["kernels"].as_array()?;
+    let trace = kernels.iter().find(|k| k["kind"] == "trace")?;
+    let block = kernels.iter().find(|k| k["kind"] == "block")?;
+    let rows = |kernel: &serde_json::Value| -> Option<Vec<(String, f64, Option<f64>)>> {
+        kernel["targets"]
+            .as_array()?
+            .iter()
+            .map(|row| {
+                let margin = row["margin"].as_f64()?;
+                Some((
+                    row["targets"].as_str()?.to_owned(),
+                    row["adjusted"].as_f64()?,
+                    (margin > 0.0).then(|| row["score"].as_f64()).flatten(),
+                ))
+            })
+            .collect()
+    };
+    let (trace_rows, block_rows) = (rows(trace)?, rows(block)?);
+    if trace_rows.len() != block_rows.len() {
+        return None;
+    }
+    let best = |rows: &[(String, f64, Option<f64>)]| {
+        rows.iter()
+            .enumerate()
+            .filter(|(_, (name, _, score))| name.starts_with("kd") && score.is_some())
+            .min_by(|a, b| {
+                a.1.2
+                    .unwrap_or(f64::INFINITY)
+                    .total_cmp(&b.1.2.unwrap_or(f64::INFINITY))
+            })
+            .map(|(index, _)| index)
+    };
+    let (trace_best, block_best) = (best(&trace_rows), best(&block_rows));
+    let number = |v: f64| {
+        if v.abs() < 10.0 {
+            format!("{v:.3}")
+        } else {
+            format!("{v:.1}")
+        }
+    };
+    let score = |score: Option<f64>, bold: bool| match score {
+        Some(s) if bold => format!("**{}**", number(s)),
+        Some(s) => number(s),
+        None => "—".to_owned(),
+    };
+    let mut md = String::from(
+        "| targets | trace: adjusted | block: adjusted | trace: score | block: score |\n|---|--:|--:|--:|--:|\n",
+    );
+    for (index, (t, b)) in trace_rows.iter().zip(&block_rows).enumerate() {
+        let name = match t.0.as_str() {
+            "random" => "random labels".to_owned(),
+            other => match other.rsplit_once("T=") {
+                Some((_, temperature)) if other.starts_with("kd") => {
+                    format!("KD, T = {temperature}")
+                }
+                _ => other.to_owned(),
+            },
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} |",
+            number(t.1),
+            number(b.1),
+            score(t.2, trace_best == Some(index)),
+            score(b.2, block_best == Some(index))
+        );
+    }
+    let _ = write!(
+        md,
+        "\n{} inputs of {}, student {}, seed {}; block kernel {} × {}.\n",
+        value["inputs"],
+        value["split"].as_str()?,
+        value["student"].as_str()?,
+        value["seed"],
+        block["dim"],
+        block["dim"]
+    );
+    Some(md)
+}
+
 /// The table `spec` asks for, from its raw file under `root`.
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
-    if spec.kind == TableKind::Complexity {
+    if matches!(spec.kind, TableKind::Complexity | TableKind::TraceVsBlock) {
         let path = root.join(&spec.source);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ReportError::Results(format!("{}: {e}", path.display())))?;
-        let study = StudyReport::from_json(&text, &spec.source.display().to_string())
-            .map_err(ReportError::Results)?;
+        let name = spec.source.display().to_string();
+        if spec.kind == TableKind::TraceVsBlock {
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| ReportError::Results(format!("{name}: {e}")))?;
+            return trace_vs_block_markdown(&value).ok_or_else(|| {
+                ReportError::Results(format!(
+                    "{name}: not the output of the trace_vs_block example"
+                ))
+            });
+        }
+        let study = StudyReport::from_json(&text, &name).map_err(ReportError::Results)?;
         return Ok(complexity_markdown(&study));
     }
     let run = load_run(&root.join(&spec.source))?;
     match spec.kind {
         TableKind::Comparison => Ok(comparison_markdown(&run.results)),
         TableKind::Fractions => Ok(fractions_markdown(&run.results)),
-        TableKind::Complexity => unreachable!("read above"),
+        TableKind::Complexity | TableKind::TraceVsBlock => unreachable!("read above"),
         TableKind::Efficiency => run
             .extensions
             .efficiency
