@@ -382,7 +382,7 @@ pub fn run_lm_experiment(
             .iter()
             .copied()
             .collect::<Option<Vec<f64>>>()
-            .map(|v| summary(v))
+            .map(&summary)
     };
     let epochs =
         (config.train.steps * config.train.batch_size) as f64 / split_sizes.0.max(1) as f64;

@@ -140,7 +140,6 @@ pub fn train_student(
     point(&model, 0, &mut losses, 0.0)?;
     let mut seconds = 0.0;
     let mut tokens = 0usize;
-    let mut lr = 0.0;
     for (step, batch) in batches.iter().enumerate() {
         let started = Instant::now();
         let sequences: Vec<Vec<u32>> = batch.iter().map(|&i| plan.sequences[i].clone()).collect();
@@ -154,7 +153,7 @@ pub fn train_student(
                 &training,
             )
         });
-        lr = plan
+        let lr = plan
             .optimizer
             .learning_rate(step, steps_per_epoch, plan.steps);
         let (next, value) = train_step(model, &mut optimizer, lr, &lm_batch, teacher_logits, loss)
@@ -168,7 +167,6 @@ pub fn train_student(
             point(&model, done, &mut losses, lr)?;
         }
     }
-    let _ = lr;
     Ok(TrainedStudent {
         model: model.valid(),
         curve,
