@@ -34,7 +34,7 @@ pub struct LmSection {
     pub steps: usize,
     /// Sequences per step.
     pub batch_size: usize,
-    /// Threads of the CPU backend when speeds were measured.
+    /// Hardware threads of the machine when speeds were measured.
     pub threads: usize,
     /// Sequences per scoring batch in the speed measurement.
     pub score_batch: usize,
@@ -155,8 +155,8 @@ fn footnote(results: &Results, section: &LmSection) -> String {
     let seeds = results.seeds.len();
     format!(
         "{}: {} texts of {} (at most {} tokens), {} held-out tokens per seed; {} steps of {} \
-         sequences; mean ± sample std over {} seed{}; speeds on {} thread{} (scoring {} \
-         sequences per batch, generation at batch 1).",
+         sequences; mean ± sample std over {} seed{}; speeds on a machine of {} hardware \
+         thread{} (scoring {} sequences per batch, generation at batch 1).",
         results.experiment,
         section.texts,
         results.data.name,
