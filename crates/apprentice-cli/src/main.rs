@@ -9,6 +9,8 @@ mod cache_cmd;
 mod complexity_cmd;
 mod continual_cmd;
 mod export_cmd;
+mod generate_cmd;
+mod lm_cmd;
 mod methods_cmd;
 mod progress;
 mod report_cmd;
@@ -81,6 +83,8 @@ enum Command {
     Tune(tune_cmd::TuneArgs),
     /// Write a trained MLP or CNN as an ONNX file (opset 17, normalisation inside the graph).
     Export(export_cmd::ExportArgs),
+    /// Continue a prompt with a student language model (or a GGUF teacher).
+    Generate(generate_cmd::GenerateArgs),
 }
 
 /// Arguments of `apprentice run`.
@@ -167,6 +171,7 @@ fn main() -> ExitCode {
         Command::Continual(args) => continual_cmd::continual(args),
         Command::Tune(args) => tune_cmd::tune(args, QUICKSTART),
         Command::Export(args) => export_cmd::export(args),
+        Command::Generate(args) => generate_cmd::generate_text(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -206,6 +211,22 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             out: &out,
             seeds,
             device,
+            quiet,
+        });
+    }
+    // A language-model experiment (an `[lm]` table) has its own schema and runner.
+    if let (None, Some(path)) = (&resume, &config_path)
+        && std::fs::read_to_string(path)
+            .is_ok_and(|text| apprentice::lm::config::is_lm_experiment(&text))
+    {
+        return lm_cmd::run(lm_cmd::LmRunArgs {
+            config: path,
+            data,
+            out: &out,
+            seeds,
+            device,
+            teacher_cache,
+            save_checkpoints: !no_checkpoints,
             quiet,
         });
     }

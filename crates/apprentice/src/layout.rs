@@ -153,6 +153,22 @@ pub fn epoch_of_checkpoint(path: &Path) -> Option<usize> {
         .ok()
 }
 
+/// A language-model run's teacher distributions (top-k per position, computed once):
+/// `teacher-logits.safetensors`.
+pub fn lm_teacher_logits(run: &RunLayout) -> PathBuf {
+    run.root().join("teacher-logits.safetensors")
+}
+
+/// A language-model run's tokenizer, read by every student checkpoint: `tokenizer.json`.
+pub fn lm_tokenizer(run: &RunLayout) -> PathBuf {
+    run.root().join("tokenizer.json")
+}
+
+/// A language-model run's perplexity curves as a table: `perplexity-curves.csv`.
+pub fn lm_curves_csv(run: &RunLayout) -> PathBuf {
+    run.root().join("perplexity-curves.csv")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,17 +11,31 @@
 //! - [`objectives`]: token-level distillation losses;
 //! - [`student`]: small student decoders, their initialisation and training step;
 //! - [`speed`]: tokens per second of generation and scoring;
+//! - [`corpus`]: text corpora (lines, CSV, JSON lines; gzip, bzip2) and the held-out split;
+//! - [`config`]: the experiment file of a language-model run (its `[lm]` table);
+//! - [`logit_cache`]: the teacher's top-k distributions, computed once per run;
+//! - [`metrics`]: held-out perplexity, accuracy, agreement and KL against the teacher;
+//! - [`train`]: one student's training with its perplexity curve;
+//! - [`checkpoint`]: student checkpoints with their configuration and tokenizer;
+//! - [`experiment`]: the whole run over seeds and objectives;
 //! - [`error`]: the module's error type.
+pub mod checkpoint;
+pub mod config;
+pub mod corpus;
 pub mod error;
+pub mod experiment;
 pub mod generate;
 pub mod gguf;
 pub mod gguf_value;
 pub mod llama;
+pub mod logit_cache;
+pub mod metrics;
 pub mod objectives;
 pub mod quant;
 pub mod speed;
 pub mod student;
 pub mod teacher;
 pub mod tokenizer;
+pub mod train;
 
 pub use error::LmError;

@@ -18,6 +18,7 @@ use crate::distill::optim::Optimizer;
 
 /// The shape of a student; the rest of its configuration comes from the teacher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StudentShape {
     /// Decoder layers.
     pub layers: usize,

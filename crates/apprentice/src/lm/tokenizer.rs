@@ -7,7 +7,9 @@
 //! tokenizer: no normaliser, GPT-2's byte-level pre-tokeniser with its regex and no prefix
 //! space, BPE over the merges, byte-level decoding.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{BPE, Vocab};
@@ -196,6 +198,48 @@ impl LmTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The tokenizer as one JSON document (the `tokenizers` pipeline and the bos/eos ids), so
+    /// that a student checkpoint carries its tokenizer without the teacher file.
+    pub fn to_json(&self) -> Result<String, TokenizerError> {
+        let pipeline = self.inner.to_string(false).map_err(|e| self.error(&*e))?;
+        let saved = SavedTokenizer {
+            pipeline,
+            bos: self.bos,
+            eos: self.eos,
+            add_bos: self.add_bos,
+            vocab_size: self.vocab_size,
+        };
+        serde_json::to_string(&saved).map_err(|e| self.error(&e))
+    }
+
+    /// Reads what [`LmTokenizer::to_json`] wrote; `path` names the file in errors.
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, TokenizerError> {
+        let fail = |message: String| TokenizerError::Run {
+            path: path.to_path_buf(),
+            message,
+        };
+        let saved: SavedTokenizer =
+            serde_json::from_str(text).map_err(|e| fail(format!("not a saved tokenizer: {e}")))?;
+        let inner: Tokenizer = saved.pipeline.parse().map_err(|e: tokenizers::Error| {
+            fail(format!("not a saved tokenizer: {}", one_line(&*e)))
+        })?;
+        if inner.get_vocab_size(true) != saved.vocab_size {
+            return Err(fail(format!(
+                "expected {} tokens, the pipeline has {}",
+                saved.vocab_size,
+                inner.get_vocab_size(true)
+            )));
+        }
+        Ok(Self {
+            inner,
+            path: path.to_path_buf(),
+            bos: saved.bos,
+            eos: saved.eos,
+            add_bos: saved.add_bos,
+            vocab_size: saved.vocab_size,
+        })
+    }
+
     fn error(&self, e: &(dyn std::error::Error + Send + Sync)) -> TokenizerError {
         TokenizerError::Run {
             path: self.path.clone(),
@@ -206,4 +250,16 @@ impl LmTokenizer {
 
 fn one_line(e: &(dyn std::error::Error + Send + Sync)) -> String {
     e.to_string().replace('\n', " ")
+}
+
+/// What [`LmTokenizer::to_json`] writes.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedTokenizer {
+    /// The `tokenizers` pipeline as its own JSON.
+    pipeline: String,
+    bos: Option<u32>,
+    eos: Option<u32>,
+    add_bos: bool,
+    vocab_size: usize,
 }

@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::extensions::{EfficiencySection, ModelEfficiency};
+use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
 use super::render::{ReportError, load_run};
 use super::results::{ModelResult, Results, Role, Summary};
 use super::units::{bytes, duration, si, significant, thousands};
@@ -45,10 +46,15 @@ pub enum TableKind {
     /// The trace kernel against the block kernel, from the JSON the `trace_vs_block` example
     /// prints ([`trace_vs_block_markdown`]).
     TraceVsBlock,
+    /// A language-model run's comparison ([`super::lm_table::lm_markdown`]).
+    Lm,
+    /// A language-model run's perplexity curves ([`super::lm_table::lm_curves_markdown`]).
+    LmCurves,
 }
 
 impl TableKind {
-    /// Parses `comparison`, `fractions` or `efficiency`.
+    /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm` or
+    /// `lm-curves`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "comparison" => Some(Self::Comparison),
@@ -56,6 +62,8 @@ impl TableKind {
             "efficiency" => Some(Self::Efficiency),
             "complexity" => Some(Self::Complexity),
             "trace-vs-block" => Some(Self::TraceVsBlock),
+            "lm" => Some(Self::Lm),
+            "lm-curves" => Some(Self::LmCurves),
             _ => None,
         }
     }
@@ -115,7 +123,7 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
             kind = Some(TableKind::Comparison);
         } else if let Some(name) = word.strip_prefix("--markdown=") {
             kind = Some(TableKind::parse(name).ok_or_else(|| {
-                format!("unknown table {name:?}: expected comparison, fractions, efficiency, complexity or trace-vs-block")
+                format!("unknown table {name:?}: expected comparison, fractions, efficiency, complexity, trace-vs-block, lm or lm-curves")
             })?);
         } else if let Some(name) = word.strip_prefix("--student=") {
             student = Some(name.to_string());
@@ -583,6 +591,21 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
                     spec.student.as_deref().unwrap_or("a student")
                 ))
             }),
+        TableKind::Lm | TableKind::LmCurves => {
+            let text =
+                std::fs::read_to_string(&run.results_path).map_err(|source| ReportError::Io {
+                    path: run.results_path.clone(),
+                    source,
+                })?;
+            let document: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let section = LmSection::from_document(&document)
+                .unwrap_or_else(|| Err(format!("no {LM_KEY} section")))
+                .map_err(|e| ReportError::Results(format!("{}: {e}", spec.source.display())))?;
+            Ok(match spec.kind {
+                TableKind::Lm => lm_markdown(&run.results, &section),
+                _ => lm_curves_markdown(&section),
+            })
+        }
     }
 }
 

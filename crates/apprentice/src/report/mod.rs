@@ -11,6 +11,7 @@
 mod charts;
 pub mod extensions;
 mod html;
+pub mod lm_table;
 pub mod markdown;
 pub mod measure;
 mod plots;

@@ -1,0 +1,121 @@
+//! `apprentice run` on a language-model experiment file (one with an `[lm]` table): a GGUF
+//! teacher distilled into small decoders, one per objective, compared on held-out text.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use apprentice::backend::{ComputeDevice, DeviceKind};
+use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
+use apprentice::layout::{RunLayout, lm_curves_csv};
+use apprentice::lm::config::LmExperimentConfig;
+use apprentice::lm::experiment::{LmRunOptions, LmRunOutput, run_lm_experiment};
+use apprentice::report::lm_table::lm_table;
+
+/// What `apprentice run` passes on for a language-model experiment.
+pub struct LmRunArgs<'a> {
+    /// The experiment file.
+    pub config: &'a Path,
+    /// The folder relative teacher and corpus paths are resolved against.
+    pub data: Option<PathBuf>,
+    /// Parent folder of run folders.
+    pub out: &'a Path,
+    /// Seeds overriding the file's.
+    pub seeds: Option<Vec<u64>>,
+    /// Device overriding the file's.
+    pub device: Option<String>,
+    /// A teacher cache file (or a run folder holding one) to reuse when it matches.
+    pub teacher_cache: Option<PathBuf>,
+    /// Whether to write student checkpoints.
+    pub save_checkpoints: bool,
+    /// No stage lines.
+    pub quiet: bool,
+}
+
+/// Runs a language-model experiment, prints its table and writes its run folder.
+pub fn run(args: LmRunArgs<'_>) -> anyhow::Result<()> {
+    let mut config = LmExperimentConfig::from_file(args.config)?;
+    if let Some(seeds) = args.seeds {
+        if seeds.is_empty() {
+            anyhow::bail!("--seeds: expected at least one seed");
+        }
+        config.seeds = seeds;
+    }
+    if let Some(device) = args.device {
+        config.device = DeviceKind::parse(&device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    }
+    config.resolve(args.data.as_deref());
+    let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let run_dir = create_unique_dir(args.out, &format!("{}-{}", config.name, utc_timestamp(now)))
+        .map_err(|e| {
+        anyhow::anyhow!("cannot create a run folder in {}: {e}", args.out.display())
+    })?;
+    let layout = RunLayout::new(&run_dir);
+    write_atomic(&layout.config(), toml::to_string(&config)?.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", layout.config().display()))?;
+    let teacher_cache = args.teacher_cache.map(|path| {
+        if path.is_dir() {
+            apprentice::layout::lm_teacher_logits(&RunLayout::new(&path))
+        } else {
+            path
+        }
+    });
+    let options = LmRunOptions {
+        device,
+        run_dir: run_dir.clone(),
+        save_checkpoints: args.save_checkpoints,
+        created_unix_s: now,
+        teacher_cache,
+    };
+    let quiet = args.quiet;
+    let output = run_lm_experiment(&config, &options, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    })?;
+    let results_path = layout.results();
+    write_atomic(&results_path, output.to_json_pretty().as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", results_path.display()))?;
+    let curves_path = lm_curves_csv(&layout);
+    write_atomic(&curves_path, curves_csv(&output).as_bytes())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", curves_path.display()))?;
+    println!();
+    println!("{}", lm_table(&output.results, &output.lm));
+    println!("results: {}", results_path.display());
+    println!("perplexity curves: {}", curves_path.display());
+    Ok(())
+}
+
+/// Every curve point of every student: `model,seed,step,perplexity,accuracy,train_loss`.
+fn curves_csv(output: &LmRunOutput) -> String {
+    let mut csv = String::from("model,seed,step,perplexity,accuracy,train_loss,learning_rate\n");
+    for model in &output.results.models {
+        for curve in &model.curves {
+            let points = output
+                .lm
+                .models
+                .iter()
+                .find(|m| m.name == model.name)
+                .and_then(|m| m.curves.iter().find(|c| c.seed == curve.seed));
+            let Some(points) = points else { continue };
+            for (i, step) in points.steps.iter().enumerate() {
+                let cell = |v: Option<&f64>| v.map_or(String::new(), |v| format!("{v}"));
+                let _ = writeln!(
+                    csv,
+                    "{},{},{step},{},{},{},{}",
+                    model.name,
+                    curve.seed,
+                    cell(points.perplexity.get(i)),
+                    cell(curve.validation_accuracy.get(i)),
+                    cell(curve.train_loss.get(i).filter(|v| v.is_finite())),
+                    cell(curve.learning_rate.get(i)),
+                );
+            }
+        }
+    }
+    csv
+}

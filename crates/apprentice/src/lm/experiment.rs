@@ -1,0 +1,555 @@
+//! A whole language-model run: the teacher read from its GGUF file, the corpus tokenised, the
+//! teacher's top-k distributions on every sequence computed once (or reused from the run
+//! folder), then per seed a held-out split, one student per objective from the same initial
+//! weights on the same batches, and the held-out comparison with the teacher.
+//!
+//! The result is the usual `results.json` envelope ([`Results`]) with the language-model
+//! section ([`LmSection`]) under its own key.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::checkpoint::{LM_CHECKPOINT_FORMAT, LmCheckpointMeta, save_student, save_tokenizer};
+use super::config::{LmExperimentConfig, ObjectiveConfig, ObjectiveKind};
+use super::corpus::{CorpusError, held_out_split, load_corpus};
+use super::error::LmError;
+use super::llama::{Llama, LlamaConfig};
+use super::logit_cache::{TopKLogits, file_hash, read_logit_cache, tokens_hash, write_logit_cache};
+use super::metrics::{LmMetrics, evaluate_against_teacher};
+use super::objectives::TokenDivergence;
+use super::speed::{generation_tokens_per_second, scoring_tokens_per_second};
+use super::student::init_student;
+use super::teacher::Teacher;
+use super::train::{LmCurve, TrainPlan, train_student};
+use crate::backend::ComputeDevice;
+use crate::layout::{RunLayout, lm_teacher_logits, lm_tokenizer};
+use crate::report::lm_table::{LM_KEY, LmCacheUse, LmCurvePoints, LmModelSection, LmSection};
+use crate::report::results::{
+    Curve, DataSummary, ModelResult, Results, Role, SCHEMA_VERSION, Summary, TestSummary,
+};
+
+/// Why a language-model run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LmRunError {
+    /// The teacher, a student or a sequence.
+    #[error(transparent)]
+    Lm(#[from] LmError),
+    /// The corpus.
+    #[error(transparent)]
+    Corpus(#[from] CorpusError),
+    /// The teacher cache.
+    #[error(transparent)]
+    Cache(#[from] super::logit_cache::LogitCacheError),
+    /// Settings that do not fit the data (too few texts for a split).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where and how a run happens.
+#[derive(Debug, Clone)]
+pub struct LmRunOptions {
+    /// The device students train on (the teacher runs on its inference side).
+    pub device: ComputeDevice,
+    /// The run folder (checkpoints, teacher cache, tokenizer).
+    pub run_dir: PathBuf,
+    /// Whether to write each student's checkpoint.
+    pub save_checkpoints: bool,
+    /// Unix time of the run, for the results file.
+    pub created_unix_s: u64,
+    /// A teacher cache written by an earlier run, read when it was computed for this teacher
+    /// and these sequences (else the teacher runs and the cache goes into the run folder).
+    pub teacher_cache: Option<PathBuf>,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone)]
+pub struct LmRunOutput {
+    /// The envelope.
+    pub results: Results,
+    /// The language-model section.
+    pub lm: LmSection,
+}
+
+impl LmRunOutput {
+    /// `results.json`: the envelope with the language-model section under [`LM_KEY`].
+    pub fn to_json_pretty(&self) -> String {
+        let mut document = serde_json::to_value(&self.results).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut document {
+            map.insert(
+                LM_KEY.to_string(),
+                serde_json::to_value(&self.lm).unwrap_or(Value::Null),
+            );
+        }
+        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// One model's numbers on one seed.
+struct SeedRecord {
+    metrics: LmMetrics,
+    curve: Option<LmCurve>,
+    train_time_s: f64,
+    training_tokens_per_s: Option<f64>,
+    generation_tokens_per_s: Option<f64>,
+    scoring_tokens_per_s: Option<f64>,
+}
+
+/// The objective in words, for tables.
+pub fn describe_objective(objective: &ObjectiveConfig) -> String {
+    let Ok(Some(loss)) = objective.loss(0) else {
+        return "next-token cross-entropy".to_string();
+    };
+    let name = match loss.divergence {
+        TokenDivergence::ForwardKl => "forward KL".to_string(),
+        TokenDivergence::ReverseKl => "reverse KL".to_string(),
+        TokenDivergence::Jsd { beta } => format!("JSD β={beta}"),
+        TokenDivergence::TotalVariation => "total variation".to_string(),
+        TokenDivergence::SkewKl { alpha } => format!("skew KL α={alpha}"),
+        TokenDivergence::SkewReverseKl { alpha } => format!("skew reverse KL α={alpha}"),
+    };
+    let mut text = format!("{name}, τ={}", loss.temperature);
+    if loss.ce_weight > 0.0 {
+        text.push_str(&format!(", CE weight {}", loss.ce_weight));
+    }
+    text
+}
+
+fn architecture(config: &LlamaConfig) -> String {
+    format!(
+        "llama {}×{} ({}/{} heads, ffn {})",
+        config.layers, config.hidden, config.heads, config.kv_heads, config.ffn
+    )
+}
+
+/// Tokenises every text, cut to `max_len` tokens; texts of fewer than two tokens are dropped
+/// (nothing to predict). Returns the sequences and how many texts were dropped.
+pub fn tokenize_corpus(
+    teacher: &Teacher,
+    texts: &[String],
+    max_len: usize,
+) -> Result<(Vec<Vec<u32>>, usize), LmError> {
+    let mut sequences = Vec::with_capacity(texts.len());
+    for text in texts {
+        let mut ids = teacher.tokenizer.encode(text)?;
+        ids.truncate(max_len);
+        if ids.len() >= 2 {
+            sequences.push(ids);
+        }
+    }
+    let dropped = texts.len() - sequences.len();
+    Ok((sequences, dropped))
+}
+
+/// The teacher's top-k distributions on `sequences`: read from `reuse` (or else `path`) when
+/// it holds them for this teacher, these sequences and at least `top_k` tokens, else computed
+/// and written to `path`. Returns them, whether they were reused, and the seconds spent.
+#[allow(clippy::too_many_arguments)]
+pub fn teacher_distributions(
+    teacher: &Teacher,
+    teacher_sha256: &str,
+    sequences: &[Vec<u32>],
+    top_k: usize,
+    batch: usize,
+    path: &Path,
+    reuse: Option<&Path>,
+    log: &mut dyn FnMut(&str),
+) -> Result<(TopKLogits, bool, f64), LmRunError> {
+    let started = Instant::now();
+    let tokens = tokens_hash(sequences);
+    for candidate in reuse.into_iter().chain([path]) {
+        if !candidate.is_file() {
+            continue;
+        }
+        match read_logit_cache(candidate, teacher_sha256, &tokens) {
+            Ok(cache) if cache.k == top_k.min(cache.vocab - 1) => {
+                return Ok((cache, true, started.elapsed().as_secs_f64()));
+            }
+            Ok(cache) => log(&format!(
+                "{}: keeps the top {} tokens, not {top_k}; recomputing",
+                candidate.display(),
+                cache.k
+            )),
+            Err(e) => log(&format!("not reusing the teacher cache: {e}")),
+        }
+    }
+    let vocab = teacher.config.vocab_size;
+    let mut cache = TopKLogits::new(top_k.min(vocab - 1), vocab);
+    for (index, chunk) in sequences.chunks(batch.max(1)).enumerate() {
+        let inputs: Vec<Vec<u32>> = chunk.iter().map(|s| s[..s.len() - 1].to_vec()).collect();
+        let logits = teacher.logits(&inputs)?;
+        let row = logits.len * vocab;
+        for (r, input) in inputs.iter().enumerate() {
+            cache.push_sequence(&logits.values[r * row..r * row + input.len() * vocab]);
+        }
+        if index % 10 == 9 {
+            log(&format!(
+                "teacher cache: {} of {} sequences",
+                cache.sequences(),
+                sequences.len()
+            ));
+        }
+    }
+    write_logit_cache(path, &cache, teacher_sha256, &tokens)?;
+    Ok((cache, false, started.elapsed().as_secs_f64()))
+}
+
+/// Runs every seed of `config` and returns the results; `log` hears one line per stage.
+pub fn run_lm_experiment(
+    config: &LmExperimentConfig,
+    options: &LmRunOptions,
+    log: &mut dyn FnMut(&str),
+) -> Result<LmRunOutput, LmRunError> {
+    let inference = options.device.inference();
+    let layout = RunLayout::new(&options.run_dir);
+    log(&format!("teacher: {}", config.lm.teacher.display()));
+    let teacher = Teacher::open(&config.lm.teacher, &inference)?;
+    let teacher_sha256 = file_hash(&config.lm.teacher)
+        .map_err(|e| LmRunError::Invalid(format!("{}: {e}", config.lm.teacher.display())))?;
+    let student_config = config.student.config(&teacher.config)?;
+    let texts = load_corpus(&config.corpus)?;
+    let (sequences, dropped) = tokenize_corpus(&teacher, &texts, config.lm.max_len)?;
+    log(&format!(
+        "corpus: {} texts, {} tokens ({dropped} texts of fewer than two tokens dropped)",
+        sequences.len(),
+        sequences.iter().map(Vec::len).sum::<usize>()
+    ));
+    let cache_path = lm_teacher_logits(&layout);
+    let (cache, reused, cache_seconds) = teacher_distributions(
+        &teacher,
+        &teacher_sha256,
+        &sequences,
+        config.lm.top_k,
+        config.lm.score_batch,
+        &cache_path,
+        options.teacher_cache.as_deref(),
+        log,
+    )?;
+    log(&format!(
+        "teacher cache: {} positions, top {} ({}, {cache_seconds:.1} s)",
+        cache.log_rest.len(),
+        cache.k,
+        if reused { "reused" } else { "computed" }
+    ));
+    let tokenizer_path = lm_tokenizer(&layout);
+    if options.save_checkpoints {
+        save_tokenizer(&tokenizer_path, &teacher.tokenizer)?;
+    }
+    let losses = config
+        .objectives
+        .iter()
+        .enumerate()
+        .map(|(i, o)| o.loss(i).map_err(LmRunError::Invalid))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // records[model][seed]; model 0 is the teacher, then the objectives in order.
+    let mut records: Vec<Vec<SeedRecord>> =
+        (0..=config.objectives.len()).map(|_| Vec::new()).collect();
+    let mut held_out_tokens = Vec::new();
+    let mut split_sizes = (0, 0);
+    for &seed in &config.seeds {
+        let split = held_out_split(sequences.len(), config.lm.held_out_fraction, seed)
+            .map_err(|e| LmRunError::Invalid(format!("corpus: {e}")))?;
+        split_sizes = (split.train.len(), split.held_out.len());
+        let held_out: Vec<Vec<u32>> = split
+            .held_out
+            .iter()
+            .map(|&i| sequences[i].clone())
+            .collect();
+        let curve_texts = &held_out[..config.lm.curve_texts.min(held_out.len())];
+        let plan = TrainPlan {
+            sequences: &sequences,
+            train: &split.train,
+            steps: config.train.steps,
+            batch_size: config.train.batch_size,
+            optimizer: &config.train.optimizer,
+            seed,
+            eval_every: config.lm.eval_every,
+            curve: curve_texts,
+            eval_batch: config.lm.score_batch,
+        };
+        let mut trained: Vec<(Llama, Option<LmCurve>, f64, f64)> = Vec::new();
+        for (objective, loss) in config.objectives.iter().zip(&losses) {
+            log(&format!("seed {seed}: training {}", objective.name));
+            let initial = init_student(&student_config, seed, &options.device.training());
+            let distill = loss.as_ref().map(|l| (&cache, l));
+            let student = train_student(
+                initial,
+                &student_config,
+                &plan,
+                distill,
+                &options.device,
+                &mut |_, _| {},
+            )?;
+            let last = student.curve.perplexity.last().copied().unwrap_or(f64::NAN);
+            log(&format!(
+                "seed {seed}: {} done in {:.0} s ({:.0} tokens/s), curve perplexity {last:.2}",
+                objective.name, student.train_time_s, student.tokens_per_s
+            ));
+            if options.save_checkpoints {
+                let weights = layout.seed(seed).checkpoint(&objective.name);
+                if let Some(dir) = weights.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| LmRunError::Invalid(format!("{}: {e}", dir.display())))?;
+                }
+                let meta = LmCheckpointMeta {
+                    format: LM_CHECKPOINT_FORMAT.to_string(),
+                    name: objective.name.clone(),
+                    objective: describe_objective(objective),
+                    seed,
+                    config: student_config.clone(),
+                    tokenizer: relative_to(&tokenizer_path, weights.parent()),
+                    teacher_sha256: teacher_sha256.clone(),
+                };
+                save_student(&weights, &student.model, &meta)?;
+            }
+            trained.push((
+                student.model,
+                Some(student.curve),
+                student.train_time_s,
+                student.tokens_per_s,
+            ));
+        }
+        log(&format!(
+            "seed {seed}: evaluating on {} held-out texts",
+            held_out.len()
+        ));
+        let models: Vec<(&Llama, &LlamaConfig)> =
+            trained.iter().map(|(m, ..)| (m, &student_config)).collect();
+        let (teacher_metrics, student_metrics) = evaluate_against_teacher(
+            (&teacher.model, &teacher.config),
+            &models,
+            &held_out,
+            config.lm.score_batch,
+            &inference,
+        )?;
+        held_out_tokens.push(teacher_metrics.tokens as f64);
+        let speed = |model: &Llama,
+                     model_config: &LlamaConfig|
+         -> Result<(Option<f64>, Option<f64>), LmError> {
+            if config.lm.speed_tokens == 0 {
+                return Ok((None, None));
+            }
+            let prompt = teacher.tokenizer.encode(&config.lm.speed_prompt)?;
+            let generation = generation_tokens_per_second(
+                model,
+                model_config,
+                &prompt,
+                config.lm.speed_tokens,
+                &inference,
+            )?;
+            let scored = &held_out[..held_out.len().min(2 * config.lm.score_batch)];
+            let scoring = scoring_tokens_per_second(
+                model,
+                model_config,
+                scored,
+                config.lm.score_batch,
+                &inference,
+            )?;
+            Ok((Some(generation), Some(scoring)))
+        };
+        log(&format!("seed {seed}: timing generation and scoring"));
+        let (generation, scoring) = speed(&teacher.model, &teacher.config)?;
+        records[0].push(SeedRecord {
+            metrics: teacher_metrics,
+            curve: None,
+            train_time_s: 0.0,
+            training_tokens_per_s: None,
+            generation_tokens_per_s: generation,
+            scoring_tokens_per_s: scoring,
+        });
+        for (i, ((model, curve, time, tokens_per_s), metrics)) in
+            trained.into_iter().zip(student_metrics).enumerate()
+        {
+            let (generation, scoring) = speed(&model, &student_config)?;
+            records[i + 1].push(SeedRecord {
+                metrics,
+                curve,
+                train_time_s: time,
+                training_tokens_per_s: Some(tokens_per_s),
+                generation_tokens_per_s: generation,
+                scoring_tokens_per_s: scoring,
+            });
+        }
+    }
+
+    let summary = |values: Vec<f64>| Summary::from_values(&values);
+    let optional = |values: Vec<Option<f64>>| -> Option<Summary> {
+        values
+            .iter()
+            .copied()
+            .collect::<Option<Vec<f64>>>()
+            .map(&summary)
+    };
+    let epochs =
+        (config.train.steps * config.train.batch_size) as f64 / split_sizes.0.max(1) as f64;
+    let mut models = Vec::new();
+    let mut sections = Vec::new();
+    for (index, seeds) in records.iter().enumerate() {
+        let (role, name, method, objective, model_config) = if index == 0 {
+            (
+                Role::Teacher,
+                "teacher".to_string(),
+                "pretrained".to_string(),
+                "pretrained (GGUF)".to_string(),
+                &teacher.config,
+            )
+        } else {
+            let objective = &config.objectives[index - 1];
+            let role = if objective.kind == ObjectiveKind::Ce {
+                Role::Scratch
+            } else {
+                Role::Distilled
+            };
+            (
+                role,
+                objective.name.clone(),
+                serde_json::to_value(objective.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                describe_objective(objective),
+                &student_config,
+            )
+        };
+        let metric =
+            |f: &dyn Fn(&LmMetrics) -> f64| summary(seeds.iter().map(|r| f(&r.metrics)).collect());
+        let with_teacher = index > 0;
+        let curves: Vec<Curve> = config
+            .seeds
+            .iter()
+            .zip(seeds)
+            .filter_map(|(&seed, r)| {
+                r.curve.as_ref().map(|c| Curve {
+                    seed,
+                    train_loss: c.train_loss.clone(),
+                    validation_accuracy: c.accuracy.clone(),
+                    learning_rate: c.learning_rate.clone(),
+                })
+            })
+            .collect();
+        models.push(ModelResult {
+            role,
+            name: name.clone(),
+            method,
+            label_fraction: 1.0,
+            transfer: (role == Role::Distilled).then(|| "all".to_string()),
+            architecture: architecture(model_config),
+            params: model_config.parameters(),
+            test: TestSummary {
+                accuracy: metric(&|m| m.accuracy),
+                nll: metric(&|m| m.nll),
+                ece: metric(&|m| m.ece),
+                agreement: with_teacher.then(|| metric(&|m| m.agreement.unwrap_or(f64::NAN))),
+                kl_from_teacher: with_teacher
+                    .then(|| metric(&|m| m.kl_from_teacher.unwrap_or(f64::NAN))),
+            },
+            validation_accuracy: summary(
+                seeds
+                    .iter()
+                    .map(|r| {
+                        r.curve
+                            .as_ref()
+                            .and_then(|c| c.accuracy.last().copied())
+                            .unwrap_or(r.metrics.accuracy)
+                    })
+                    .collect(),
+            ),
+            train_time_s: summary(seeds.iter().map(|r| r.train_time_s).collect()),
+            epochs_run: summary(vec![if index == 0 { 0.0 } else { epochs }; seeds.len()]),
+            curves,
+        });
+        sections.push(LmModelSection {
+            name,
+            role,
+            objective,
+            perplexity: metric(&|m| m.perplexity()),
+            params: model_config.parameters(),
+            non_embedding_params: model_config.non_embedding_parameters(),
+            generation_tokens_per_s: optional(
+                seeds.iter().map(|r| r.generation_tokens_per_s).collect(),
+            ),
+            scoring_tokens_per_s: optional(seeds.iter().map(|r| r.scoring_tokens_per_s).collect()),
+            training_tokens_per_s: optional(
+                seeds.iter().map(|r| r.training_tokens_per_s).collect(),
+            ),
+            curves: config
+                .seeds
+                .iter()
+                .zip(seeds)
+                .filter_map(|(&seed, r)| {
+                    r.curve.as_ref().map(|c| LmCurvePoints {
+                        seed,
+                        steps: c.steps.clone(),
+                        perplexity: c.perplexity.clone(),
+                    })
+                })
+                .collect(),
+        });
+    }
+    let corpus_name = config
+        .corpus
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "corpus".to_string());
+    let results = Results {
+        schema_version: SCHEMA_VERSION,
+        experiment: config.name.clone(),
+        created_unix_s: options.created_unix_s,
+        apprentice_version: env!("CARGO_PKG_VERSION").to_string(),
+        seeds: config.seeds.clone(),
+        data: DataSummary {
+            name: corpus_name,
+            num_classes: teacher.config.vocab_size,
+            train: split_sizes.0,
+            validation: 0,
+            test: split_sizes.1,
+            sample_shape: [1, 1, config.lm.max_len],
+        },
+        models,
+        config: serde_json::to_value(config).unwrap_or(Value::Null),
+    };
+    let lm = LmSection {
+        teacher_file: config.lm.teacher.display().to_string(),
+        teacher_sha256,
+        texts: sequences.len(),
+        max_len: config.lm.max_len,
+        held_out_tokens: summary(held_out_tokens),
+        steps: config.train.steps,
+        batch_size: config.train.batch_size,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        score_batch: config.lm.score_batch,
+        cache: LmCacheUse {
+            file: cache_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            top_k: cache.k,
+            positions: cache.log_rest.len(),
+            reused,
+            seconds: cache_seconds,
+        },
+        models: sections,
+    };
+    Ok(LmRunOutput { results, lm })
+}
+
+/// `path` relative to `base` when it lies inside it (the tokenizer beside the seed folders).
+fn relative_to(path: &Path, base: Option<&Path>) -> PathBuf {
+    let Some(base) = base else {
+        return path.to_path_buf();
+    };
+    match path.strip_prefix(base) {
+        Ok(rest) => rest.to_path_buf(),
+        Err(_) => match (path.file_name(), base.parent()) {
+            (Some(name), Some(parent)) if path.parent() == Some(parent) => {
+                Path::new("..").join(name)
+            }
+            _ => path.to_path_buf(),
+        },
+    }
+}
