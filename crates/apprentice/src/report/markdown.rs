@@ -38,6 +38,11 @@ pub enum TableKind {
     Fractions,
     /// The teacher's and one student's measured costs ([`efficiency_markdown`]).
     Efficiency,
+    /// A text run's sentences per second ([`text_speed_markdown`]).
+    TextSpeed,
+    /// The teacher's accuracy against a reference implementation's on the same splits
+    /// ([`reference_markdown`]; the reference's file given by `--reference=PATH`).
+    Reference,
 }
 
 impl TableKind {
@@ -47,6 +52,8 @@ impl TableKind {
             "comparison" => Some(Self::Comparison),
             "fractions" => Some(Self::Fractions),
             "efficiency" => Some(Self::Efficiency),
+            "text-speed" => Some(Self::TextSpeed),
+            "reference" => Some(Self::Reference),
             _ => None,
         }
     }
@@ -61,6 +68,8 @@ pub struct BlockSpec {
     pub source: PathBuf,
     /// The student of an efficiency table (default: the first distilled model measured).
     pub student: Option<String>,
+    /// The reference implementation's results of a `reference` table.
+    pub reference: Option<PathBuf>,
 }
 
 /// Why a page's generated blocks could not be regenerated.
@@ -100,16 +109,21 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
     if words.next() != Some("apprentice") || words.next() != Some("report") {
         return Err("expected `apprentice report --markdown[=KIND] PATH`".to_string());
     }
-    let (mut kind, mut source, mut student) = (None, None, None);
+    let (mut kind, mut source, mut student, mut reference) = (None, None, None, None);
     for word in words {
         if word == "--markdown" {
             kind = Some(TableKind::Comparison);
         } else if let Some(name) = word.strip_prefix("--markdown=") {
             kind = Some(TableKind::parse(name).ok_or_else(|| {
-                format!("unknown table {name:?}: expected comparison, fractions or efficiency")
+                format!(
+                    "unknown table {name:?}: expected comparison, fractions, efficiency, \
+                     text-speed or reference"
+                )
             })?);
         } else if let Some(name) = word.strip_prefix("--student=") {
             student = Some(name.to_string());
+        } else if let Some(path) = word.strip_prefix("--reference=") {
+            reference = Some(PathBuf::from(path));
         } else if word.starts_with("--") {
             return Err(format!("unknown option {word}"));
         } else if source.replace(PathBuf::from(word)).is_some() {
@@ -120,6 +134,7 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
         kind: kind.ok_or("no --markdown option")?,
         source: source.ok_or("no results file")?,
         student,
+        reference,
     })
 }
 
@@ -398,12 +413,170 @@ pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -
     Some(md)
 }
 
+/// One row of a text run's `text_speed` section. The section's type lives in `text::speed`,
+/// which sits above this module (it imports the results types), so the few fields the table
+/// needs are read here.
+#[derive(serde::Deserialize)]
+struct SpeedRowFields {
+    name: String,
+    params: usize,
+    batch_1_per_s: f64,
+    batch_256_per_s: f64,
+}
+
+/// The `text_speed` section's fields the table needs.
+#[derive(serde::Deserialize)]
+struct SpeedFields {
+    threads: usize,
+    budget_s: f64,
+    seed: u64,
+    models: Vec<SpeedRowFields>,
+}
+
+/// `12.3k/s`-style speeds (three significant figures).
+fn per_second(value: f64) -> String {
+    if value >= 1e4 {
+        format!("{:.1}k/s", value / 1e3)
+    } else if value >= 1e3 {
+        format!("{:.2}k/s", value / 1e3)
+    } else {
+        format!("{value:.1}/s")
+    }
+}
+
+/// The speed table of a text run (the `text_speed` section of `results.json`): each model's
+/// sentences per second at batch 1 and 256, tokenizer included, and its ratio to the
+/// teacher's (the first row).
+pub fn text_speed_markdown(results_path: &Path) -> Result<String, ReportError> {
+    let fail =
+        |message: String| ReportError::Results(format!("{}: {message}", results_path.display()));
+    let text = std::fs::read_to_string(results_path).map_err(|e| fail(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let section = value
+        .get("text_speed")
+        .ok_or_else(|| fail("no text_speed section".to_string()))?;
+    let speed: SpeedFields =
+        serde_json::from_value(section.clone()).map_err(|e| fail(format!("text_speed: {e}")))?;
+    let teacher = speed
+        .models
+        .first()
+        .ok_or_else(|| fail("text_speed: no models".into()))?;
+    let ratio = |ours: f64, theirs: f64| {
+        if theirs > 0.0 {
+            format!("{}×", significant(ours / theirs, 3))
+        } else {
+            "—".to_string()
+        }
+    };
+    let mut md = String::new();
+    md.push_str("| model | params | batch 1 | vs teacher | batch 256 | vs teacher |\n");
+    md.push_str("|---|--:|--:|--:|--:|--:|\n");
+    for row in &speed.models {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            row.name,
+            thousands(row.params as u64),
+            per_second(row.batch_1_per_s),
+            ratio(row.batch_1_per_s, teacher.batch_1_per_s),
+            per_second(row.batch_256_per_s),
+            ratio(row.batch_256_per_s, teacher.batch_256_per_s),
+        );
+    }
+    let _ = write!(
+        md,
+        "\nSentences per second, tokenizer included, of seed {}'s models; {} threads, {} s of \
+         timing per model and batch size after a warm-up batch.\n",
+        speed.seed,
+        speed.threads,
+        significant(speed.budget_s, 3)
+    );
+    Ok(md)
+}
+
+/// One seed of a reference implementation's results file.
+#[derive(serde::Deserialize)]
+struct ReferenceSeed {
+    seed: u64,
+    pytorch: f64,
+}
+
+/// A reference implementation's results file (`bench/reference/finetune_rotten_tomatoes.py
+/// --out`): the test accuracy of each seed.
+#[derive(serde::Deserialize)]
+struct ReferenceFile {
+    seeds: Vec<ReferenceSeed>,
+    #[serde(default)]
+    torch: String,
+}
+
+/// The teacher's test accuracy per seed beside a reference implementation's, trained with the
+/// same recipe on the same texts, with the mean ± std of each and their difference.
+pub fn reference_markdown(results: &Results, reference_path: &Path) -> Result<String, ReportError> {
+    let fail =
+        |message: String| ReportError::Results(format!("{}: {message}", reference_path.display()));
+    let text = std::fs::read_to_string(reference_path).map_err(|e| fail(e.to_string()))?;
+    let reference: ReferenceFile = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
+    let teacher = results
+        .models
+        .iter()
+        .find(|m| m.role == Role::Teacher)
+        .ok_or_else(|| fail("the results have no teacher".to_string()))?;
+    let ours = &teacher.test.accuracy.per_seed;
+    let mut md = String::new();
+    md.push_str("| seed | apprentice % | PyTorch + transformers % |\n|--:|--:|--:|\n");
+    let mut theirs = Vec::new();
+    for (index, &seed) in results.seeds.iter().enumerate() {
+        let row = reference
+            .seeds
+            .iter()
+            .find(|r| r.seed == seed)
+            .ok_or_else(|| fail(format!("no seed {seed}")))?;
+        let own = ours.get(index).copied().unwrap_or(f64::NAN);
+        theirs.push(row.pytorch);
+        let _ = writeln!(
+            md,
+            "| {seed} | {:.2} | {:.2} |",
+            100.0 * own,
+            100.0 * row.pytorch
+        );
+    }
+    let theirs = Summary::from_values(&theirs);
+    let _ = writeln!(
+        md,
+        "| mean ± std | {} | {} |",
+        percent_cell(&teacher.test.accuracy, 2),
+        percent_cell(&theirs, 2)
+    );
+    let _ = write!(
+        md,
+        "\napprentice − PyTorch: {:+.2} points (PyTorch {}).\n",
+        100.0 * (teacher.test.accuracy.mean - theirs.mean),
+        if reference.torch.is_empty() {
+            "version unknown"
+        } else {
+            &reference.torch
+        }
+    );
+    Ok(md)
+}
+
 /// The table `spec` asks for, from its raw file under `root`.
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
     let run = load_run(&root.join(&spec.source))?;
+    if spec.kind == TableKind::TextSpeed {
+        return text_speed_markdown(&run.results_path);
+    }
+    if spec.kind == TableKind::Reference {
+        let reference = spec.reference.as_ref().ok_or_else(|| {
+            ReportError::Results("a reference table needs --reference=PATH".to_string())
+        })?;
+        return reference_markdown(&run.results, &root.join(reference));
+    }
     match spec.kind {
         TableKind::Comparison => Ok(comparison_markdown(&run.results)),
         TableKind::Fractions => Ok(fractions_markdown(&run.results)),
+        TableKind::TextSpeed | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run
             .extensions
             .efficiency
