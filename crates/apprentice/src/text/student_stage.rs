@@ -25,9 +25,9 @@ use crate::models::Network;
 /// A trained student.
 pub enum TrainedStudent {
     /// A bag, CNN or static student.
-    Small(TextStudent),
+    Small(Box<TextStudent>),
     /// A BERT student.
-    Transformer(TransformerModel),
+    Transformer(Box<TransformerModel>),
 }
 
 /// The shared settings of the small students for `seed`.
@@ -126,7 +126,7 @@ fn small(
         let model = context
             .store
             .load_module(seed, plan.name, build(&device.inference()))?;
-        return Ok((TrainedStudent::Small(model), record));
+        return Ok((TrainedStudent::Small(Box::new(model)), record));
     }
     let refs = |indices: &[usize]| -> Vec<&[u32]> {
         indices
@@ -222,7 +222,7 @@ fn small(
     .into_record();
     context.store.save_module(seed, plan.name, &outcome.model)?;
     context.store.save_record(seed, plan.name, &record)?;
-    Ok((TrainedStudent::Small(outcome.model), record))
+    Ok((TrainedStudent::Small(Box::new(outcome.model)), record))
 }
 
 fn transformer(
@@ -252,7 +252,7 @@ fn transformer(
             config,
             max_length,
         };
-        return Ok((TrainedStudent::Transformer(model), record));
+        return Ok((TrainedStudent::Transformer(Box::new(model)), record));
     }
     let source = match &teacher.model {
         TeacherModel::Transformer(model) => StudentSource {
@@ -343,5 +343,5 @@ fn transformer(
         &context.encoder.dir,
     )?;
     context.store.save_record(seed, plan.name, &record)?;
-    Ok((TrainedStudent::Transformer(model), record))
+    Ok((TrainedStudent::Transformer(Box::new(model)), record))
 }

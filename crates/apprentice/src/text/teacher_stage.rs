@@ -27,7 +27,7 @@ pub enum TeacherModel {
     /// An MLP head on the frozen encoder's sentence embeddings.
     Head(Network),
     /// A BERT classifier.
-    Transformer(TransformerModel),
+    Transformer(Box<TransformerModel>),
 }
 
 /// A seed's teacher, its logits on the training and test texts, and its record.
@@ -253,7 +253,7 @@ fn finish_transformer(
         }
     };
     Ok(SeedTeacher {
-        model: TeacherModel::Transformer(model),
+        model: TeacherModel::Transformer(Box::new(model)),
         train_logits,
         test_logits,
         record,

@@ -14,7 +14,7 @@ use super::finetune::{
     FinetuneObjective, FinetuneObserver, FinetuneOutcome, FinetuneValidation, finetune_with,
 };
 use super::pretrained::PretrainedEncoder;
-use super::transformer_config::{FinetuneConfig, NarrowConfig, ShallowConfig};
+use super::transformer_config::{FinetuneConfig, ShallowConfig};
 use super::transformer_students::{every_other_layer, narrow_config, narrow_student, shallow_copy};
 use crate::backend::ComputeDevice;
 
@@ -195,10 +195,7 @@ pub fn transformer_student(
             })
         }
         StudentKind::Narrow => {
-            let narrow = students
-                .narrow
-                .clone()
-                .unwrap_or_else(NarrowConfig::default);
+            let narrow = students.narrow.clone().unwrap_or_default();
             let config = narrow_config(source.config, narrow.layers, narrow.hidden, narrow.heads)?;
             seed_device(&training, seed, 0x7a77);
             let bert = narrow_student(&config, &training);
