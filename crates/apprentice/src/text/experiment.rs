@@ -345,7 +345,11 @@ pub fn run_text_experiment(
             validation: split.validation,
             test: split.test,
         };
-        store.save_split(seed, &split, data.len())?;
+        store.save_split(
+            seed,
+            [&split.train, &split.validation, &split.test],
+            data.len(),
+        )?;
         let teacher = seed_teacher(&context, &split, folder.as_ref(), observer, note)?;
         teacher_records.add(teacher.record.clone());
         let mut students = Vec::new();

@@ -16,7 +16,6 @@ use super::bert::BertConfig;
 use super::classifier::BertClassifier;
 use super::classifier_folder::{load_classifier, save_classifier};
 use super::error::TextError;
-use super::seed_context::SeedSplit;
 use crate::checkpoint::{load_weights, weights_to_bytes};
 use crate::distill::record::StudentRecord;
 use crate::fsutil::write_atomic;
@@ -156,7 +155,12 @@ impl TextRunStore {
     /// Writes the seed's split (`seed-N/split.json`: the row indices of the training,
     /// validation and test texts, and the number of rows), so that a reference
     /// implementation can train on exactly the same texts.
-    pub fn save_split(&self, seed: u64, split: &SeedSplit, rows: usize) -> Result<(), TextError> {
+    pub fn save_split(
+        &self,
+        seed: u64,
+        [train, validation, test]: [&[usize]; 3],
+        rows: usize,
+    ) -> Result<(), TextError> {
         let Some(layout) = &self.layout else {
             return Ok(());
         };
@@ -166,9 +170,9 @@ impl TextRunStore {
         let value = serde_json::json!({
             "seed": seed,
             "rows": rows,
-            "train": split.train,
-            "validation": split.validation,
-            "test": split.test,
+            "train": train,
+            "validation": validation,
+            "test": test,
         });
         write_atomic(&path, value.to_string().as_bytes()).map_err(io(&path))
     }
