@@ -212,6 +212,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             seeds,
             device,
             quiet,
+            checkpoints: !no_checkpoints,
         });
     }
     // A language-model experiment (an `[lm]` table) has its own schema and runner.
@@ -229,6 +230,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             save_checkpoints: !no_checkpoints,
             quiet,
         });
+    }
+    // A text run folder resumes with the text runner.
+    if let Some(run_dir) = &resume
+        && std::fs::read_to_string(RunLayout::new(run_dir).config())
+            .is_ok_and(|text| apprentice::text::config::is_text_experiment(&text))
+    {
+        return text_cmd::resume(run_dir, data, quiet);
     }
     let save_checkpoints = !no_checkpoints;
     let config_path = config_path.as_deref();

@@ -67,6 +67,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
             kind,
             source: args.run.clone(),
             student: args.student.clone(),
+            reference: None,
         };
         print!("{}", render_block(&spec, Path::new(""))?);
         return Ok(());

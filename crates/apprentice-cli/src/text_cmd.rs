@@ -1,5 +1,7 @@
 //! `apprentice run` on a text experiment file (one with a `[text]` table): a pretrained
-//! sentence encoder as the teacher, distilled into small text students.
+//! sentence encoder (frozen with a head, or fine-tuned) as the teacher, distilled into small
+//! text students and smaller transformers; `apprentice run --resume RUN` continues a killed
+//! text run.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,11 +29,28 @@ pub struct TextRunArgs<'a> {
     pub device: Option<String>,
     /// No progress bars or stage lines.
     pub quiet: bool,
+    /// Save each finished model in the run folder (without them the run cannot resume).
+    pub checkpoints: bool,
+}
+
+/// Continues the interrupted text run in `run_dir` with the config saved there: finished
+/// models are read back, the others trained. `data` overrides the recorded data folder.
+pub fn resume(run_dir: &Path, data: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
+    let mut config = TextExperimentConfig::from_file(&RunLayout::new(run_dir).config())?;
+    if data.is_some() {
+        config.data_root = data;
+    }
+    let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
+    finish(config, run_dir.to_path_buf(), device, quiet, true)
 }
 
 /// Runs a text experiment, prints its tables and writes its run folder and report.
 pub fn run(args: TextRunArgs<'_>) -> anyhow::Result<()> {
     let mut config = TextExperimentConfig::from_file(args.config)?;
+    if args.data.is_some() {
+        // Recorded in the run's config.toml, so that `--resume` finds the files again.
+        config.data_root = args.data;
+    }
     if let Some(seeds) = args.seeds {
         if seeds.is_empty() {
             anyhow::bail!("--seeds: expected at least one seed");
@@ -55,12 +74,23 @@ pub fn run(args: TextRunArgs<'_>) -> anyhow::Result<()> {
     write_atomic(&config_path, toml::to_string(&config)?.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
 
+    finish(config, run_dir, device, args.quiet, args.checkpoints)
+}
+
+/// Runs (or continues) the experiment in `run_dir`, then writes results.json and the report.
+fn finish(
+    config: TextExperimentConfig,
+    run_dir: PathBuf,
+    device: ComputeDevice,
+    quiet: bool,
+    checkpoints: bool,
+) -> anyhow::Result<()> {
     let options = TextRunOptions {
-        data_root: args.data,
+        data_root: None,
         device,
+        run_dir: checkpoints.then(|| run_dir.clone()),
     };
-    let mut bars = crate::progress::Bars::new(args.quiet);
-    let quiet = args.quiet;
+    let mut bars = crate::progress::Bars::new(quiet);
     let output = run_text_experiment(&config, &options, &mut bars, &mut |line| {
         if !quiet {
             eprintln!("{line}");

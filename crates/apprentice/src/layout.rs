@@ -169,6 +169,19 @@ pub fn lm_curves_csv(run: &RunLayout) -> PathBuf {
     run.root().join("perplexity-curves.csv")
 }
 
+impl SeedLayout {
+    /// The Hugging Face model folder of the finished transformer `name` (`teacher` →
+    /// `teacher.hf/`), which `transformers` loads as it is.
+    pub fn model_folder(&self, name: &str) -> PathBuf {
+        self.file(name, "hf")
+    }
+
+    /// `split.json`: which rows a text run's seed trains, validates and tests on.
+    pub fn split(&self) -> PathBuf {
+        self.dir.join("split.json")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

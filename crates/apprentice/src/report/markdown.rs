@@ -22,9 +22,11 @@ use super::extensions::{EfficiencySection, ModelEfficiency};
 use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
 use super::render::{ReportError, load_run};
 use super::results::{ModelResult, Results, Role, Summary};
+use super::study_tables::{complexity_markdown, trace_vs_block_markdown};
+use super::text_tables::{reference_markdown, text_speed_markdown};
 use super::units::{bytes, duration, si, significant, thousands};
 use super::view::group_title;
-use crate::complexity::study::report::{StudyReport, TargetSource};
+use crate::complexity::study::report::StudyReport;
 
 /// The comment that opens a generated block; the rest of its line says what to generate.
 pub const BLOCK_START: &str = "<!-- generated:";
@@ -50,11 +52,16 @@ pub enum TableKind {
     Lm,
     /// A language-model run's perplexity curves ([`super::lm_table::lm_curves_markdown`]).
     LmCurves,
+    /// A text run's sentences per second ([`text_speed_markdown`]).
+    TextSpeed,
+    /// The teacher's accuracy against a reference implementation's on the same splits
+    /// ([`reference_markdown`]; the reference's file given by `--reference=PATH`).
+    Reference,
 }
 
 impl TableKind {
-    /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm` or
-    /// `lm-curves`.
+    /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm`,
+    /// `lm-curves`, `text-speed` or `reference`.
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "comparison" => Some(Self::Comparison),
@@ -64,6 +71,8 @@ impl TableKind {
             "trace-vs-block" => Some(Self::TraceVsBlock),
             "lm" => Some(Self::Lm),
             "lm-curves" => Some(Self::LmCurves),
+            "text-speed" => Some(Self::TextSpeed),
+            "reference" => Some(Self::Reference),
             _ => None,
         }
     }
@@ -78,6 +87,8 @@ pub struct BlockSpec {
     pub source: PathBuf,
     /// The student of an efficiency table (default: the first distilled model measured).
     pub student: Option<String>,
+    /// The reference implementation's results of a `reference` table.
+    pub reference: Option<PathBuf>,
 }
 
 /// Why a page's generated blocks could not be regenerated.
@@ -117,14 +128,19 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
     if words.next() != Some("apprentice") || words.next() != Some("report") {
         return Err("expected `apprentice report --markdown[=KIND] PATH`".to_string());
     }
-    let (mut kind, mut source, mut student) = (None, None, None);
+    let (mut kind, mut source, mut student, mut reference) = (None, None, None, None);
     for word in words {
         if word == "--markdown" {
             kind = Some(TableKind::Comparison);
         } else if let Some(name) = word.strip_prefix("--markdown=") {
             kind = Some(TableKind::parse(name).ok_or_else(|| {
-                format!("unknown table {name:?}: expected comparison, fractions, efficiency, complexity, trace-vs-block, lm or lm-curves")
+                format!(
+                    "unknown table {name:?}: expected comparison, fractions, efficiency, \
+                     complexity, trace-vs-block, lm, lm-curves, text-speed or reference"
+                )
             })?);
+        } else if let Some(path) = word.strip_prefix("--reference=") {
+            reference = Some(PathBuf::from(path));
         } else if let Some(name) = word.strip_prefix("--student=") {
             student = Some(name.to_string());
         } else if word.starts_with("--") {
@@ -137,16 +153,8 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
         kind: kind.ok_or("no --markdown option")?,
         source: source.ok_or("no results file")?,
         student,
+        reference,
     })
-}
-
-/// `mean ± std` of a fraction in percent, `—` when not finite.
-fn percent_cell(summary: &Summary, digits: usize) -> String {
-    if summary.mean.is_finite() {
-        summary.format(digits, 100.0)
-    } else {
-        "—".to_string()
-    }
 }
 
 /// The seeds as `seeds 0, 1, 2` or `seed 0`.
@@ -193,9 +201,9 @@ pub fn comparison_markdown(results: &Results) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 model.name,
                 labels,
-                percent_cell(&model.test.accuracy, 2),
+                model.test.accuracy.percent_cell(2),
                 model.test.nll.format(3, 1.0),
-                percent_cell(&model.test.ece, 2),
+                model.test.ece.percent_cell(2),
                 optional(&model.test.agreement, 2, 100.0),
                 optional(&model.test.kl_from_teacher, 3, 1.0),
                 thousands(model.params as u64),
@@ -273,7 +281,7 @@ pub fn fractions_markdown(results: &Results) -> String {
         let _ = write!(md, "| {title} |");
         for (fraction, models) in &groups {
             let cell = match models.iter().find(|m| row_key(m) == *key) {
-                Some(model) => percent_cell(&model.test.accuracy, 2),
+                Some(model) => model.test.accuracy.percent_cell(2),
                 None if key.0 == 0 && *fraction < 1.0 => "(trained on all labels)".to_string(),
                 None => "—".to_string(),
             };
@@ -415,146 +423,6 @@ pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -
     Some(md)
 }
 
-/// One row per set of targets of a supervision-complexity study: the adjusted complexity,
-/// the same relative to one-hot labels (when the study measured them) and how often the
-/// largest target is the label; then which student, teacher and subset it was.
-pub fn complexity_markdown(study: &StudyReport) -> String {
-    let labels = study
-        .targets
-        .iter()
-        .find(|row| row.source == TargetSource::Labels)
-        .map(|row| row.measured.adjusted);
-    let mut md = String::from(
-        "| targets | adjusted complexity | vs labels | largest target is the label % |\n|---|--:|--:|--:|\n",
-    );
-    for row in &study.targets {
-        let m = &row.measured;
-        let relative = match labels {
-            Some(labels) if labels > 0.0 => format!("{:.2}", m.adjusted / labels),
-            _ => "—".to_owned(),
-        };
-        let accuracy = row
-            .accuracy
-            .map_or_else(|| "—".to_owned(), |a| format!("{:.1}", a * 100.0));
-        let _ = writeln!(
-            md,
-            "| {} | {:.3} | {relative} | {accuracy} |",
-            m.name, m.adjusted
-        );
-    }
-    let kernel = match study.kernel.kind {
-        crate::complexity::KernelKind::Trace => "trace",
-        crate::complexity::KernelKind::Block => "block",
-    };
-    let _ = write!(
-        md,
-        "\n{}: {} of the {} training inputs of {} (seed {}); student {} ({}, {} parameters), {kernel} kernel",
-        study.experiment,
-        thousands(study.data.subset_size as u64),
-        thousands(study.data.train_samples as u64),
-        study.data.name,
-        study.data.seed,
-        study.student.source,
-        study.student.architecture,
-        thousands(study.student.parameters as u64),
-    );
-    if let Some(teacher) = &study.teacher {
-        let _ = write!(
-            md,
-            "; teacher {} ({} parameters)",
-            teacher.architecture,
-            thousands(teacher.parameters as u64)
-        );
-    }
-    md.push_str(".\n");
-    md
-}
-
-/// The trace kernel against the block kernel, one row per set of targets: each kernel's
-/// adjusted complexity and the score `"auto"` ranks temperatures by (adjusted complexity over
-/// the mean true-class margin; none for a negative margin), the lowest KD score of each kernel
-/// in bold. `None` when `value` is not the `trace_vs_block` example's output.
-pub fn trace_vs_block_markdown(value: &serde_json::Value) -> Option<String> {
-    let kernels = value["kernels"].as_array()?;
-    let trace = kernels.iter().find(|k| k["kind"] == "trace")?;
-    let block = kernels.iter().find(|k| k["kind"] == "block")?;
-    let rows = |kernel: &serde_json::Value| -> Option<Vec<(String, f64, Option<f64>)>> {
-        kernel["targets"]
-            .as_array()?
-            .iter()
-            .map(|row| {
-                let margin = row["margin"].as_f64()?;
-                Some((
-                    row["targets"].as_str()?.to_owned(),
-                    row["adjusted"].as_f64()?,
-                    (margin > 0.0).then(|| row["score"].as_f64()).flatten(),
-                ))
-            })
-            .collect()
-    };
-    let (trace_rows, block_rows) = (rows(trace)?, rows(block)?);
-    if trace_rows.len() != block_rows.len() {
-        return None;
-    }
-    let best = |rows: &[(String, f64, Option<f64>)]| {
-        rows.iter()
-            .enumerate()
-            .filter(|(_, (name, _, score))| name.starts_with("kd") && score.is_some())
-            .min_by(|a, b| {
-                a.1.2
-                    .unwrap_or(f64::INFINITY)
-                    .total_cmp(&b.1.2.unwrap_or(f64::INFINITY))
-            })
-            .map(|(index, _)| index)
-    };
-    let (trace_best, block_best) = (best(&trace_rows), best(&block_rows));
-    let number = |v: f64| {
-        if v.abs() < 10.0 {
-            format!("{v:.3}")
-        } else {
-            format!("{v:.1}")
-        }
-    };
-    let score = |score: Option<f64>, bold: bool| match score {
-        Some(s) if bold => format!("**{}**", number(s)),
-        Some(s) => number(s),
-        None => "—".to_owned(),
-    };
-    let mut md = String::from(
-        "| targets | trace: adjusted | block: adjusted | trace: score | block: score |\n|---|--:|--:|--:|--:|\n",
-    );
-    for (index, (t, b)) in trace_rows.iter().zip(&block_rows).enumerate() {
-        let name = match t.0.as_str() {
-            "random" => "random labels".to_owned(),
-            other => match other.rsplit_once("T=") {
-                Some((_, temperature)) if other.starts_with("kd") => {
-                    format!("KD, T = {temperature}")
-                }
-                _ => other.to_owned(),
-            },
-        };
-        let _ = writeln!(
-            md,
-            "| {name} | {} | {} | {} | {} |",
-            number(t.1),
-            number(b.1),
-            score(t.2, trace_best == Some(index)),
-            score(b.2, block_best == Some(index))
-        );
-    }
-    let _ = write!(
-        md,
-        "\n{} inputs of {}, student {}, seed {}; block kernel {} × {}.\n",
-        value["inputs"],
-        value["split"].as_str()?,
-        value["student"].as_str()?,
-        value["seed"],
-        block["dim"],
-        block["dim"]
-    );
-    Some(md)
-}
-
 /// The table `spec` asks for, from its raw file under `root`.
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
     if matches!(spec.kind, TableKind::Complexity | TableKind::TraceVsBlock) {
@@ -575,10 +443,22 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         return Ok(complexity_markdown(&study));
     }
     let run = load_run(&root.join(&spec.source))?;
+    if spec.kind == TableKind::TextSpeed {
+        return text_speed_markdown(&run.results_path);
+    }
+    if spec.kind == TableKind::Reference {
+        let reference = spec.reference.as_ref().ok_or_else(|| {
+            ReportError::Results("a reference table needs --reference=PATH".to_string())
+        })?;
+        return reference_markdown(&run.results, &root.join(reference));
+    }
     match spec.kind {
         TableKind::Comparison => Ok(comparison_markdown(&run.results)),
         TableKind::Fractions => Ok(fractions_markdown(&run.results)),
-        TableKind::Complexity | TableKind::TraceVsBlock => unreachable!("read above"),
+        TableKind::Complexity
+        | TableKind::TraceVsBlock
+        | TableKind::TextSpeed
+        | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run
             .extensions
             .efficiency

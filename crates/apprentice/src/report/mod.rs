@@ -17,8 +17,10 @@ pub mod measure;
 mod plots;
 pub mod render;
 pub mod results;
+pub mod study_tables;
 mod summary;
 pub mod table;
+pub mod text_tables;
 pub mod units;
 mod view;
 

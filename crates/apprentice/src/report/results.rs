@@ -110,6 +110,16 @@ impl Summary {
         }
     }
 
+    /// `mean ± std` of a fraction in percent with `digits` decimals (a table cell), `—` when
+    /// the mean is not finite.
+    pub fn percent_cell(&self, digits: usize) -> String {
+        if self.mean.is_finite() {
+            self.format(digits, 100.0)
+        } else {
+            "—".to_string()
+        }
+    }
+
     /// `mean ± std`, both multiplied by `scale` and shown with `digits` decimals.
     ///
     /// Use a scale of 100 for fractions shown as percentages: an accuracy of

@@ -146,9 +146,18 @@ fn read_tensor(
 /// A dense layer from PyTorch's `[out, in]` weight and its bias.
 fn linear_from(weight: Vec<f32>, bias: Vec<f32>, outputs: usize, device: &Device) -> Linear {
     let inputs = weight.len() / outputs.max(1);
-    let weight: Tensor<2> = Tensor::from_data(TensorData::new(weight, [outputs, inputs]), device);
+    // Transposed on the host, so that the weight is contiguous `[in, out]` as a trained
+    // layer's is: the same kernels run, and a model read back gives bit-identical outputs.
+    let mut transposed = vec![0.0; weight.len()];
+    for (o, row) in weight.chunks_exact(inputs.max(1)).enumerate() {
+        for (i, &value) in row.iter().enumerate() {
+            transposed[i * outputs + o] = value;
+        }
+    }
+    let weight: Tensor<2> =
+        Tensor::from_data(TensorData::new(transposed, [inputs, outputs]), device);
     Linear {
-        weight: Param::from_tensor(weight.transpose()),
+        weight: Param::from_tensor(weight),
         bias: Some(Param::from_tensor(Tensor::from_data(
             TensorData::new(bias, [outputs]),
             device,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::data::{TextDataOptions, TextFormat};
+use super::transformer_config::{FinetuneConfig, NarrowConfig, ShallowConfig, TeacherKind};
 use crate::backend::DeviceKind;
 use crate::config::{ConfigError, TrainConfig};
 use crate::distill::optim::OptimizerSpec;
@@ -31,13 +32,17 @@ pub struct TextExperimentConfig {
     pub text: TextSection,
     /// The labelled texts.
     pub data: TextDataConfig,
-    /// The teacher's classification head on the frozen encoder's sentence embeddings.
+    /// The teacher: a head on the frozen encoder, the encoder fine-tuned, or a folder.
     pub teacher: HeadConfig,
     /// The students.
     pub students: StudentsConfig,
     /// The distillation settings.
     #[serde(default)]
     pub distill: TextDistillConfig,
+    /// The folder `text.model`, `teacher.folder` and `data.path` are relative to (`--data`,
+    /// recorded so that `--resume` finds the files again); absent: as written.
+    #[serde(default)]
+    pub data_root: Option<PathBuf>,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -96,6 +101,10 @@ pub struct TextDataConfig {
     /// Use only the first this many rows that are not dropped (quick trials, tests).
     #[serde(default)]
     pub max_rows: Option<usize>,
+    /// Train on at most this many texts of each seed's training split (a random subset drawn
+    /// from the seed); validation and test keep their full size.
+    #[serde(default)]
+    pub max_train: Option<usize>,
     /// Stratified share of the rows held out for validation.
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
@@ -130,18 +139,31 @@ impl TextDataConfig {
     }
 }
 
-/// The `[teacher]` table: an MLP head on the frozen encoder's sentence embeddings.
+/// The `[teacher]` table: by default an MLP head on the frozen encoder's sentence
+/// embeddings; `kind = "finetune"` fine-tunes the encoder itself with `[teacher.finetune]`,
+/// `kind = "folder"` reads a `BertForSequenceClassification` folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeadConfig {
+    /// Where the teacher comes from.
+    #[serde(default)]
+    pub kind: TeacherKind,
     /// Hidden widths of the head; empty: a linear classifier.
     #[serde(default)]
     pub hidden: Vec<usize>,
     /// Dropout after each hidden layer.
     #[serde(default)]
     pub dropout: f64,
-    /// Epochs, batch size, early stopping.
-    pub train: TrainConfig,
+    /// Epochs, batch size, early stopping of the head (`kind = "head"` only).
+    #[serde(default)]
+    pub train: Option<TrainConfig>,
+    /// The fine-tuning recipe (`kind = "finetune"`).
+    #[serde(default)]
+    pub finetune: Option<FinetuneConfig>,
+    /// A `BertForSequenceClassification` folder (`kind = "folder"`), relative to `--data`
+    /// when given; it must share `text.model`'s vocabulary, whose tokenizer reads the texts.
+    #[serde(default)]
+    pub folder: Option<PathBuf>,
     /// Optimiser and schedule.
     #[serde(default)]
     pub optimizer: OptimizerSpec,
@@ -158,6 +180,10 @@ pub enum StudentKind {
     /// The bag-of-embeddings architecture with its token vectors initialised from the
     /// teacher's output for each vocabulary token, reduced by PCA; trained by distillation.
     Static,
+    /// A BERT made of a subset of the teacher's layers (DistilBERT), `[students.shallow]`.
+    Shallow,
+    /// A narrower BERT from random initialisation, `[students.narrow]`.
+    Narrow,
 }
 
 impl StudentKind {
@@ -167,6 +193,8 @@ impl StudentKind {
             StudentKind::Bag => "bag",
             StudentKind::Cnn => "cnn",
             StudentKind::Static => "static",
+            StudentKind::Shallow => "shallow",
+            StudentKind::Narrow => "narrow",
         }
     }
 }
@@ -198,6 +226,12 @@ pub struct StudentsConfig {
     /// Optimiser and schedule.
     #[serde(default)]
     pub optimizer: OptimizerSpec,
+    /// The shallow transformer student (`shallow` in `kinds`).
+    #[serde(default)]
+    pub shallow: Option<ShallowConfig>,
+    /// The narrow transformer student (`narrow` in `kinds`).
+    #[serde(default)]
+    pub narrow: Option<NarrowConfig>,
 }
 
 fn default_embedding_dim() -> usize {
@@ -224,9 +258,10 @@ pub struct TextDistillConfig {
     #[serde(default = "default_alpha")]
     pub alpha: f64,
     /// Also train a bag-of-embeddings student to regress the teacher's sentence embeddings
-    /// (cosine loss, no labels), used with the teacher's head.
-    #[serde(default = "default_true")]
-    pub embedding: bool,
+    /// (cosine loss, no labels), used with the teacher's head; only with the frozen-encoder
+    /// teacher. Absent: yes for that teacher, no for the others.
+    #[serde(default)]
+    pub embedding: Option<bool>,
 }
 
 fn default_temperature() -> f64 {
@@ -235,17 +270,23 @@ fn default_temperature() -> f64 {
 fn default_alpha() -> f64 {
     0.5
 }
-fn default_true() -> bool {
-    true
-}
 
 impl Default for TextDistillConfig {
     fn default() -> Self {
         Self {
             temperature: default_temperature(),
             alpha: default_alpha(),
-            embedding: true,
+            embedding: None,
         }
+    }
+}
+
+impl TextExperimentConfig {
+    /// Whether the run trains the embedding-regression student (`bag-embed`).
+    pub fn embedding_student(&self) -> bool {
+        self.distill
+            .embedding
+            .unwrap_or(self.teacher.kind == TeacherKind::Head)
     }
 }
 
@@ -309,6 +350,9 @@ impl TextExperimentConfig {
                 data.validation_fraction, data.test_fraction
             ));
         }
+        if data.max_train == Some(0) {
+            return Err("data.max_train: expected at least 1".to_string());
+        }
         if data.max_rows == Some(0) {
             return Err("data.max_rows: expected at least 1".to_string());
         }
@@ -320,8 +364,7 @@ impl TextExperimentConfig {
         if data.classes.len() == 1 {
             return Err("data.classes: expected at least two classes".to_string());
         }
-        check_train("teacher.train", &self.teacher.train)?;
-        self.teacher.optimizer.validate("teacher.optimizer")?;
+        self.validate_teacher()?;
         if self.teacher.hidden.contains(&0) {
             return Err("teacher.hidden: layer widths must be at least 1".to_string());
         }
@@ -333,7 +376,29 @@ impl TextExperimentConfig {
         }
         let students = &self.students;
         if students.kinds.is_empty() {
-            return Err("students.kinds: expected at least one of bag, cnn, static".to_string());
+            return Err(
+                "students.kinds: expected at least one of bag, cnn, static, shallow, narrow"
+                    .to_string(),
+            );
+        }
+        if let Some(shallow) = &students.shallow {
+            if shallow.layers.as_ref().is_some_and(Vec::is_empty) {
+                return Err("students.shallow.layers: expected at least one layer".to_string());
+            }
+            shallow.train.validate("students.shallow.train")?;
+        }
+        if let Some(narrow) = &students.narrow {
+            narrow.validate()?;
+        }
+        for (kind, present, table) in [
+            (StudentKind::Shallow, students.shallow.is_some(), "shallow"),
+            (StudentKind::Narrow, students.narrow.is_some(), "narrow"),
+        ] {
+            if present && !students.kinds.contains(&kind) {
+                return Err(format!(
+                    "students.{table}: set, but {table:?} is not in students.kinds"
+                ));
+            }
         }
         for (key, value) in [
             ("students.embedding_dim", students.embedding_dim),
@@ -367,6 +432,75 @@ impl TextExperimentConfig {
                 "distill.alpha: expected a weight in [0, 1], found {}",
                 distill.alpha
             ));
+        }
+        if distill.embedding == Some(true) && self.teacher.kind != TeacherKind::Head {
+            return Err(format!(
+                "distill.embedding: regressing the teacher's sentence embeddings needs the \
+                 frozen-encoder teacher (teacher.kind = \"head\"), found teacher.kind = {:?}; \
+                 set distill.embedding = false",
+                self.teacher.kind.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The `[teacher]` table's keys fit its `kind`.
+    fn validate_teacher(&self) -> Result<(), String> {
+        let teacher = &self.teacher;
+        let head_only = !teacher.hidden.is_empty() || teacher.dropout != 0.0;
+        match teacher.kind {
+            TeacherKind::Head => {
+                let train = teacher.train.as_ref().ok_or(
+                    "teacher.train: expected the head's [teacher.train] table (epochs, \
+                     batch_size) for teacher.kind = \"head\"",
+                )?;
+                check_train("teacher.train", train)?;
+                self.teacher.optimizer.validate("teacher.optimizer")?;
+                for (key, set) in [
+                    ("teacher.finetune", teacher.finetune.is_some()),
+                    ("teacher.folder", teacher.folder.is_some()),
+                ] {
+                    if set {
+                        return Err(format!(
+                            "{key}: only for teacher.kind = \"finetune\" or \"folder\", found \
+                             teacher.kind = \"head\""
+                        ));
+                    }
+                }
+            }
+            TeacherKind::Finetune | TeacherKind::Folder => {
+                let kind = teacher.kind.name();
+                if teacher.train.is_some() || head_only {
+                    return Err(format!(
+                        "teacher: hidden, dropout and [teacher.train] describe the frozen \
+                         encoder's head, not teacher.kind = {kind:?} (its dropout is the \
+                         model's own)"
+                    ));
+                }
+                if teacher.kind == TeacherKind::Finetune {
+                    if teacher.folder.is_some() {
+                        return Err(
+                            "teacher.folder: only for teacher.kind = \"folder\"".to_string()
+                        );
+                    }
+                    teacher
+                        .finetune
+                        .clone()
+                        .unwrap_or_default()
+                        .validate("teacher.finetune")?;
+                } else {
+                    if teacher.folder.is_none() {
+                        return Err("teacher.folder: expected the path of a \
+                             BertForSequenceClassification folder for teacher.kind = \"folder\""
+                            .to_string());
+                    }
+                    if teacher.finetune.is_some() {
+                        return Err(
+                            "teacher.finetune: only for teacher.kind = \"finetune\"".to_string()
+                        );
+                    }
+                }
+            }
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use super::bert::BertConfig;
 use super::classifier::{BertClassifier, batch_tensors};
 use super::error::TextError;
+use crate::distill::loss::{KdWeights, kd_loss};
 use crate::distill::optim::{OptimizerKind, OptimizerSpec};
 
 /// The fine-tuning recipe.
@@ -147,6 +148,29 @@ impl FinetuneObserver for () {
     fn epoch(&mut self, _: usize, _: f64) {}
 }
 
+/// What a fine-tuned model learns from.
+#[derive(Debug, Clone, Copy)]
+pub enum FinetuneObjective<'a> {
+    /// Cross-entropy with the labels.
+    Labels,
+    /// Hinton's KD against a teacher's logits, one row per training sequence.
+    Kd {
+        /// `sequences × classes` teacher logits, row-major, in the order of the sequences.
+        teacher_logits: &'a [f32],
+        /// Temperature and label weight.
+        weights: KdWeights,
+    },
+}
+
+/// Texts on which [`finetune_with`] measures accuracy after each epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct FinetuneValidation<'a> {
+    /// Unpadded id sequences.
+    pub sequences: &'a [Vec<u32>],
+    /// Their classes.
+    pub labels: &'a [u32],
+}
+
 /// The outcome of [`finetune`].
 #[derive(Debug)]
 pub struct FinetuneOutcome {
@@ -154,6 +178,12 @@ pub struct FinetuneOutcome {
     pub model: BertClassifier,
     /// Mean training loss of each step, in order.
     pub step_losses: Vec<f64>,
+    /// Mean training loss of each epoch.
+    pub epoch_losses: Vec<f64>,
+    /// Validation accuracy after each epoch (empty without validation texts).
+    pub validation_accuracy: Vec<f64>,
+    /// Learning rate of each epoch's first step.
+    pub learning_rate: Vec<f64>,
     /// Optimisation steps taken.
     pub steps: usize,
     /// Wall-clock seconds of the training loop.
@@ -171,7 +201,45 @@ pub fn finetune(
     device: &Device,
     observer: &mut dyn FinetuneObserver,
 ) -> Result<FinetuneOutcome, TextError> {
+    finetune_with(
+        model,
+        config,
+        sequences,
+        labels,
+        FinetuneObjective::Labels,
+        None,
+        settings,
+        device,
+        observer,
+    )
+}
+
+/// [`finetune`] with a choice of objective (labels, or KD from a teacher's logits) and,
+/// when `validation` is given, the accuracy on it after each epoch. The model of the last
+/// epoch is returned, as `transformers`' Trainer does by default.
+#[allow(clippy::too_many_arguments)]
+pub fn finetune_with(
+    model: BertClassifier,
+    config: &BertConfig,
+    sequences: &[Vec<u32>],
+    labels: &[u32],
+    objective: FinetuneObjective<'_>,
+    validation: Option<FinetuneValidation<'_>>,
+    settings: &FinetuneSettings,
+    device: &Device,
+    observer: &mut dyn FinetuneObserver,
+) -> Result<FinetuneOutcome, TextError> {
     let classes = model.labels();
+    if let FinetuneObjective::Kd { teacher_logits, .. } = objective
+        && teacher_logits.len() != sequences.len() * classes
+    {
+        return Err(TextError::Invalid(format!(
+            "finetune: {} teacher logits for {} sequences of {classes} classes; expected {}",
+            teacher_logits.len(),
+            sequences.len(),
+            sequences.len() * classes
+        )));
+    }
     if sequences.len() != labels.len() || sequences.is_empty() {
         return Err(TextError::Invalid(format!(
             "finetune: {} sequences and {} labels; expected the same, non-zero count",
@@ -209,16 +277,40 @@ pub fn finetune(
     let head_dropout = settings.head_dropout.unwrap_or(config.hidden_dropout_prob);
     let max_length = settings.max_length.min(config.max_position_embeddings);
     let mut step_losses = Vec::with_capacity(total);
+    let mut epoch_losses = Vec::with_capacity(settings.epochs);
+    let mut validation_accuracy = Vec::new();
+    let mut learning_rate = Vec::with_capacity(settings.epochs);
     let started = Instant::now();
     for epoch in 0..settings.epochs {
         order.shuffle(&mut rng);
         let mut epoch_loss = 0.0;
+        learning_rate.push(linear_schedule(
+            epoch * steps_per_epoch,
+            warmup,
+            total,
+            settings.lr,
+        ));
         for (step, chunk) in order.chunks(settings.batch_size).enumerate() {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| sequences[i].as_slice()).collect();
             let (ids, mask) = batch_tensors(&batch, config.pad_token_id, max_length, device);
             let logits = model.forward(ids, mask, &dropout, head_dropout);
             let targets: Vec<u32> = chunk.iter().map(|&i| labels[i]).collect();
-            let loss = cross_entropy(logits, &targets, device);
+            let loss = match objective {
+                FinetuneObjective::Labels => cross_entropy(logits, &targets, device),
+                FinetuneObjective::Kd {
+                    teacher_logits,
+                    weights,
+                } => {
+                    let rows: Vec<f32> = chunk
+                        .iter()
+                        .flat_map(|&i| teacher_logits[i * classes..(i + 1) * classes].iter())
+                        .copied()
+                        .collect();
+                    let teacher = crate::backend::matrix(rows, chunk.len(), classes, device);
+                    let targets = crate::backend::class_indices(&targets, device);
+                    kd_loss(logits, teacher, targets, None, weights)
+                }
+            };
             let value = crate::backend::scalar(loss.clone()) as f64;
             if !value.is_finite() {
                 return Err(TextError::Invalid(format!(
@@ -237,12 +329,26 @@ pub fn finetune(
             step_losses.push(value);
             epoch_loss += value;
         }
-        observer.epoch(epoch + 1, epoch_loss / steps_per_epoch as f64);
+        let mean_loss = epoch_loss / steps_per_epoch as f64;
+        epoch_losses.push(mean_loss);
+        if let Some(validation) = validation {
+            validation_accuracy.push(accuracy_on(
+                &model.valid(),
+                config,
+                validation,
+                max_length,
+                &device.clone().inner(),
+            ));
+        }
+        observer.epoch(epoch + 1, mean_loss);
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(FinetuneOutcome {
         model: model.valid(),
         step_losses,
+        epoch_losses,
+        validation_accuracy,
+        learning_rate,
         steps: total,
         seconds,
     })
@@ -254,4 +360,24 @@ pub fn cross_entropy(logits: Tensor<2>, targets: &[u32], device: &Device) -> Ten
     let log_probs = burn::tensor::activation::log_softmax(logits, 1);
     let index = crate::backend::class_indices(targets, device).reshape([batch, 1]);
     log_probs.gather(1, index).mean().neg()
+}
+
+/// Accuracy of `model` (on the inference device `device`) on `validation`, texts cut at
+/// `max_length`.
+pub fn accuracy_on(
+    model: &BertClassifier,
+    config: &BertConfig,
+    validation: FinetuneValidation<'_>,
+    max_length: usize,
+    device: &Device,
+) -> f64 {
+    let classes = model.labels();
+    let logits = model.logits(
+        validation.sequences,
+        config.pad_token_id,
+        max_length,
+        64,
+        device,
+    );
+    crate::eval::metrics::accuracy(&logits, classes, validation.labels)
 }

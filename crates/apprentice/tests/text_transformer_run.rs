@@ -1,0 +1,243 @@
+//! The transformer parts of a text run, on a small random BERT so that they run in seconds:
+//! - fine-tuning by KD reads the teacher's logits row for row: with α = 1 it is exactly
+//!   cross-entropy, with α = 0 and a teacher that inverts the labels the student learns the
+//!   inversion;
+//! - a wrong number of teacher logits is an error, not a panic;
+//! - the text experiment file's teacher and transformer-student tables: a valid fine-tuning
+//!   config parses, and keys that do not fit the teacher's kind are one-line errors naming
+//!   the key.
+
+use apprentice::backend::ComputeDevice;
+use apprentice::distill::loss::KdWeights;
+use apprentice::text::bert::{Bert, BertConfig};
+use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
+use apprentice::text::config::TextExperimentConfig;
+use apprentice::text::finetune::{
+    FinetuneObjective, FinetuneSettings, FinetuneValidation, finetune_with,
+};
+
+fn tiny_config() -> BertConfig {
+    serde_json::from_value(serde_json::json!({
+        "vocab_size": 50, "hidden_size": 24, "num_hidden_layers": 2,
+        "num_attention_heads": 3, "intermediate_size": 40, "max_position_embeddings": 32
+    }))
+    .unwrap()
+}
+
+/// `[CLS] … [SEP]` sequences: class 1 draws its pieces from ids 3..26, class 0 from 26..50.
+fn task(count: usize) -> (Vec<Vec<u32>>, Vec<u32>) {
+    let mut state = 777u64;
+    let mut next = move |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let mut sequences = Vec::new();
+    let mut labels = Vec::new();
+    for k in 0..count {
+        let positive = k % 3 != 0;
+        let base = if positive { 3 } else { 26 };
+        let mut s = vec![1u32];
+        s.extend((0..3 + next(8) as usize).map(|_| base + next(23) as u32));
+        s.push(2);
+        sequences.push(s);
+        labels.push(positive as u32);
+    }
+    (sequences, labels)
+}
+
+fn classifier(config: &BertConfig) -> BertClassifier {
+    let device = ComputeDevice::cpu().training();
+    device.seed(3);
+    BertClassifier::new(
+        Bert::random(config, &device),
+        config,
+        2,
+        ClassifierPooling::Cls,
+        &device,
+    )
+}
+
+fn settings(epochs: usize) -> FinetuneSettings {
+    FinetuneSettings {
+        epochs,
+        batch_size: 16,
+        lr: 5e-3,
+        max_length: 32,
+        seed: 4,
+        ..FinetuneSettings::default()
+    }
+}
+
+/// Logits that put `margin` on the class `pick(label)`.
+fn logits_for(labels: &[u32], margin: f32, pick: impl Fn(u32) -> u32) -> Vec<f32> {
+    labels
+        .iter()
+        .flat_map(|&l| {
+            if pick(l) == 1 {
+                [0.0, margin]
+            } else {
+                [margin, 0.0]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn kd_fine_tuning_reads_the_teacher_row_for_row() {
+    let config = tiny_config();
+    let (sequences, labels) = task(96);
+    let device = ComputeDevice::cpu().training();
+    let initial = classifier(&config);
+    let inverted = logits_for(&labels, 6.0, |l| 1 - l);
+    let run = |objective, epochs| {
+        finetune_with(
+            initial.clone(),
+            &config,
+            &sequences,
+            &labels,
+            objective,
+            Some(FinetuneValidation {
+                sequences: &sequences,
+                labels: &labels,
+            }),
+            &settings(epochs),
+            &device,
+            &mut (),
+        )
+        .unwrap()
+    };
+    // α = 1: the soft term has weight 0, so the run is cross-entropy's, step for step.
+    let labels_only = run(FinetuneObjective::Labels, 2);
+    let kd_alpha_one = run(
+        FinetuneObjective::Kd {
+            teacher_logits: &inverted,
+            weights: KdWeights {
+                temperature: 2.0,
+                alpha: 1.0,
+            },
+        },
+        2,
+    );
+    assert_eq!(labels_only.step_losses, kd_alpha_one.step_losses);
+    assert_eq!(labels_only.validation_accuracy.len(), 2);
+    assert_eq!(labels_only.learning_rate.len(), 2);
+
+    // α = 0: only the teacher teaches. One that inverts every label, row for row, makes a
+    // student that is wrong on (almost) every training text; a misaligned row would not.
+    let taught = run(
+        FinetuneObjective::Kd {
+            teacher_logits: &inverted,
+            weights: KdWeights {
+                temperature: 1.0,
+                alpha: 0.0,
+            },
+        },
+        10,
+    );
+    let accuracy = *taught.validation_accuracy.last().unwrap();
+    assert!(
+        accuracy < 0.1,
+        "accuracy {accuracy} on the labels the teacher inverts"
+    );
+    let by_labels = run(FinetuneObjective::Labels, 10);
+    let accuracy = *by_labels.validation_accuracy.last().unwrap();
+    assert!(
+        accuracy > 0.9,
+        "accuracy {accuracy} when trained on the labels"
+    );
+}
+
+#[test]
+fn a_wrong_number_of_teacher_logits_is_an_error() {
+    let config = tiny_config();
+    let (sequences, labels) = task(20);
+    let short = vec![0.0; 2 * 19];
+    let error = finetune_with(
+        classifier(&config),
+        &config,
+        &sequences,
+        &labels,
+        FinetuneObjective::Kd {
+            teacher_logits: &short,
+            weights: KdWeights {
+                temperature: 2.0,
+                alpha: 0.5,
+            },
+        },
+        None,
+        &settings(1),
+        &ComputeDevice::cpu().training(),
+        &mut (),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("38 teacher logits for 20 sequences"),
+        "{error}"
+    );
+}
+
+#[test]
+fn teacher_and_transformer_student_tables_are_checked() {
+    let good = include_str!("../../../configs/rotten-tomatoes-finetune.toml");
+    let config = TextExperimentConfig::from_toml(good, "ft.toml").unwrap();
+    assert!(
+        !config.embedding_student(),
+        "no embedding student without the head teacher"
+    );
+    let recipe = config.teacher.finetune.clone().unwrap();
+    assert_eq!((recipe.epochs, recipe.max_length), (2, 64));
+    // The frozen-encoder config still reads, with its embedding student.
+    let head = include_str!("../../../configs/rotten-tomatoes.toml");
+    assert!(
+        TextExperimentConfig::from_toml(head, "rt.toml")
+            .unwrap()
+            .embedding_student()
+    );
+
+    let cases = [
+        (
+            good.replace("kind = \"finetune\"", "kind = \"folder\""),
+            "teacher.folder: expected the path",
+        ),
+        (
+            good.replace("kind = \"finetune\"", "kind = \"finetune\"\nhidden = [64]"),
+            "teacher: hidden, dropout and [teacher.train]",
+        ),
+        (
+            good.replace("temperature = 4.0", "temperature = 4.0\nembedding = true"),
+            "distill.embedding: regressing the teacher's sentence embeddings",
+        ),
+        (
+            good.replace("kinds = [\"shallow\", \"cnn\"]", "kinds = [\"cnn\"]"),
+            "students.shallow: set, but \"shallow\" is not in students.kinds",
+        ),
+        (
+            good.replace("lr = 1e-4\nweight_decay = 0.01\nwarmup_ratio = 0.1\nmax_grad_norm = 1.0\nmax_length = 64\npooling",
+                "lr = -1.0\nweight_decay = 0.01\nwarmup_ratio = 0.1\nmax_grad_norm = 1.0\nmax_length = 64\npooling"),
+            "teacher.finetune.lr: expected a positive number",
+        ),
+        (
+            good.replace("layers = [0, 2, 4]", "layers = []"),
+            "students.shallow.layers: expected at least one layer",
+        ),
+        (
+            good.replace("kinds = [\"shallow\", \"cnn\"]", "kinds = [\"shallow\", \"narrow\"]")
+                + "\n[students.narrow]\nhidden = 30\nheads = 4\n",
+            "students.narrow.heads: expected a divisor of hidden 30",
+        ),
+        (
+            good.replace("max_train = 800", "max_train = 0"),
+            "data.max_train: expected at least 1",
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = TextExperimentConfig::from_toml(&text, "ft.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(expected), "{expected}: {error}");
+        assert!(!error.contains('\n'), "{error}");
+    }
+}
