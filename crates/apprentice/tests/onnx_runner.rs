@@ -223,6 +223,22 @@ fn an_onnx_teacher_teaches_students_on_images_from_class_folders() {
     let (_, meta) =
         checkpoint::load(&layout.seed(3).checkpoint("kd"), &ComputeDevice::cpu()).unwrap();
     assert_eq!(meta.class_names, CLASSES);
+
+    // The same run again in the same folder (as `--resume` does) takes every finished student
+    // from its checkpoint and record: nothing is retrained (the training times are the
+    // recorded ones), the ONNX teacher's outputs are computed again, and the results are equal.
+    let again = run_experiment(&config, &options, &mut Silent::default()).unwrap();
+    for (first, second) in results.models.iter().zip(&again.models) {
+        assert_eq!(first.name, second.name);
+        assert_eq!(first.test, second.test, "{}", first.name);
+        if first.name != "teacher" {
+            assert_eq!(
+                first.train_time_s, second.train_time_s,
+                "{} was retrained",
+                first.name
+            );
+        }
+    }
 }
 
 #[test]
