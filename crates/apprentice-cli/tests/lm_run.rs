@@ -3,28 +3,12 @@
 //! folder, the table, the teacher cache reused by a second run with the same numbers, the
 //! checkpoints, and one-line errors.
 
+mod shared_data;
+
+use shared_data::shared_data;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn shared_data(test: &str) -> Option<PathBuf> {
-    let folder = std::env::var_os("APPRENTICE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if folder.is_dir() {
-        return Some(folder);
-    }
-    if std::env::var("APPRENTICE_REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
-        panic!(
-            "{test}: the shared data folder {} is required but absent",
-            folder.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED {test}: shared data not found at {} (set APPRENTICE_SHARED_DATA)",
-        folder.display()
-    );
-    None
-}
 
 fn apprentice(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_apprentice"))

@@ -2,31 +2,14 @@
 //! teacher cache, and `apprentice run --teacher-cache` reads them and ends with exactly the
 //! students of a run that computed them itself; `apprentice complexity` measures its targets.
 
-use std::path::{Path, PathBuf};
+mod shared_data;
+
+use shared_data::shared_data;
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use apprentice::data::idx::load_idx_pair;
-
-/// The shared data folder, or `None` (skipped, said on stderr) when absent.
-fn shared_data(test: &str) -> Option<PathBuf> {
-    let folder = std::env::var_os("APPRENTICE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if folder.is_dir() {
-        return Some(folder);
-    }
-    if std::env::var("APPRENTICE_REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
-        panic!(
-            "{test}: the shared data folder {} is required but absent",
-            folder.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED {test}: shared data not found at {}",
-        folder.display()
-    );
-    None
-}
 
 fn apprentice(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_apprentice"))

@@ -4,6 +4,10 @@
 //! teacher it saved is a Hugging Face folder that another run loads as its teacher. The
 //! encoder is a tiny random BERT with all-MiniLM-L6-v2's tokenizer, so the run takes seconds.
 
+mod shared_data;
+
+use shared_data::shared_data;
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -13,27 +17,6 @@ use apprentice::backend::ComputeDevice;
 use apprentice::text::bert::{Bert, BertConfig};
 use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
 use apprentice::text::classifier_folder::save_classifier;
-
-/// The shared data folder, or `None` (with a note) when it is absent and not required.
-fn shared_data(test: &str) -> Option<PathBuf> {
-    let folder = std::env::var_os("APPRENTICE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"));
-    if folder.is_dir() {
-        return Some(folder);
-    }
-    if std::env::var("APPRENTICE_REQUIRE_SHARED_DATA").as_deref() == Ok("1") {
-        panic!(
-            "{test}: the shared data folder {} is required but absent",
-            folder.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED {test}: shared data not found at {} (set APPRENTICE_SHARED_DATA)",
-        folder.display()
-    );
-    None
-}
 
 /// A random 2-layer BERT of width 16 with all-MiniLM-L6-v2's vocabulary and tokenizer files.
 fn tiny_encoder(data: &Path, folder: &Path) {
