@@ -38,14 +38,18 @@ pub struct ReportArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Print one Markdown table instead of writing the report: `comparison` (the default),
-    /// `fractions` or `efficiency` of a run's results, or `complexity` of a `complexity.json`;
-    /// the tables the documentation's generated blocks hold.
+    /// `fractions`, `efficiency`, `methods`, `lm`, `lm-curves`, `text-speed` or `reference` of
+    /// a run's results, `complexity` of a `complexity.json`, `trace-vs-block` of that
+    /// example's JSON; the tables the documentation's generated blocks hold.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "comparison", value_name = "KIND")]
     pub markdown: Option<String>,
     /// With --markdown=efficiency: the student compared with the teacher (default: the first
     /// distilled model measured).
     #[arg(long, requires = "markdown")]
     pub student: Option<String>,
+    /// With --markdown=reference: the reference implementation's results file.
+    #[arg(long, requires = "markdown", value_name = "PATH")]
+    pub reference: Option<PathBuf>,
 }
 
 /// Runs `apprentice report`.
@@ -60,14 +64,15 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     if let Some(kind) = &args.markdown {
         let kind = TableKind::parse(kind).ok_or_else(|| {
             anyhow::anyhow!(
-                "--markdown: expected comparison, fractions, efficiency or complexity, found {kind:?}"
+                "--markdown: expected one of {}, found {kind:?}",
+                TableKind::NAMES.join(", ")
             )
         })?;
         let spec = BlockSpec {
             kind,
             source: args.run.clone(),
             student: args.student.clone(),
-            reference: None,
+            reference: args.reference.clone(),
         };
         print!("{}", render_block(&spec, Path::new(""))?);
         return Ok(());

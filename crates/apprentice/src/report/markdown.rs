@@ -18,8 +18,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::continual_table::{continual_markdown, parse_continual};
 use super::extensions::{EfficiencySection, ModelEfficiency};
 use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
+use super::methods_table::{methods_markdown, verdicts_markdown};
 use super::render::{ReportError, load_run};
 use super::results::{ModelResult, Results, Role, Summary};
 use super::study_tables::{complexity_markdown, trace_vs_block_markdown};
@@ -54,12 +56,37 @@ pub enum TableKind {
     LmCurves,
     /// A text run's sentences per second ([`text_speed_markdown`]).
     TextSpeed,
+    /// The verdicts of the methods table alone, one line per label fraction and reference
+    /// ([`super::methods_table::verdicts_markdown`]).
+    Verdicts,
+    /// A continual run's accuracies after every stage, from its `continual.json`
+    /// ([`super::continual_table::continual_markdown`]).
+    Continual,
+    /// Many methods on one student, with paired differences from scratch and KD and their
+    /// verdicts ([`super::methods_table::methods_markdown`]).
+    Methods,
     /// The teacher's accuracy against a reference implementation's on the same splits
     /// ([`reference_markdown`]; the reference's file given by `--reference=PATH`).
     Reference,
 }
 
 impl TableKind {
+    /// Every table's name, as `--markdown=KIND` takes it.
+    pub const NAMES: [&'static str; 12] = [
+        "comparison",
+        "fractions",
+        "efficiency",
+        "complexity",
+        "trace-vs-block",
+        "lm",
+        "lm-curves",
+        "text-speed",
+        "reference",
+        "methods",
+        "continual",
+        "verdicts",
+    ];
+
     /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm`,
     /// `lm-curves`, `text-speed` or `reference`.
     pub fn parse(text: &str) -> Option<Self> {
@@ -73,6 +100,9 @@ impl TableKind {
             "lm-curves" => Some(Self::LmCurves),
             "text-speed" => Some(Self::TextSpeed),
             "reference" => Some(Self::Reference),
+            "methods" => Some(Self::Methods),
+            "continual" => Some(Self::Continual),
+            "verdicts" => Some(Self::Verdicts),
             _ => None,
         }
     }
@@ -135,8 +165,8 @@ fn parse_block_spec(line: &str) -> Result<BlockSpec, String> {
         } else if let Some(name) = word.strip_prefix("--markdown=") {
             kind = Some(TableKind::parse(name).ok_or_else(|| {
                 format!(
-                    "unknown table {name:?}: expected comparison, fractions, efficiency, \
-                     complexity, trace-vs-block, lm, lm-curves, text-speed or reference"
+                    "unknown table {name:?}: expected one of {}",
+                    TableKind::NAMES.join(", ")
                 )
             })?);
         } else if let Some(path) = word.strip_prefix("--reference=") {
@@ -425,11 +455,18 @@ pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -
 
 /// The table `spec` asks for, from its raw file under `root`.
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
-    if matches!(spec.kind, TableKind::Complexity | TableKind::TraceVsBlock) {
+    if matches!(
+        spec.kind,
+        TableKind::Complexity | TableKind::TraceVsBlock | TableKind::Continual
+    ) {
         let path = root.join(&spec.source);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ReportError::Results(format!("{}: {e}", path.display())))?;
         let name = spec.source.display().to_string();
+        if spec.kind == TableKind::Continual {
+            let results = parse_continual(&text, &name).map_err(ReportError::Results)?;
+            return Ok(continual_markdown(&results));
+        }
         if spec.kind == TableKind::TraceVsBlock {
             let value: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| ReportError::Results(format!("{name}: {e}")))?;
@@ -455,8 +492,11 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
     match spec.kind {
         TableKind::Comparison => Ok(comparison_markdown(&run.results)),
         TableKind::Fractions => Ok(fractions_markdown(&run.results)),
+        TableKind::Methods => Ok(methods_markdown(&run.results)),
+        TableKind::Verdicts => Ok(verdicts_markdown(&run.results)),
         TableKind::Complexity
         | TableKind::TraceVsBlock
+        | TableKind::Continual
         | TableKind::TextSpeed
         | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run
@@ -531,4 +571,17 @@ pub fn regenerate_blocks(
         out.push_str(end);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TableKind;
+
+    #[test]
+    fn every_table_name_parses_and_no_other_does() {
+        for name in TableKind::NAMES {
+            assert!(TableKind::parse(name).is_some(), "{name} does not parse");
+        }
+        assert_eq!(TableKind::parse("method"), None);
+    }
 }

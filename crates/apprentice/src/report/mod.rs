@@ -9,11 +9,14 @@
 //! `plots/<chart>.png`.
 
 mod charts;
+pub mod continual_results;
+pub mod continual_table;
 pub mod extensions;
 mod html;
 pub mod lm_table;
 pub mod markdown;
 pub mod measure;
+pub mod methods_table;
 mod plots;
 pub mod render;
 pub mod results;
