@@ -11,11 +11,18 @@ mod error;
 #[cfg(feature = "onnx")]
 pub mod export;
 #[cfg(feature = "onnx")]
+pub mod export_text;
+#[cfg(feature = "onnx")]
 pub mod teacher;
 
 pub use config::{Layout, OnnxInput, OnnxTeacherConfig};
 pub use error::OnnxError;
 #[cfg(feature = "onnx")]
 pub use export::{ExportSummary, export_checkpoint, network_to_onnx, network_to_onnx_bytes};
+#[cfg(feature = "onnx")]
+pub use export_text::{
+    ExportedStudent, TextExportSummary, TextGraphOptions, export_student, export_text_checkpoint,
+    text_student_to_onnx, text_student_to_onnx_bytes,
+};
 #[cfg(feature = "onnx")]
 pub use teacher::{FeatureOutput, OnnxTeacher, TeacherOutput};
