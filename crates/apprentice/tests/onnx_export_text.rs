@@ -3,6 +3,8 @@
 //! committed fixture of `fixtures/onnx/make_text_reference.py`), gives apprentice's logits on
 //! padded batches of texts of different lengths, one of them longer than the student reads.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use apprentice::backend::{ComputeDevice, matrix, to_host};
@@ -434,4 +436,118 @@ fn what_is_not_a_small_text_student_is_refused_with_one_line_naming_the_file() {
         "{message}"
     );
     assert!(!out.exists(), "nothing written on refusal");
+}
+
+/// A text experiment of 60 reviews, one seed, a CNN student of one epoch: about a second.
+const TINY_RUN: &str = r#"
+name = "tiny-text"
+
+[text]
+model = "all-MiniLM-L6-v2"
+cache_dir = "CACHE"
+bench_seconds = 0
+
+[data]
+path = "rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
+text_column = "text"
+label_column = "category"
+classes = ["rotten", "fresh"]
+drop_labels = ["plot"]
+max_rows = 60
+
+[teacher]
+
+[teacher.train]
+epochs = 1
+batch_size = 16
+
+[students]
+kinds = ["cnn"]
+embedding_dim = 8
+channels = 8
+max_tokens = 16
+
+[students.train]
+epochs = 1
+batch_size = 16
+"#;
+
+/// The whole way: a real run's CNN student, exported from its run folder, on reviews
+/// tokenized by the run's tokenizer and padded as a Hugging Face tokenizer pads them, gives
+/// the logits of the student as the run loads it.
+#[test]
+fn a_real_runs_cnn_gives_apprentices_logits_on_tokenized_reviews() {
+    use apprentice::distill::train::Silent;
+    use apprentice::text::config::TextExperimentConfig;
+    use apprentice::text::experiment::{TextRunOptions, run_text_experiment};
+    use apprentice::text::tokenizer::TextTokenizer;
+
+    let Some(data) =
+        common::shared_data("a_real_runs_cnn_gives_apprentices_logits_on_tokenized_reviews")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let text = TINY_RUN.replace("CACHE", cache.to_str().unwrap());
+    let mut config = TextExperimentConfig::from_toml(&text, "tiny-text").unwrap();
+    let run = dir.path().join("run");
+    let options = TextRunOptions {
+        data_root: Some(data.clone()),
+        device: ComputeDevice::cpu(),
+        run_dir: Some(run.clone()),
+    };
+    run_text_experiment(&config, &options, &mut Silent::default(), &mut |_| {}).unwrap();
+    // As `apprentice run` records it.
+    config.data_root = Some(data.clone());
+    std::fs::write(run.join("config.toml"), toml::to_string(&config).unwrap()).unwrap();
+
+    let checkpoint = run.join("seed-0/cnn-kd.safetensors");
+    let out = dir.path().join("cnn-kd.onnx");
+    let ExportedStudent::Text(summary) = export_student(&checkpoint, &out).unwrap() else {
+        panic!("not exported as a text student");
+    };
+    assert_eq!(
+        summary.tokenizer,
+        data.join("all-MiniLM-L6-v2/tokenizer.json")
+    );
+    let tokenizer = TextTokenizer::from_file(&summary.tokenizer, 256).unwrap();
+    let reviews = [
+        "a gripping, beautifully shot film.",
+        "dull.",
+        "the plot never goes anywhere, the actors look bored and the jokes land with a thud \
+         long before the final act drags itself to a close.",
+        "funny, sharp and far too short",
+    ];
+    let texts = tokenizer.encode_all(&reviews).unwrap();
+    assert!(
+        texts.iter().any(|t| t.len() > MAX_TOKENS + 6),
+        "one review longer than the cut"
+    );
+    let device = ComputeDevice::cpu().inference();
+    let fresh = TextStudent::new(
+        StudentKind::Cnn,
+        &config.students,
+        tokenizer.vocab_size(),
+        2,
+        None,
+        0,
+        &device,
+    );
+    let student = TextRunStore::new(Some(&run))
+        .load_module(0, "cnn-kd", fresh)
+        .unwrap();
+    let refs: Vec<&[u32]> = texts.iter().map(Vec::as_slice).collect();
+    let expected = student_outputs(&student, &refs, summary.pad_id, summary.max_tokens, &device);
+    // Padded with the pad id to the longest review, uncut.
+    let len = texts.iter().map(Vec::len).max().unwrap();
+    let padded = pad_batch(&texts, summary.pad_id, len);
+    let mask: Vec<i64> = padded.mask.iter().map(|&m| m as i64).collect();
+    let got = tract_logits(&out, &padded.ids, &mask, texts.len(), len);
+    let diff = max_diff(&expected, &got);
+    println!(
+        "cnn-kd of a real run, {} reviews × {len} pieces: max |tract − apprentice| = {diff:.2e}",
+        texts.len()
+    );
+    assert!(diff <= 1e-5, "{diff}");
 }
