@@ -148,6 +148,16 @@ fn tract_logits(path: &Path, ids: &[i64], mask: &[i64], rows: usize, len: usize)
         .collect()
 }
 
+/// Fails when the logits are the same for every text (a student whose hidden ReLUs are all
+/// off would agree with any graph), so that the comparisons mean something.
+fn assert_depends_on_the_text(logits: &[f32], rows: usize, what: &str) {
+    let width = logits.len() / rows;
+    let spread = (1..rows)
+        .map(|r| max_diff(&logits[..width], &logits[r * width..(r + 1) * width]))
+        .fold(0.0, f32::max);
+    assert!(spread > 1e-4, "{what}: the same logits for every text");
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -185,6 +195,7 @@ fn exported_text_students_give_apprentices_logits_in_tract() {
         for (salt, texts) in [(1, sequences(1)), (4, sequences(4)[..3].to_vec())] {
             let (ids, mask, len) = graph_inputs(&texts);
             let expected = apprentice_logits(&student, head, &texts);
+            assert_depends_on_the_text(&expected, texts.len(), what);
             let got = tract_logits(&path, &ids, &mask, texts.len(), len);
             let diff = max_diff(&expected, &got);
             println!(
@@ -288,6 +299,7 @@ fn onnxruntime_gives_apprentices_logits_on_text() {
             .map(|&v| v as f32)
             .collect();
         let expected = apprentice_logits(&student, None, &texts);
+        assert_depends_on_the_text(&expected, rows, stem);
         let diff = max_diff(&expected, &onnxruntime);
         println!(
             "{stem}: [{rows} × {len}], max |onnxruntime {} − apprentice| = {diff:.2e}",
@@ -391,6 +403,7 @@ fn a_text_runs_students_are_exported_from_their_run_folder() {
             folder.path().join("encoder/tokenizer.json")
         );
         let expected = apprentice_logits(student, head, &texts);
+        assert_depends_on_the_text(&expected, texts.len(), name);
         let diff = max_diff(
             &expected,
             &tract_logits(&out, &ids, &mask, texts.len(), len),
@@ -544,6 +557,7 @@ fn a_real_runs_cnn_gives_apprentices_logits_on_tokenized_reviews() {
     let padded = pad_batch(&texts, summary.pad_id, len);
     let mask: Vec<i64> = padded.mask.iter().map(|&m| m as i64).collect();
     let got = tract_logits(&out, &padded.ids, &mask, texts.len(), len);
+    assert_depends_on_the_text(&expected, texts.len(), "cnn-kd");
     let diff = max_diff(&expected, &got);
     println!(
         "cnn-kd of a real run, {} reviews × {len} pieces: max |tract − apprentice| = {diff:.2e}",
