@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use apprentice::onnx::ExportedStudent;
+use apprentice::text::onnx_export::{ExportedStudent, export_student};
 
 /// Arguments of `apprentice export`.
 #[derive(clap::Args, Debug)]
@@ -21,7 +21,7 @@ pub struct ExportArgs {
 
 /// Runs `apprentice export`.
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    match apprentice::onnx::export_student(&args.checkpoint, &args.onnx)? {
+    match export_student(&args.checkpoint, &args.onnx)? {
         ExportedStudent::Network(summary) => {
             let shape: Vec<String> = summary
                 .input_shape

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use apprentice::backend::ComputeDevice;
-use apprentice::onnx::export_text_checkpoint;
 use apprentice::text::config::{StudentKind, StudentsConfig};
+use apprentice::text::onnx_export::export_text_checkpoint;
 use apprentice::text::run_store::TextRunStore;
 use apprentice::text::students::TextStudent;
 

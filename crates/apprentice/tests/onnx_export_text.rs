@@ -12,10 +12,9 @@ use apprentice::config::TrainConfig;
 use apprentice::data::SampleShape;
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::models::{Activation, MlpSpec, ModelSpec, Network};
-use apprentice::onnx::{
-    ExportedStudent, TextGraphOptions, export_student, text_student_to_onnx_bytes,
-};
+use apprentice::onnx::{TextGraphOptions, text_student_to_onnx_bytes};
 use apprentice::text::config::{StudentKind, StudentsConfig};
+use apprentice::text::onnx_export::{ExportedStudent, export_student, student_weights};
 use apprentice::text::run_store::TextRunStore;
 use apprentice::text::students::TextStudent;
 use apprentice::text::tokenizer::pad_batch;
@@ -189,7 +188,8 @@ fn exported_text_students_give_apprentices_logits_in_tract() {
     ];
     for (index, (what, student, head)) in cases.into_iter().enumerate() {
         let path = folder.path().join(format!("text-{index}.onnx"));
-        let bytes = text_student_to_onnx_bytes(&student, &options(head), what).unwrap();
+        let bytes =
+            text_student_to_onnx_bytes(&student_weights(&student), &options(head), what).unwrap();
         std::fs::write(&path, bytes).unwrap();
         // Two batches of other sizes and lengths through the same file: both axes are dynamic.
         for (salt, texts) in [(1, sequences(1)), (4, sequences(4)[..3].to_vec())] {
@@ -256,7 +256,8 @@ fn fixture_students() -> Vec<(&'static str, TextStudent)> {
 #[ignore = "writes the fixture files; run by hand before make_text_reference.py"]
 fn write_text_fixture_models() {
     for (stem, student) in fixture_students() {
-        let bytes = text_student_to_onnx_bytes(&student, &options(None), stem).unwrap();
+        let bytes =
+            text_student_to_onnx_bytes(&student_weights(&student), &options(None), stem).unwrap();
         std::fs::write(fixture_dir().join(format!("{stem}.onnx")), bytes).unwrap();
     }
 }

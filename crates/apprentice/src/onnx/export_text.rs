@@ -18,8 +18,10 @@
 //!
 //! As in apprentice, a CNN's logits for a text depend on how far its batch is padded (the pad
 //! vector at the edges); the bag's do not.
-
-use std::path::{Path, PathBuf};
+//!
+//! The graph is built from the student's tensors ([`TextStudentWeights`]): the `text` module,
+//! where the students live, sits above `onnx` in the library's layers (through the experiment
+//! file), so `text::onnx_export` hands them over and reads a text run's saved students.
 
 use prost::Message;
 use tract_onnx::pb;
@@ -27,20 +29,12 @@ use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 
 use super::error::OnnxError;
-use super::export::{
-    BATCH_AXIS, ExportSummary, Graph, IR_VERSION, OPSET, OUTPUT_NAME, export_checkpoint, fixed,
-    int, ints,
-};
-use crate::backend::{ComputeDevice, to_host};
-use crate::checkpoint::{self, CheckpointError, load_weights};
-use crate::data::SampleShape;
-use crate::layout::{self, RunLayout};
-use crate::models::{Activation, MlpSpec, ModelSpec, Network};
-use crate::text::config::{TextExperimentConfig, is_text_experiment};
-use crate::text::plans::{Objective, student_plans};
-use crate::text::pretrained::{CONFIG_FILE, TOKENIZER_FILE, read_config};
-use crate::text::students::TextStudent;
-use crate::text::teacher_stage::TEACHER;
+use super::export::{BATCH_AXIS, Graph, IR_VERSION, OPSET, OUTPUT_NAME, fixed, int, ints};
+use burn::tensor::Tensor;
+
+use crate::backend::to_host;
+use crate::models::layers::Dense;
+use crate::models::{Activation, Network};
 
 /// Name of the graph's token-id input, int64 `[N, L]`.
 pub const IDS_NAME: &str = "input_ids";
@@ -53,6 +47,18 @@ const LENGTH_AXIS: &str = "L";
 
 /// The epsilon of apprentice's L2 normalisation (`text::pooling::l2_normalize`).
 const L2_EPSILON: f32 = 1e-12;
+
+/// The weights of a bag or CNN text student (`text::students::TextStudent`).
+#[derive(Debug, Clone)]
+pub struct TextStudentWeights<'a> {
+    /// One vector per word piece, `[vocab, embedding_dim]`.
+    pub embedding: Tensor<2>,
+    /// The CNN's kernel `[channels, embedding_dim, width]` and bias `[channels]`; `None` for
+    /// a bag of embeddings.
+    pub conv: Option<(Tensor<3>, Tensor<1>)>,
+    /// Dense layers after pooling, ReLU between them; the last gives the outputs.
+    pub head: &'a [Dense],
+}
 
 /// What a text graph needs besides the student's weights.
 #[derive(Debug, Clone, Copy)]
@@ -72,7 +78,7 @@ pub struct TextGraphOptions<'a> {
 /// `[N, L]` with both axes dynamic, output `logits` `[N, outputs]` (the head's classes when
 /// `options.head` is given).
 pub fn text_student_to_onnx(
-    student: &TextStudent,
+    student: &TextStudentWeights<'_>,
     options: &TextGraphOptions<'_>,
     description: &str,
 ) -> Result<pb::ModelProto, OnnxError> {
@@ -114,7 +120,7 @@ pub fn text_student_to_onnx(
     ids = graph.node("Where", "pad_ids", &[&real, &ids, &pad], vec![]);
     let weights = cast(&mut graph, &real, "mask_float", DataType::Float);
 
-    let table = student.embedding.val();
+    let table = student.embedding.clone();
     let table_dims = table.dims().to_vec();
     let table = graph.initializer("embedding", &table_dims, to_host(table));
     // [N, L, D]
@@ -126,8 +132,8 @@ pub fn text_student_to_onnx(
     );
     let mut x = match &student.conv {
         None => bag_pooling(&mut graph, &vectors, &weights),
-        Some(conv) => {
-            let weight = conv.weight.val();
+        Some((weight, bias)) => {
+            let weight = weight.clone();
             let dims = weight.dims().to_vec();
             let width = dims[2];
             if width % 2 == 0 {
@@ -137,7 +143,7 @@ pub fn text_student_to_onnx(
                 )));
             }
             let w = graph.initializer("conv.weight", &dims, to_host(weight));
-            let b = graph.initializer("conv.bias", &[dims[0]], to_host(conv.bias.val()));
+            let b = graph.initializer("conv.bias", &[dims[0]], to_host(bias.clone()));
             cnn_pooling(&mut graph, &vectors, &weights, &w, &b, width)
         }
     };
@@ -219,7 +225,7 @@ pub fn text_student_to_onnx(
 
 /// The serialised ONNX model of `student` (see [`text_student_to_onnx`]).
 pub fn text_student_to_onnx_bytes(
-    student: &TextStudent,
+    student: &TextStudentWeights<'_>,
     options: &TextGraphOptions<'_>,
     description: &str,
 ) -> Result<Vec<u8>, OnnxError> {
@@ -358,245 +364,4 @@ fn typed_value_info(name: &str, element: DataType, dims: Vec<Dimension>) -> pb::
         }),
         ..Default::default()
     }
-}
-
-/// What [`export_text_checkpoint`] wrote.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TextExportSummary {
-    /// The student's name in its run (`cnn-kd`).
-    pub model: String,
-    /// Its architecture (`cnn 30522×64 c128k3 → 2`).
-    pub architecture: String,
-    /// The tokenizer whose ids the graph takes: the run's `text.model` folder's
-    /// `tokenizer.json`, as the run names it.
-    pub tokenizer: PathBuf,
-    /// Pieces read at most (longer inputs are cut inside the graph).
-    pub max_tokens: usize,
-    /// The id padded positions are read as.
-    pub pad_id: u32,
-    /// Number of classes (the logits' width).
-    pub num_classes: usize,
-    /// Operators in the graph.
-    pub nodes: usize,
-    /// Bytes written.
-    pub bytes: usize,
-}
-
-/// What [`export_student`] found and wrote.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExportedStudent {
-    /// An image (or feature) MLP or CNN checkpoint.
-    Network(ExportSummary),
-    /// A bag or CNN student of a text run.
-    Text(TextExportSummary),
-}
-
-/// Writes `checkpoint` as an ONNX file at `out`, whichever kind it is: a checkpoint with
-/// apprentice's metadata (image and feature models, [`export_checkpoint`]) or a small student
-/// of a text run, told by its run's `config.toml` ([`export_text_checkpoint`]). Anything
-/// else is refused with one line naming the file.
-pub fn export_student(checkpoint: &Path, out: &Path) -> Result<ExportedStudent, OnnxError> {
-    let reason = match checkpoint::read_meta(checkpoint) {
-        Ok(_) => return export_checkpoint(checkpoint, out).map(ExportedStudent::Network),
-        Err(CheckpointError::Invalid { message, .. }) => message,
-        Err(error) => return Err(error.into()),
-    };
-    let config = run_config_path(checkpoint);
-    let is_text = std::fs::read_to_string(&config).is_ok_and(|text| is_text_experiment(&text));
-    if !is_text {
-        return Err(OnnxError::Invalid {
-            path: checkpoint.to_path_buf(),
-            message: format!(
-                "neither an apprentice checkpoint ({reason}) nor a student of a text run (no \
-                 text experiment at {})",
-                config.display()
-            ),
-        });
-    }
-    export_text_checkpoint(checkpoint, out).map(ExportedStudent::Text)
-}
-
-/// `<run>/config.toml` for a model saved as `<run>/seed-N/<model>.safetensors`.
-fn run_config_path(checkpoint: &Path) -> PathBuf {
-    let run = checkpoint
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new(""));
-    RunLayout::new(run).config()
-}
-
-/// Reads the bag or CNN student saved by a text run at `checkpoint`
-/// (`<run>/seed-N/<model>.safetensors`), rebuilt from the run's `config.toml` as the run
-/// rebuilds it, and writes it as an ONNX file at `out` (atomically). The pad id comes from the
-/// run's `text.model` folder (`config.json`), whose `tokenizer.json` gives the graph's ids.
-pub fn export_text_checkpoint(
-    checkpoint: &Path,
-    out: &Path,
-) -> Result<TextExportSummary, OnnxError> {
-    let invalid = |path: &Path, message: String| OnnxError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
-    let config_path = run_config_path(checkpoint);
-    let config = TextExperimentConfig::from_file(&config_path)
-        .map_err(|e| invalid(checkpoint, format!("the run's experiment: {e}")))?;
-    let stem = checkpoint
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default();
-    let plans = student_plans(&config);
-    let small: Vec<_> = plans.iter().filter(|p| !p.is_transformer()).collect();
-    let plan = small
-        .iter()
-        .find(|p| layout::file_stem(p.name) == stem)
-        .ok_or_else(|| {
-            let names: Vec<&str> = small.iter().map(|p| p.name).collect();
-            invalid(
-                checkpoint,
-                format!(
-                    "not a bag or CNN student of the text run {}; its small students are {}",
-                    config_path.display(),
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            )
-        })?;
-    let device = ComputeDevice::cpu().inference();
-    let bytes = std::fs::read(checkpoint).map_err(|source| OnnxError::Io {
-        path: checkpoint.to_path_buf(),
-        source,
-    })?;
-    let shapes = tensor_shapes(checkpoint, &bytes)?;
-    let shape_of = |name: &str| -> Result<&Vec<usize>, OnnxError> {
-        shapes
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, s)| s)
-            .ok_or_else(|| invalid(checkpoint, format!("no tensor {name:?}")))
-    };
-    let &[vocab, _] = shape_of("embedding")?.as_slice() else {
-        return Err(invalid(
-            checkpoint,
-            "tensor \"embedding\": expected 2 dimensions".into(),
-        ));
-    };
-    let last = format!("head.{}.weight", config.students.hidden.len());
-    let &[_, outputs] = shape_of(&last)?.as_slice() else {
-        return Err(invalid(
-            checkpoint,
-            format!("tensor {last:?}: expected 2 dimensions"),
-        ));
-    };
-    let fresh = TextStudent::new(
-        plan.architecture,
-        &config.students,
-        vocab,
-        outputs,
-        None,
-        0,
-        &device,
-    );
-    let student = load_weights(fresh, bytes).map_err(|e| invalid(checkpoint, e))?;
-
-    let head = if plan.objective == Objective::Embedding {
-        let path = checkpoint
-            .with_file_name(layout::file_stem(TEACHER))
-            .with_extension("safetensors");
-        Some(teacher_head(&path, &config, outputs, &device)?)
-    } else {
-        None
-    };
-    let model_dir = match &config.data_root {
-        Some(root) => root.join(&config.text.model),
-        None => config.text.model.clone(),
-    };
-    let bert = read_config(&model_dir.join(CONFIG_FILE))
-        .map_err(|e| OnnxError::Export(format!("the pad id of the run's tokenizer: {e}")))?;
-    let tokenizer = model_dir.join(TOKENIZER_FILE);
-    let max_tokens = config.students.max_tokens;
-    let options = TextGraphOptions {
-        pad_id: bert.pad_token_id,
-        max_tokens: Some(max_tokens),
-        head: head.as_ref(),
-    };
-    let description = format!(
-        "{} ({}{}) of the text run {} trained by apprentice; inputs: input_ids and \
-         attention_mask, int64 [N, L], from the tokenizer {} (special tokens included), cut \
-         at {max_tokens} pieces inside the graph",
-        plan.name,
-        student.describe(),
-        if head.is_some() {
-            " + the teacher's head"
-        } else {
-            ""
-        },
-        config.name,
-        tokenizer.display()
-    );
-    let model = text_student_to_onnx(&student, &options, &description)?;
-    let encoded = model.encode_to_vec();
-    crate::fsutil::write_atomic(out, &encoded).map_err(|source| OnnxError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    Ok(TextExportSummary {
-        model: plan.name.to_string(),
-        architecture: student.describe(),
-        tokenizer,
-        max_tokens,
-        pad_id: bert.pad_token_id,
-        num_classes: head.as_ref().map_or(outputs, |h| h.num_classes),
-        nodes: model.graph.as_ref().map_or(0, |g| g.node.len()),
-        bytes: encoded.len(),
-    })
-}
-
-/// The frozen-encoder teacher's head saved beside an embedding student, as the run builds it.
-fn teacher_head(
-    path: &Path,
-    config: &TextExperimentConfig,
-    dim: usize,
-    device: &burn::tensor::Device,
-) -> Result<Network, OnnxError> {
-    let invalid = |message: String| OnnxError::Invalid {
-        path: path.to_path_buf(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let shapes = tensor_shapes(path, &bytes)?;
-    let last = format!("dense.{}.weight", config.teacher.hidden.len());
-    let classes = match shapes.iter().find(|(n, _)| *n == last) {
-        Some((_, shape)) if shape.len() == 2 => shape[1],
-        _ => {
-            return Err(invalid(format!(
-                "no 2-D tensor {last:?} (the head's last layer)"
-            )));
-        }
-    };
-    let spec = ModelSpec::Mlp(MlpSpec {
-        hidden: config.teacher.hidden.clone(),
-        activation: Activation::Relu,
-        dropout: config.teacher.dropout,
-    });
-    let fresh = Network::new(&spec, SampleShape::flat(dim), classes, 0, device).map_err(invalid)?;
-    load_weights(fresh, bytes).map_err(invalid)
-}
-
-/// The name and shape of every tensor of a safetensors file.
-fn tensor_shapes(path: &Path, bytes: &[u8]) -> Result<Vec<(String, Vec<usize>)>, OnnxError> {
-    let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(|e| OnnxError::Invalid {
-        path: path.to_path_buf(),
-        message: format!("not a safetensors file: {e}"),
-    })?;
-    Ok(tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (name, view.shape().to_vec()))
-        .collect())
 }

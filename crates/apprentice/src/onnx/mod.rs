@@ -21,8 +21,7 @@ pub use error::OnnxError;
 pub use export::{ExportSummary, export_checkpoint, network_to_onnx, network_to_onnx_bytes};
 #[cfg(feature = "onnx")]
 pub use export_text::{
-    ExportedStudent, TextExportSummary, TextGraphOptions, export_student, export_text_checkpoint,
-    text_student_to_onnx, text_student_to_onnx_bytes,
+    TextGraphOptions, TextStudentWeights, text_student_to_onnx, text_student_to_onnx_bytes,
 };
 #[cfg(feature = "onnx")]
 pub use teacher::{FeatureOutput, OnnxTeacher, TeacherOutput};
