@@ -89,9 +89,11 @@ pub fn export_student(checkpoint: &Path, out: &Path) -> Result<ExportedStudent, 
     export_text_checkpoint(checkpoint, out).map(ExportedStudent::Text)
 }
 
-/// `<run>/config.toml` for a model saved as `<run>/seed-N/<model>.safetensors`.
+/// `<run>/config.toml` for a model saved as `<run>/seed-N/<model>.safetensors` (also when
+/// the path is given from inside the seed's folder).
 fn run_config_path(checkpoint: &Path) -> PathBuf {
-    let run = checkpoint
+    let absolute = std::path::absolute(checkpoint).unwrap_or_else(|_| checkpoint.to_path_buf());
+    let run = absolute
         .parent()
         .and_then(Path::parent)
         .unwrap_or(Path::new(""));
