@@ -1,6 +1,7 @@
 //! ONNX, the format in which models cross frameworks: teachers trained elsewhere come in
 //! ([`teacher`], run by tract, a pure-Rust runtime) and apprentice's students go out
-//! ([`export`], for onnxruntime, tract and the converters to phone runtimes).
+//! ([`export`], for onnxruntime, tract and the converters to phone runtimes; [`export_text`] for
+//! the text students, whose saved runs `text::onnx_export` reads).
 //!
 //! The runtime and the exporter are built with the `onnx` cargo feature (on by default); the
 //! settings ([`config`]) always are, so that an experiment file naming an ONNX teacher parses
