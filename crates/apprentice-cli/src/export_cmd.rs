@@ -1,34 +1,61 @@
 //! `apprentice export`: writes a trained model as an ONNX file (opset 17) that onnxruntime,
-//! tract and the converters to phone runtimes read; the normalisation is inside the graph, so
-//! it takes raw inputs (pixels / 255 for images).
+//! tract and the converters to phone runtimes read. An image model has its normalisation
+//! inside the graph, so it takes raw inputs (pixels / 255 for images); a text run's bag or CNN
+//! student takes the token ids of its run's tokenizer, which the command names.
 
 use std::path::PathBuf;
+
+use apprentice::text::onnx_export::{ExportedStudent, export_student};
 
 /// Arguments of `apprentice export`.
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// A `.safetensors` checkpoint written by `apprentice run` (an MLP or CNN).
+    /// A `.safetensors` checkpoint written by `apprentice run`: an MLP or CNN, or a text run's
+    /// bag or CNN student (`<run>/seed-N/<model>.safetensors`, told by the run's config.toml).
     pub checkpoint: PathBuf,
-    /// The ONNX file to write (input `images` [N, C, H, W] or [N, features], output `logits`).
+    /// The ONNX file to write (input `images` [N, C, H, W] or [N, features], or for a text
+    /// student `input_ids` and `attention_mask` [N, L]; output `logits`).
     #[arg(long, value_name = "OUT.onnx")]
     pub onnx: PathBuf,
 }
 
 /// Runs `apprentice export`.
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let summary = apprentice::onnx::export_checkpoint(&args.checkpoint, &args.onnx)?;
-    let shape: Vec<String> = summary
-        .input_shape
-        .iter()
-        .map(|d| d.map_or_else(|| "N".to_string(), |d| d.to_string()))
-        .collect();
-    println!(
-        "wrote {} ({} bytes, {} operators): input images [{}], output logits [N, {}]",
-        args.onnx.display(),
-        summary.bytes,
-        summary.nodes,
-        shape.join(", "),
-        summary.num_classes
-    );
+    match export_student(&args.checkpoint, &args.onnx)? {
+        ExportedStudent::Network(summary) => {
+            let shape: Vec<String> = summary
+                .input_shape
+                .iter()
+                .map(|d| d.map_or_else(|| "N".to_string(), |d| d.to_string()))
+                .collect();
+            println!(
+                "wrote {} ({} bytes, {} operators): input images [{}], output logits [N, {}]",
+                args.onnx.display(),
+                summary.bytes,
+                summary.nodes,
+                shape.join(", "),
+                summary.num_classes
+            );
+        }
+        ExportedStudent::Text(summary) => {
+            println!(
+                "wrote {} ({} bytes, {} operators): {} ({}), inputs input_ids and \
+                 attention_mask int64 [N, L], output logits [N, {}]",
+                args.onnx.display(),
+                summary.bytes,
+                summary.nodes,
+                summary.model,
+                summary.architecture,
+                summary.num_classes
+            );
+            println!(
+                "token ids from the tokenizer {} (special tokens included); the graph reads \
+                 at most {} pieces and padded positions as the pad id {}",
+                summary.tokenizer.display(),
+                summary.max_tokens,
+                summary.pad_id
+            );
+        }
+    }
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::models::{Activation, Network};
 pub const OPSET: i64 = 17;
 
 /// The IR version that goes with opset 17.
-const IR_VERSION: i64 = 8;
+pub(crate) const IR_VERSION: i64 = 8;
 
 /// Name of the graph's input.
 pub const INPUT_NAME: &str = "images";
@@ -32,7 +32,7 @@ pub const INPUT_NAME: &str = "images";
 pub const OUTPUT_NAME: &str = "logits";
 
 /// Name of the symbolic batch axis.
-const BATCH_AXIS: &str = "N";
+pub(crate) const BATCH_AXIS: &str = "N";
 
 /// What [`export_checkpoint`] wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -290,14 +290,14 @@ fn compact_statistics(
 /// The nodes and weights of a graph under construction; every node has one output, named
 /// after the node.
 #[derive(Default)]
-struct Graph {
-    nodes: Vec<pb::NodeProto>,
-    initializers: Vec<pb::TensorProto>,
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<pb::NodeProto>,
+    pub(crate) initializers: Vec<pb::TensorProto>,
 }
 
 impl Graph {
     /// Adds a float32 weight and returns its name.
-    fn initializer(&mut self, name: &str, dims: &[usize], values: Vec<f32>) -> String {
+    pub(crate) fn initializer(&mut self, name: &str, dims: &[usize], values: Vec<f32>) -> String {
         let raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.initializers.push(pb::TensorProto {
             name: name.to_owned(),
@@ -310,7 +310,7 @@ impl Graph {
     }
 
     /// Adds an operator and returns the name of its output.
-    fn node(
+    pub(crate) fn node(
         &mut self,
         op_type: &str,
         name: &str,
@@ -330,7 +330,7 @@ impl Graph {
     }
 
     /// Adds the non-linearity; GELU is spelled out (its operator arrived only in opset 20).
-    fn activation(&mut self, x: &str, kind: Activation, name: &str) -> String {
+    pub(crate) fn activation(&mut self, x: &str, kind: Activation, name: &str) -> String {
         match kind {
             Activation::Relu => self.node("Relu", &format!("{name}.relu"), &[x], vec![]),
             Activation::Tanh => self.node("Tanh", &format!("{name}.tanh"), &[x], vec![]),
@@ -360,14 +360,14 @@ impl Graph {
     }
 
     /// Gives the last node's output the graph output's name.
-    fn rename_last_output(&mut self, name: &str) {
+    pub(crate) fn rename_last_output(&mut self, name: &str) {
         if let Some(last) = self.nodes.last_mut() {
             last.output = vec![name.to_owned()];
         }
     }
 }
 
-fn fixed(size: usize) -> Dimension {
+pub(crate) fn fixed(size: usize) -> Dimension {
     Dimension {
         value: Some(dimension::Value::DimValue(size as i64)),
         ..Default::default()
@@ -388,7 +388,7 @@ fn value_info(name: &str, dims: Vec<Dimension>) -> pb::ValueInfoProto {
     }
 }
 
-fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
+pub(crate) fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.to_owned(),
         r#type: pb::attribute_proto::AttributeType::Ints as i32,
@@ -397,7 +397,7 @@ fn ints(name: &str, values: &[i64]) -> pb::AttributeProto {
     }
 }
 
-fn int(name: &str, value: i64) -> pb::AttributeProto {
+pub(crate) fn int(name: &str, value: i64) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.to_owned(),
         r#type: pb::attribute_proto::AttributeType::Int as i32,

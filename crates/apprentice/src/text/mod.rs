@@ -34,6 +34,8 @@ pub mod error;
 pub mod experiment;
 pub mod finetune;
 pub mod losses;
+#[cfg(feature = "onnx")]
+pub mod onnx_export;
 pub mod pca;
 pub mod plans;
 pub mod pooling;
