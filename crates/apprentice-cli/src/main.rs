@@ -81,7 +81,8 @@ enum Command {
     /// Show how `temperature = "auto"` chooses the distillation temperature (and, with
     /// --verify, where its choice ranks when every candidate is trained).
     Tune(tune_cmd::TuneArgs),
-    /// Write a trained MLP or CNN as an ONNX file (opset 17, normalisation inside the graph).
+    /// Write a trained student as an ONNX file (opset 17): an image MLP or CNN with its
+    /// normalisation inside the graph, or a text bag or CNN student that takes token ids.
     Export(export_cmd::ExportArgs),
     /// Continue a prompt with a student language model (or a GGUF teacher).
     Generate(generate_cmd::GenerateArgs),

@@ -129,7 +129,8 @@ fn difference_cell(model: &ModelResult, reference: Option<&ModelResult>) -> Stri
 
 /// The methods table of `results` as Markdown: one row per model in results order, grouped
 /// by label fraction, with test accuracy (mean ± std and per seed), the paired difference
-/// from the scratch student and from the `kd` student of the same fraction with its verdict,
+/// from the scratch student and from the `kd` student of the same fraction and architecture
+/// with its verdict,
 /// epochs trained, and mean training time.
 pub fn methods_markdown(results: &Results) -> String {
     let mut md = String::from(
@@ -151,7 +152,10 @@ pub fn methods_markdown(results: &Results) -> String {
             let (vs_scratch, vs_kd) = if model.role == Role::Teacher {
                 (String::new(), String::new())
             } else {
-                (difference_cell(model, scratch), difference_cell(model, kd))
+                (
+                    difference_cell(model, reference_for(&scratch, model)),
+                    difference_cell(model, reference_for(&kd, model)),
+                )
             };
             let _ = writeln!(
                 md,
@@ -185,12 +189,20 @@ pub fn methods_markdown(results: &Results) -> String {
     md
 }
 
-/// The students of one label fraction and the two rows they are compared with.
+/// The students of one label fraction and the rows they are compared with: every scratch
+/// student, and every plain-KD student, each paired with the students of its architecture.
 struct Comparison<'a> {
     fraction: f64,
     group: Vec<&'a ModelResult>,
-    scratch: Option<&'a ModelResult>,
-    kd: Option<&'a ModelResult>,
+    scratch: Vec<&'a ModelResult>,
+    kd: Vec<&'a ModelResult>,
+}
+
+/// The reference among `rows` for `model`: the first of its architecture.
+fn reference_for<'a>(rows: &[&'a ModelResult], model: &ModelResult) -> Option<&'a ModelResult> {
+    rows.iter()
+        .copied()
+        .find(|r| r.architecture == model.architecture)
 }
 
 /// One [`Comparison`] per label fraction, in results order.
@@ -212,12 +224,19 @@ fn comparisons(results: &Results) -> Vec<Comparison<'_>> {
                 .iter()
                 .filter(|m| m.label_fraction.total_cmp(&fraction).is_eq())
                 .collect();
-            let scratch = group.iter().copied().find(|m| m.role == Role::Scratch);
-            // KD on every input when the fraction has it, else KD on the labelled inputs.
-            let kd_rows = || group.iter().copied().filter(|m| m.method == KD_METHOD);
-            let kd = kd_rows()
-                .find(|m| m.transfer.as_deref() != Some("labelled"))
-                .or_else(|| kd_rows().next());
+            let scratch: Vec<&ModelResult> = group
+                .iter()
+                .copied()
+                .filter(|m| m.role == Role::Scratch)
+                .collect();
+            // KD on every input first, so that an architecture with both is compared with
+            // it; KD on the labelled inputs where a fraction has only that.
+            let mut kd: Vec<&ModelResult> = group
+                .iter()
+                .copied()
+                .filter(|m| m.method == KD_METHOD)
+                .collect();
+            kd.sort_by_key(|m| m.transfer.as_deref() == Some("labelled"));
             Comparison {
                 fraction,
                 group,
@@ -233,8 +252,17 @@ fn comparisons(results: &Results) -> Vec<Comparison<'_>> {
 pub fn verdicts_markdown(results: &Results) -> String {
     let mut md = String::new();
     for comparison in comparisons(results) {
-        for reference in [comparison.scratch, comparison.kd] {
-            let line = verdict_summary(&comparison.group, comparison.fraction, reference);
+        // One line per reference row that is some architecture's reference.
+        let references = comparison.scratch.iter().chain(&comparison.kd).filter(|r| {
+            let rows = if r.role == Role::Scratch {
+                &comparison.scratch
+            } else {
+                &comparison.kd
+            };
+            reference_for(rows, r).is_some_and(|first| first.name == r.name)
+        });
+        for reference in references {
+            let line = verdict_summary(&comparison.group, comparison.fraction, Some(reference));
             if !line.is_empty() {
                 let _ = writeln!(md, "- {line}");
             }
@@ -275,6 +303,11 @@ fn verdict_summary(
                 }
             }
         }
+    }
+    // A reference nothing is compared with (the only student of its architecture) says
+    // nothing.
+    if sorted.iter().all(|(_, names)| names.is_empty()) {
+        return String::new();
     }
     let parts: Vec<String> = sorted
         .iter()
