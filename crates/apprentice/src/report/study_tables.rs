@@ -7,9 +7,23 @@ use std::fmt::Write as _;
 use super::units::thousands;
 use crate::complexity::study::report::{StudyReport, TargetSource};
 
+/// Teacher checkpoints a complexity table shows one by one; more are thinned out.
+const MAX_CHECKPOINT_ROWS: usize = 12;
+
+/// Epochs 1, 2, 3, 5 times a power of ten, and 1 and 2 times one: 1, 2, 3, 5, 10, 20, 30,
+/// 50, 100, …, the points a log-scaled curve needs.
+fn is_round_epoch(epoch: usize) -> bool {
+    let mut e = epoch;
+    while e >= 10 && e % 10 == 0 {
+        e /= 10;
+    }
+    matches!(e, 1 | 2 | 3 | 5)
+}
+
 /// One row per set of targets of a supervision-complexity study: the adjusted complexity,
 /// the same relative to one-hot labels (when the study measured them) and how often the
-/// largest target is the label; then which student, teacher and subset it was.
+/// largest target is the label; then which student, teacher and subset it was. Beyond a
+/// dozen teacher checkpoints, only round epochs and the last one get a row.
 pub fn complexity_markdown(study: &StudyReport) -> String {
     let labels = study
         .targets
@@ -19,7 +33,25 @@ pub fn complexity_markdown(study: &StudyReport) -> String {
     let mut md = String::from(
         "| targets | adjusted complexity | vs labels | largest target is the label % |\n|---|--:|--:|--:|\n",
     );
+    let checkpoints = study
+        .targets
+        .iter()
+        .filter(|row| row.source == TargetSource::TeacherCheckpoint)
+        .count();
+    let last_epoch = study.targets.iter().filter_map(|row| row.epoch).max();
+    let mut hidden = 0;
     for row in &study.targets {
+        // A teacher with a checkpoint per epoch would give a page a row per epoch: beyond a
+        // dozen, the epochs 1, 2, 3, 5, 10, 20, 50, 100, … and the last one tell the curve.
+        if checkpoints > MAX_CHECKPOINT_ROWS
+            && row.source == TargetSource::TeacherCheckpoint
+            && !row
+                .epoch
+                .is_some_and(|e| is_round_epoch(e) || Some(e) == last_epoch)
+        {
+            hidden += 1;
+            continue;
+        }
         let m = &row.measured;
         let relative = match labels {
             Some(labels) if labels > 0.0 => format!("{:.2}", m.adjusted / labels),
@@ -32,6 +64,13 @@ pub fn complexity_markdown(study: &StudyReport) -> String {
             md,
             "| {} | {:.3} | {relative} | {accuracy} |",
             m.name, m.adjusted
+        );
+    }
+    if hidden > 0 {
+        let _ = writeln!(
+            md,
+            "\n{checkpoints} teacher checkpoints measured; {} shown, every one is in the raw file.",
+            checkpoints - hidden
         );
     }
     let kernel = match study.kernel.kind {
@@ -145,4 +184,15 @@ pub fn trace_vs_block_markdown(value: &serde_json::Value) -> Option<String> {
         block["dim"]
     );
     Some(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_round_epoch;
+
+    #[test]
+    fn round_epochs_are_one_two_three_five_times_a_power_of_ten() {
+        let round: Vec<usize> = (1..=120).filter(|&e| is_round_epoch(e)).collect();
+        assert_eq!(round, [1, 2, 3, 5, 10, 20, 30, 50, 100]);
+    }
 }
