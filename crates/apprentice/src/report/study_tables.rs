@@ -14,7 +14,7 @@ const MAX_CHECKPOINT_ROWS: usize = 12;
 /// 50, 100, …, the points a log-scaled curve needs.
 fn is_round_epoch(epoch: usize) -> bool {
     let mut e = epoch;
-    while e >= 10 && e % 10 == 0 {
+    while e >= 10 && e.is_multiple_of(10) {
         e /= 10;
     }
     matches!(e, 1 | 2 | 3 | 5)
