@@ -18,6 +18,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::complexity_curves_table::complexity_curves_markdown;
 use super::continual_table::{continual_markdown, parse_continual};
 use super::extensions::{EfficiencySection, ModelEfficiency};
 use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
@@ -59,6 +60,9 @@ pub enum TableKind {
     /// The verdicts of the methods table alone, one line per label fraction and reference
     /// ([`super::methods_table::verdicts_markdown`]).
     Verdicts,
+    /// The supervision complexity along each student's training
+    /// ([`super::complexity_curves_table::complexity_curves_markdown`]).
+    ComplexityCurves,
     /// A continual run's accuracies after every stage, from its `continual.json`
     /// ([`super::continual_table::continual_markdown`]).
     Continual,
@@ -72,7 +76,7 @@ pub enum TableKind {
 
 impl TableKind {
     /// Every table's name, as `--markdown=KIND` takes it.
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "comparison",
         "fractions",
         "efficiency",
@@ -85,6 +89,7 @@ impl TableKind {
         "methods",
         "continual",
         "verdicts",
+        "complexity-curves",
     ];
 
     /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm`,
@@ -103,6 +108,7 @@ impl TableKind {
             "methods" => Some(Self::Methods),
             "continual" => Some(Self::Continual),
             "verdicts" => Some(Self::Verdicts),
+            "complexity-curves" => Some(Self::ComplexityCurves),
             _ => None,
         }
     }
@@ -511,13 +517,13 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
                     spec.student.as_deref().unwrap_or("a student")
                 ))
             }),
+        TableKind::ComplexityCurves => {
+            let document = read_document(&run.results_path)?;
+            complexity_curves_markdown(&document)
+                .map_err(|e| ReportError::Results(format!("{}: {e}", spec.source.display())))
+        }
         TableKind::Lm | TableKind::LmCurves => {
-            let text =
-                std::fs::read_to_string(&run.results_path).map_err(|source| ReportError::Io {
-                    path: run.results_path.clone(),
-                    source,
-                })?;
-            let document: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let document = read_document(&run.results_path)?;
             let section = LmSection::from_document(&document)
                 .unwrap_or_else(|| Err(format!("no {LM_KEY} section")))
                 .map_err(|e| ReportError::Results(format!("{}: {e}", spec.source.display())))?;
@@ -527,6 +533,16 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
             })
         }
     }
+}
+
+/// The results file at `path` as a JSON document, for the sections the typed
+/// [`Results`] does not hold (it was parsed once already, so it is JSON).
+fn read_document(path: &Path) -> Result<serde_json::Value, ReportError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
 /// `page` (named `page_name` in errors) with the body of every generated block replaced by

@@ -9,6 +9,7 @@
 //! `plots/<chart>.png`.
 
 mod charts;
+pub mod complexity_curves_table;
 pub mod continual_results;
 pub mod continual_table;
 pub mod extensions;
