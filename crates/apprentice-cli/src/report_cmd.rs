@@ -38,9 +38,11 @@ pub struct ReportArgs {
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Print one Markdown table instead of writing the report: `comparison` (the default),
-    /// `fractions`, `efficiency`, `methods`, `lm`, `lm-curves`, `text-speed` or `reference` of
-    /// a run's results, `complexity` of a `complexity.json`, `trace-vs-block` of that
-    /// example's JSON; the tables the documentation's generated blocks hold.
+    /// `fractions`, `efficiency`, `methods`, `verdicts`, `complexity-curves`, `lm`,
+    /// `lm-curves`, `text-speed` or `reference` of a run's results; `complexity` of a
+    /// `complexity.json`; `continual` of a `continual.json`; `tune` of `tune --out`'s file;
+    /// `trace-vs-block` of that example's JSON: the tables the documentation's generated
+    /// blocks hold.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "comparison", value_name = "KIND")]
     pub markdown: Option<String>,
     /// With --markdown=efficiency: the student compared with the teacher (default: the first

@@ -10,6 +10,8 @@ use apprentice::distill::train::Silent;
 use apprentice::experiment::seed_teacher;
 use apprentice::experiment::tune::{choice_table, choose_temperature};
 use apprentice::experiment::{RunOptions, run_experiment};
+use apprentice::fsutil::write_atomic;
+use apprentice::report::tune_table::{GridPoint, TUNE_SCHEMA_VERSION, TuneResults};
 
 /// Arguments of `apprentice tune`.
 #[derive(clap::Args)]
@@ -26,6 +28,10 @@ pub struct TuneArgs {
     /// and show where the choice ranks by test accuracy.
     #[arg(long)]
     verify: bool,
+    /// With --verify: also write the choices and the grid's results as JSON to this file
+    /// (`apprentice report --markdown=tune FILE` makes its table).
+    #[arg(long, requires = "verify", value_name = "FILE")]
+    out: Option<PathBuf>,
 }
 
 /// Runs the command; errors are one line.
@@ -52,6 +58,7 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
         save_checkpoints: false,
     };
     let mut chosen = Vec::new();
+    let mut choices = Vec::new();
     for &seed in &config.seeds {
         let data = prepare(&raw, &config.data, seed)?;
         eprintln!("seed {seed}: getting the teacher…");
@@ -60,12 +67,14 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
         print!("{}", choice_table(&choice));
         println!();
         chosen.push(choice.chosen);
+        choices.push(serde_json::to_value(&choice)?);
     }
     if !args.verify {
         return Ok(());
     }
     // One KD run per candidate on every seed, to rank the candidates by what they give.
     let mut rows = Vec::new();
+    let mut grid_points = Vec::new();
     for &temperature in &config.distill.auto_temperatures {
         let mut grid = config.clone();
         grid.distill.temperature = TemperatureSetting::Fixed(temperature);
@@ -78,6 +87,15 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
             ..options.clone()
         };
         let results = run_experiment(&grid, &options, &mut Silent::default())?;
+        grid_points.push(GridPoint {
+            temperature,
+            models: results
+                .models
+                .iter()
+                .filter(|m| m.method == "kd")
+                .cloned()
+                .collect(),
+        });
         for model in results.models.iter().filter(|m| m.method == "kd") {
             rows.push((
                 temperature,
@@ -86,6 +104,20 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
                 model.test.accuracy.std,
             ));
         }
+    }
+    if let Some(path) = &args.out {
+        let document = TuneResults {
+            schema_version: TUNE_SCHEMA_VERSION,
+            experiment: config.name.clone(),
+            seeds: config.seeds.clone(),
+            choices,
+            grid: grid_points,
+        };
+        let mut text = serde_json::to_string_pretty(&document)?;
+        text.push('\n');
+        write_atomic(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
     }
     let mut names: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
     names.dedup();

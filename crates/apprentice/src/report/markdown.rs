@@ -27,6 +27,7 @@ use super::render::{ReportError, load_run};
 use super::results::{ModelResult, Results, Role, Summary};
 use super::study_tables::{complexity_markdown, trace_vs_block_markdown};
 use super::text_tables::{reference_markdown, text_speed_markdown};
+use super::tune_table::{parse_tune, tune_markdown};
 use super::units::{bytes, duration, si, significant, thousands};
 use super::view::group_title;
 use crate::complexity::study::report::StudyReport;
@@ -63,6 +64,9 @@ pub enum TableKind {
     /// The supervision complexity along each student's training
     /// ([`super::complexity_curves_table::complexity_curves_markdown`]).
     ComplexityCurves,
+    /// `temperature = "auto"` against the grid of candidates trained for real, from the
+    /// `tune.json` of `apprentice tune --verify --out` ([`super::tune_table::tune_markdown`]).
+    Tune,
     /// A continual run's accuracies after every stage, from its `continual.json`
     /// ([`super::continual_table::continual_markdown`]).
     Continual,
@@ -76,7 +80,7 @@ pub enum TableKind {
 
 impl TableKind {
     /// Every table's name, as `--markdown=KIND` takes it.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 14] = [
         "comparison",
         "fractions",
         "efficiency",
@@ -90,6 +94,7 @@ impl TableKind {
         "continual",
         "verdicts",
         "complexity-curves",
+        "tune",
     ];
 
     /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm`,
@@ -109,6 +114,7 @@ impl TableKind {
             "continual" => Some(Self::Continual),
             "verdicts" => Some(Self::Verdicts),
             "complexity-curves" => Some(Self::ComplexityCurves),
+            "tune" => Some(Self::Tune),
             _ => None,
         }
     }
@@ -463,12 +469,16 @@ pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
     if matches!(
         spec.kind,
-        TableKind::Complexity | TableKind::TraceVsBlock | TableKind::Continual
+        TableKind::Complexity | TableKind::TraceVsBlock | TableKind::Continual | TableKind::Tune
     ) {
         let path = root.join(&spec.source);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ReportError::Results(format!("{}: {e}", path.display())))?;
         let name = spec.source.display().to_string();
+        if spec.kind == TableKind::Tune {
+            let results = parse_tune(&text, &name).map_err(ReportError::Results)?;
+            return Ok(tune_markdown(&results));
+        }
         if spec.kind == TableKind::Continual {
             let results = parse_continual(&text, &name).map_err(ReportError::Results)?;
             return Ok(continual_markdown(&results));
@@ -503,6 +513,7 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         TableKind::Complexity
         | TableKind::TraceVsBlock
         | TableKind::Continual
+        | TableKind::Tune
         | TableKind::TextSpeed
         | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run

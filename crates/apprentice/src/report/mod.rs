@@ -25,6 +25,7 @@ pub mod study_tables;
 mod summary;
 pub mod table;
 pub mod text_tables;
+pub mod tune_table;
 pub mod units;
 mod view;
 
