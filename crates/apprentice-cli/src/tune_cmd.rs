@@ -4,14 +4,15 @@
 use std::path::PathBuf;
 
 use apprentice::backend::ComputeDevice;
-use apprentice::config::{ExperimentConfig, MethodName, TemperatureSetting};
+use apprentice::config::ExperimentConfig;
 use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::train::Silent;
+use apprentice::experiment::RunOptions;
 use apprentice::experiment::seed_teacher;
 use apprentice::experiment::tune::{choice_table, choose_temperature};
-use apprentice::experiment::{RunOptions, run_experiment};
+use apprentice::experiment::tune_verify::train_temperature_grid;
 use apprentice::fsutil::write_atomic;
-use apprentice::report::tune_table::{GridPoint, TUNE_SCHEMA_VERSION, TuneResults};
+use apprentice::report::tune_table::{TUNE_SCHEMA_VERSION, TuneResults};
 
 /// Arguments of `apprentice tune`.
 #[derive(clap::Args)]
@@ -73,38 +74,30 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     // One KD run per candidate on every seed, to rank the candidates by what they give.
-    let mut rows = Vec::new();
-    let mut grid_points = Vec::new();
-    for &temperature in &config.distill.auto_temperatures {
-        let mut grid = config.clone();
-        grid.distill.temperature = TemperatureSetting::Fixed(temperature);
-        grid.distill.methods = Some(vec![MethodName::Kd]);
-        grid.complexity.every_epochs = 0;
-        eprintln!("training kd students at T = {temperature}…");
-        let folder = work_folder()?;
-        let options = RunOptions {
-            run_dir: folder.path().to_path_buf(),
-            ..options.clone()
-        };
-        let results = run_experiment(&grid, &options, &mut Silent::default())?;
-        grid_points.push(GridPoint {
-            temperature,
-            models: results
-                .models
-                .iter()
-                .filter(|m| m.method == "kd")
-                .cloned()
-                .collect(),
-        });
-        for model in results.models.iter().filter(|m| m.method == "kd") {
-            rows.push((
-                temperature,
-                model.name.clone(),
-                model.test.accuracy.mean,
-                model.test.accuracy.std,
-            ));
-        }
-    }
+    eprintln!(
+        "training kd students at T = {:?}…",
+        config.distill.auto_temperatures
+    );
+    let grid_folder = work_folder()?;
+    let grid_points = train_temperature_grid(
+        &config,
+        &options,
+        grid_folder.path(),
+        &mut Silent::default(),
+    )?;
+    let rows: Vec<(f64, String, f64, f64)> = grid_points
+        .iter()
+        .flat_map(|point| {
+            point.models.iter().map(|m| {
+                (
+                    point.temperature,
+                    m.name.clone(),
+                    m.test.accuracy.mean,
+                    m.test.accuracy.std,
+                )
+            })
+        })
+        .collect();
     if let Some(path) = &args.out {
         let document = TuneResults {
             schema_version: TUNE_SCHEMA_VERSION,

@@ -26,6 +26,7 @@ mod students;
 mod teacher;
 mod teacher_logits;
 pub mod tune;
+pub mod tune_verify;
 
 pub use frozen_teacher::onnx_teacher_digest;
 #[cfg(feature = "onnx")]
