@@ -192,7 +192,12 @@ pub fn network_to_onnx(
         doc_string: description.to_owned(),
         ..Default::default()
     };
-    Ok(pb::ModelProto {
+    Ok(model_proto(graph, description))
+}
+
+/// The model around `graph`: opset 17, IR version 8, apprentice as the producer.
+pub(crate) fn model_proto(graph: pb::GraphProto, description: &str) -> pb::ModelProto {
+    pb::ModelProto {
         ir_version: IR_VERSION,
         opset_import: vec![pb::OperatorSetIdProto {
             domain: String::new(),
@@ -203,7 +208,7 @@ pub fn network_to_onnx(
         doc_string: description.to_owned(),
         graph: Some(graph),
         ..Default::default()
-    })
+    }
 }
 
 /// The serialised ONNX model of `network` (see [`network_to_onnx`]).
@@ -375,11 +380,20 @@ pub(crate) fn fixed(size: usize) -> Dimension {
 }
 
 fn value_info(name: &str, dims: Vec<Dimension>) -> pb::ValueInfoProto {
+    typed_value_info(name, pb::tensor_proto::DataType::Float, dims)
+}
+
+/// A graph input or output of element type `element` and shape `dims`.
+pub(crate) fn typed_value_info(
+    name: &str,
+    element: pb::tensor_proto::DataType,
+    dims: Vec<Dimension>,
+) -> pb::ValueInfoProto {
     pb::ValueInfoProto {
         name: name.to_owned(),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
+                elem_type: element as i32,
                 shape: Some(pb::TensorShapeProto { dim: dims }),
             })),
             ..Default::default()

@@ -29,7 +29,9 @@ use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 
 use super::error::OnnxError;
-use super::export::{BATCH_AXIS, Graph, IR_VERSION, OPSET, OUTPUT_NAME, fixed, int, ints};
+use super::export::{
+    BATCH_AXIS, Graph, OUTPUT_NAME, fixed, int, ints, model_proto, typed_value_info,
+};
 use burn::tensor::Tensor;
 
 use crate::backend::to_host;
@@ -209,18 +211,7 @@ pub fn text_student_to_onnx(
         doc_string: description.to_owned(),
         ..Default::default()
     };
-    Ok(pb::ModelProto {
-        ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
-        producer_name: "apprentice".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: description.to_owned(),
-        graph: Some(graph),
-        ..Default::default()
-    })
+    Ok(model_proto(graph, description))
 }
 
 /// The serialised ONNX model of `student` (see [`text_student_to_onnx`]).
@@ -350,18 +341,4 @@ fn int64_initializer(graph: &mut Graph, name: &str, dims: &[usize], values: &[i6
 
 fn cast(graph: &mut Graph, x: &str, name: &str, to: DataType) -> String {
     graph.node("Cast", name, &[x], vec![int("to", to as i64)])
-}
-
-fn typed_value_info(name: &str, element: DataType, dims: Vec<Dimension>) -> pb::ValueInfoProto {
-    pb::ValueInfoProto {
-        name: name.to_owned(),
-        r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: element as i32,
-                shape: Some(pb::TensorShapeProto { dim: dims }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
 }
