@@ -44,6 +44,7 @@ pub mod models;
 pub mod nullable;
 pub mod onnx;
 pub mod report;
+pub mod task;
 pub mod text;
 
 pub use error::{Error, Result};

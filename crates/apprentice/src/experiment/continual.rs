@@ -19,7 +19,6 @@ pub mod results;
 pub mod stages;
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use config::{ContinualConfig, LwfConfig, StageConfig};
 pub use results::{CONTINUAL_SCHEMA_VERSION, ContinualResults, continual_table};
@@ -42,6 +41,7 @@ use crate::fsutil::write_atomic;
 use crate::layout::{RunLayout, SeedLayout, file_stem};
 use crate::models::Network;
 use crate::report::results::DataSummary;
+use crate::task::{SeedTable, Task, now_unix_s, run_task};
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -120,13 +120,43 @@ pub fn run_continual(
     options: &ContinualOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<ContinualResults> {
-    let raw = load_raw(&config.data, options.data_path.as_deref())?;
-    let variants = variants(config);
-    // histories[variant][seed][stage]
-    let mut histories: Vec<Vec<Vec<StageRecord>>> = vec![Vec::new(); variants.len()];
-    let mut first: Option<(DataSummary, Vec<StageSummary>, String, usize)> = None;
-    for &seed in &config.seeds {
-        let data = prepare(&raw, &config.data, seed)?;
+    let task = ContinualTask {
+        config,
+        options,
+        raw: load_raw(&config.data, options.data_path.as_deref())?,
+        variants: variants(config),
+        first: None,
+    };
+    run_task(task, observer)
+}
+
+/// Continual learning as a [`Task`]: per seed, stage 1 trained once, then every variant's
+/// later stages; a model of the table is a variant, its record the history of its stages.
+pub struct ContinualTask<'a> {
+    config: &'a ContinualConfig,
+    options: &'a ContinualOptions,
+    raw: RawData,
+    variants: Vec<Variant>,
+    /// The data, stages, architecture and parameters of the first seed, for the summary.
+    first: Option<(DataSummary, Vec<StageSummary>, String, usize)>,
+}
+
+impl Task for ContinualTask<'_> {
+    type Record = Vec<StageRecord>;
+    type Output = ContinualResults;
+    type Error = Error;
+
+    fn seeds(&self) -> Vec<u64> {
+        self.config.seeds.clone()
+    }
+
+    fn run_seed(
+        &mut self,
+        seed: u64,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Vec<(String, Vec<StageRecord>)>> {
+        let (config, options) = (self.config, self.options);
+        let data = prepare(&self.raw, &config.data, seed)?;
         let stages = stage_data(&data, &config.stages).map_err(Error::Invalid)?;
         let context = SeedRun {
             config,
@@ -144,12 +174,15 @@ pub fn run_continual(
             })?;
         }
         let (first_model, first_record) = context.first_stage(observer)?;
-        for (variant, history) in variants.iter().zip(histories.iter_mut()) {
-            history.push(context.later_stages(variant, &first_model, &first_record, observer)?);
+        let mut rows = Vec::with_capacity(self.variants.len());
+        for variant in &self.variants {
+            let history = context.later_stages(variant, &first_model, &first_record, observer)?;
+            rows.push((variant.name.clone(), history));
         }
-        first.get_or_insert_with(|| {
+        let raw = &self.raw;
+        self.first.get_or_insert_with(|| {
             let summary = DataSummary {
-                name: data_name(&raw),
+                name: data_name(raw),
                 num_classes: data.train.num_classes,
                 train: data.train.len(),
                 validation: data.validation.len(),
@@ -185,44 +218,49 @@ pub fn run_continual(
                 first_model.parameter_count(),
             )
         });
+        Ok(rows)
     }
-    let (data, stage_summaries, architecture, params) = first.expect("at least one seed ran");
-    let variant_results = variants
-        .iter()
-        .zip(&histories)
-        .map(|(variant, per_seed)| {
-            let slices: Vec<&[StageRecord]> = per_seed.iter().map(Vec::as_slice).collect();
-            VariantResult {
-                name: variant.name.clone(),
-                distillation: variant.distillation,
-                replay_per_class: variant.replay_per_class,
-                joint: variant.joint,
-                stages: (1..=config.stages.len())
-                    .map(|stage| summarise_stage(&slices, stage))
-                    .collect(),
-            }
-        })
-        .collect();
-    let results = ContinualResults {
-        schema_version: CONTINUAL_SCHEMA_VERSION,
-        experiment: config.name.clone(),
-        created_unix_s: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        apprentice_version: env!("CARGO_PKG_VERSION").to_string(),
-        seeds: config.seeds.clone(),
-        data,
-        architecture,
-        params,
-        stages: stage_summaries,
-        variants: variant_results,
-        config: serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?,
-    };
-    let path = RunLayout::new(&options.run_dir).continual_results();
-    write_atomic(&path, results.to_json_pretty().as_bytes())
-        .map_err(|source| Error::Io { path, source })?;
-    Ok(results)
+
+    /// Summarises every variant's stages over the seeds and writes `continual.json`.
+    fn finish(self, table: SeedTable<Vec<StageRecord>>) -> Result<ContinualResults> {
+        let config = self.config;
+        let (data, stage_summaries, architecture, params) =
+            self.first.expect("at least one seed ran");
+        let variant_results = self
+            .variants
+            .iter()
+            .zip(table.models())
+            .map(|(variant, model)| {
+                let slices: Vec<&[StageRecord]> = model.records().map(Vec::as_slice).collect();
+                VariantResult {
+                    name: variant.name.clone(),
+                    distillation: variant.distillation,
+                    replay_per_class: variant.replay_per_class,
+                    joint: variant.joint,
+                    stages: (1..=config.stages.len())
+                        .map(|stage| summarise_stage(&slices, stage))
+                        .collect(),
+                }
+            })
+            .collect();
+        let results = ContinualResults {
+            schema_version: CONTINUAL_SCHEMA_VERSION,
+            experiment: config.name.clone(),
+            created_unix_s: now_unix_s(),
+            apprentice_version: env!("CARGO_PKG_VERSION").to_string(),
+            seeds: config.seeds.clone(),
+            data,
+            architecture,
+            params,
+            stages: stage_summaries,
+            variants: variant_results,
+            config: serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?,
+        };
+        let path = RunLayout::new(&self.options.run_dir).continual_results();
+        write_atomic(&path, results.to_json_pretty().as_bytes())
+            .map_err(|source| Error::Io { path, source })?;
+        Ok(results)
+    }
 }
 
 fn data_name(raw: &RawData) -> String {

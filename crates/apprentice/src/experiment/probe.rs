@@ -12,6 +12,7 @@ use crate::data::prepare::PreparedData;
 use crate::distill::record::StudentRecord;
 use crate::error::{Error, Result};
 use crate::models::Network;
+use crate::task::ModelSeeds;
 
 /// The fixed subset and targets every student of a seed is probed with.
 pub(super) struct ProbeSet {
@@ -88,24 +89,18 @@ impl ProbeSet {
     }
 }
 
-/// Writes the tracked complexity into the curves of a serialised [`Results`]: the optional
-/// `supervision_complexity` list (the adjusted complexity of the model's own targets after each
-/// epoch, `null` where not measured) and `supervision_complexity_targets` (every measured
-/// target, with the epochs of the measurements, the initial weights included).
-pub(super) fn attach_complexity(
-    value: &mut serde_json::Value,
-    order: &[String],
-    records: &BTreeMap<String, Vec<StudentRecord>>,
-) {
+/// The tracked complexity as extra keys of the curves of `results.json`, by (model index,
+/// curve index): the optional `supervision_complexity` list (the adjusted complexity of the
+/// model's own targets after each epoch, `null` where not measured) and
+/// `supervision_complexity_targets` (every measured target, with the epochs of the
+/// measurements, the initial weights included).
+pub(super) fn complexity_sections(
+    models: &[ModelSeeds<StudentRecord>],
+) -> BTreeMap<(usize, usize), serde_json::Map<String, serde_json::Value>> {
     use serde_json::{Value, json};
-    let Some(models) = value["models"].as_array_mut() else {
-        return;
-    };
-    for (model, name) in models.iter_mut().zip(order) {
-        let Some(curves) = model["curves"].as_array_mut() else {
-            continue;
-        };
-        for (curve, record) in curves.iter_mut().zip(&records[name]) {
+    let mut sections = BTreeMap::new();
+    for (model_index, model) in models.iter().enumerate() {
+        for (curve_index, record) in model.records().enumerate() {
             let Some(track) = &record.complexity else {
                 continue;
             };
@@ -119,7 +114,6 @@ pub(super) fn attach_complexity(
                     per_epoch[slot] = number(values[own]);
                 }
             }
-            curve[crate::report::extensions::COMPLEXITY_KEY] = Value::Array(per_epoch);
             let mut targets = serde_json::Map::new();
             for (index, target) in track.targets.iter().enumerate() {
                 targets.insert(
@@ -127,13 +121,23 @@ pub(super) fn attach_complexity(
                     Value::Array(track.values.iter().map(|v| number(v[index])).collect()),
                 );
             }
-            curve["supervision_complexity_targets"] = json!({
-                "own": track.own,
-                "epochs": track.epochs,
-                "adjusted": targets,
-            });
+            let mut keys = serde_json::Map::new();
+            keys.insert(
+                crate::report::extensions::COMPLEXITY_KEY.to_string(),
+                Value::Array(per_epoch),
+            );
+            keys.insert(
+                "supervision_complexity_targets".to_string(),
+                json!({
+                    "own": track.own,
+                    "epochs": track.epochs,
+                    "adjusted": targets,
+                }),
+            );
+            sections.insert((model_index, curve_index), keys);
         }
     }
+    sections
 }
 
 /// Rows `subset` of row-major `values` with `width` values per row.

@@ -2,12 +2,9 @@
 //! by every configured method, for every configured label fraction; then metrics aggregated
 //! over seeds and written to `results.json`.
 
-use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::job::SeedContext;
 pub use super::options::RunOptions;
-use super::probe::{ProbeSet, attach_complexity};
+use super::probe::{ProbeSet, complexity_sections};
 use super::seeds::{fraction_suffix, label_subset_seed, student_init_seed, student_order_seed};
 use super::students::{FractionRun, StudentCommon};
 use super::teacher::{ExtraTeachers, SeedTeacher, Split, teacher_for_seed};
@@ -21,11 +18,9 @@ use crate::distill::method::SchemeError;
 use crate::distill::record::{Role, Row, StudentRecord};
 use crate::distill::train::{Supervision, TrainObserver, TrainingSet, predict_logits};
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
 use crate::layout::RunLayout;
-use crate::report::results::{
-    DataSummary, ModelResult, Results, SCHEMA_VERSION, SURPASSED_TEACHER_KEY, Summary, TestSummary,
-};
+use crate::report::results::{DataSummary, Results, SURPASSED_TEACHER_KEY};
+use crate::task::{ResultsFile, SeedTable, Task, envelope, model_result, now_unix_s, run_task};
 
 /// Key of the temperatures `"auto"` chose, per seed, in `results.json`.
 pub const TEMPERATURE_CHOICE_KEY: &str = "temperature_choice";
@@ -42,39 +37,78 @@ pub fn run_experiment(
     options: &RunOptions,
     observer: &mut dyn TrainObserver,
 ) -> Result<Results> {
-    if let Some(folder) = &config.teacher_cache {
-        if !config.augment.is_identity() {
-            observer.warn(&format!(
-                "teacher_cache {}: not used: {AUGMENTED_CACHE}; the live teacher teaches instead",
-                folder.display()
-            ));
-        } else if !folder.is_dir() {
-            // Fails before any training rather than after the first teacher.
-            return Err(Error::Invalid(format!(
-                "teacher_cache: {}: no such folder; write the cache with `apprentice cache-teacher`",
-                folder.display()
-            )));
+    let task = ImageTask::open(config, options, observer)?;
+    Ok(run_task(task, observer)?.results)
+}
+
+/// Image classification as a [`Task`]: per seed, the data prepared for the seed, its teacher,
+/// the student from scratch and every configured method at every label fraction.
+pub struct ImageTask<'a> {
+    config: &'a ExperimentConfig,
+    options: &'a RunOptions,
+    raw: RawData,
+    report: DataReport,
+    data: Option<DataSummary>,
+    choices: Vec<TemperatureChoice>,
+    cache_uses: Vec<TeacherCacheUse>,
+}
+
+impl<'a> ImageTask<'a> {
+    /// Reads the data and checks the teacher cache, before any training.
+    pub fn open(
+        config: &'a ExperimentConfig,
+        options: &'a RunOptions,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Self> {
+        if let Some(folder) = &config.teacher_cache {
+            if !config.augment.is_identity() {
+                observer.warn(&format!(
+                    "teacher_cache {}: not used: {AUGMENTED_CACHE}; the live teacher teaches instead",
+                    folder.display()
+                ));
+            } else if !folder.is_dir() {
+                // Fails before any training rather than after the first teacher.
+                return Err(Error::Invalid(format!(
+                    "teacher_cache: {}: no such folder; write the cache with `apprentice cache-teacher`",
+                    folder.display()
+                )));
+            }
         }
+        let (raw, report) = load_raw_with_report(&config.data, options.data_path.as_deref())?;
+        if !report.skipped.is_empty() {
+            observer.warn(&format!(
+                "data: skipped {} unreadable file(s), the first {}: {}",
+                report.skipped.len(),
+                report.skipped[0].path.display(),
+                report.skipped[0].reason
+            ));
+        }
+        Ok(Self {
+            config,
+            options,
+            raw,
+            report,
+            data: None,
+            choices: Vec::new(),
+            cache_uses: Vec::new(),
+        })
     }
-    let (raw, report) = load_raw_with_report(&config.data, options.data_path.as_deref())?;
-    if !report.skipped.is_empty() {
-        observer.warn(&format!(
-            "data: skipped {} unreadable file(s), the first {}: {}",
-            report.skipped.len(),
-            report.skipped[0].path.display(),
-            report.skipped[0].reason
-        ));
+}
+
+impl Task for ImageTask<'_> {
+    type Record = StudentRecord;
+    type Output = ResultsFile;
+    type Error = Error;
+
+    fn seeds(&self) -> Vec<u64> {
+        self.config.seeds.clone()
     }
-    let mut records: BTreeMap<String, Vec<StudentRecord>> = BTreeMap::new();
-    let mut choices: Vec<TemperatureChoice> = Vec::new();
-    let mut cache_uses: Vec<TeacherCacheUse> = Vec::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut data_summary = None;
-    for &seed in &config.seeds {
-        let mut data = prepare(&raw, &config.data, seed)?;
-        data.class_names = report.class_names.clone();
-        data_summary.get_or_insert_with(|| DataSummary {
-            name: data_name(&raw),
+
+    fn run_seed(&mut self, seed: u64, observer: &mut dyn TrainObserver) -> Result<Vec<Row>> {
+        let mut data = prepare(&self.raw, &self.config.data, seed)?;
+        data.class_names = self.report.class_names.clone();
+        self.data.get_or_insert_with(|| DataSummary {
+            name: data_name(&self.raw),
             num_classes: data.train.num_classes,
             train: data.train.len(),
             validation: data.validation.len(),
@@ -85,83 +119,50 @@ pub fn run_experiment(
                 data.train.shape.width,
             ],
         });
-        let (seed_records, choice, cache_use) = run_seed(config, options, &data, seed, observer)?;
-        choices.extend(choice);
-        cache_uses.extend(cache_use);
-        for (name, record) in seed_records {
-            if !records.contains_key(&name) {
-                order.push(name.clone());
-            }
-            records.entry(name).or_default().push(record);
-        }
+        let (rows, choice, cache_use) = run_seed(self.config, self.options, &data, seed, observer)?;
+        self.choices.extend(choice);
+        self.cache_uses.extend(cache_use);
+        Ok(rows)
     }
-    let models = order
-        .iter()
-        .map(|name| summarise(name, &records[name]))
-        .collect();
-    let results = Results {
-        schema_version: SCHEMA_VERSION,
-        experiment: config.name.clone(),
-        created_unix_s: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        apprentice_version: env!("CARGO_PKG_VERSION").to_string(),
-        seeds: config.seeds.clone(),
-        data: data_summary.expect("at least one seed ran"),
-        models,
-        config: serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?,
-    };
-    let path = RunLayout::new(&options.run_dir).results();
-    let surpassed = results.surpassed_teacher();
-    let text = if !surpassed.is_empty()
-        || !report.class_names.is_empty()
-        || !report.skipped.is_empty()
-        || !choices.is_empty()
-        || !cache_uses.is_empty()
-        || records
-            .values()
-            .flatten()
-            .any(|record| record.complexity.is_some())
-    {
-        let mut value =
-            serde_json::to_value(&results).map_err(|e| Error::Invalid(e.to_string()))?;
-        attach_complexity(&mut value, &order, &records);
-        attach_data_report(&mut value, &report);
-        if !choices.is_empty() {
-            value[TEMPERATURE_CHOICE_KEY] =
-                serde_json::to_value(&choices).map_err(|e| Error::Invalid(e.to_string()))?;
+
+    /// Summarises every model and writes `results.json` with the run's sections.
+    fn finish(self, table: SeedTable<StudentRecord>) -> Result<ResultsFile> {
+        let config =
+            serde_json::to_value(self.config).map_err(|e| Error::Invalid(e.to_string()))?;
+        let results = envelope(
+            &self.config.name,
+            &self.config.seeds,
+            self.data.expect("at least one seed ran"),
+            table.models().iter().map(model_result).collect(),
+            config,
+            now_unix_s(),
+        );
+        let surpassed = results.surpassed_teacher();
+        let mut file = ResultsFile::new(results);
+        file.curve_sections = complexity_sections(table.models());
+        if !self.report.class_names.is_empty() {
+            file.insert(CLASS_NAMES_KEY, &self.report.class_names)?;
         }
-        if !cache_uses.is_empty() {
-            value[TEACHER_CACHE_KEY] =
-                serde_json::to_value(&cache_uses).map_err(|e| Error::Invalid(e.to_string()))?;
+        if !self.report.skipped.is_empty() {
+            let skipped: Vec<_> = self
+                .report
+                .skipped
+                .iter()
+                .map(|file| serde_json::json!({"path": file.path, "reason": file.reason}))
+                .collect();
+            file.insert(SKIPPED_FILES_KEY, &skipped)?;
+        }
+        if !self.choices.is_empty() {
+            file.insert(TEMPERATURE_CHOICE_KEY, &self.choices)?;
+        }
+        if !self.cache_uses.is_empty() {
+            file.insert(TEACHER_CACHE_KEY, &self.cache_uses)?;
         }
         if !surpassed.is_empty() {
-            value[SURPASSED_TEACHER_KEY] =
-                serde_json::to_value(&surpassed).map_err(|e| Error::Invalid(e.to_string()))?;
+            file.insert(SURPASSED_TEACHER_KEY, &surpassed)?;
         }
-        let mut text =
-            serde_json::to_string_pretty(&value).map_err(|e| Error::Invalid(e.to_string()))?;
-        text.push('\n');
-        text
-    } else {
-        results.to_json_pretty()
-    };
-    write_atomic(&path, text.as_bytes()).map_err(|source| Error::Io { path, source })?;
-    Ok(results)
-}
-
-/// The class names and skipped files of the data source, under their keys.
-fn attach_data_report(value: &mut serde_json::Value, report: &DataReport) {
-    if !report.class_names.is_empty() {
-        value[CLASS_NAMES_KEY] = serde_json::json!(report.class_names);
-    }
-    if !report.skipped.is_empty() {
-        value[SKIPPED_FILES_KEY] = report
-            .skipped
-            .iter()
-            .map(|file| serde_json::json!({"path": file.path, "reason": file.reason}))
-            .collect();
+        file.write(&RunLayout::new(&self.options.run_dir).results())?;
+        Ok(file)
     }
 }
 
@@ -342,36 +343,5 @@ fn runner_error(error: SchemeError) -> Error {
             Err(other) => Error::Invalid(other.to_string()),
         },
         method => Error::Invalid(method.to_string()),
-    }
-}
-
-fn summarise(name: &str, records: &[StudentRecord]) -> ModelResult {
-    let first = &records[0];
-    let collect = |f: &dyn Fn(&StudentRecord) -> f64| -> Summary {
-        Summary::from_values(&records.iter().map(f).collect::<Vec<_>>())
-    };
-    let optional = |f: &dyn Fn(&StudentRecord) -> Option<f64>| -> Option<Summary> {
-        let values: Option<Vec<f64>> = records.iter().map(f).collect();
-        values.map(|v| Summary::from_values(&v))
-    };
-    ModelResult {
-        role: first.role,
-        name: name.to_string(),
-        method: first.method.clone(),
-        label_fraction: first.label_fraction,
-        transfer: first.transfer.map(|t| t.as_str().to_string()),
-        architecture: first.architecture.clone(),
-        params: first.params,
-        test: TestSummary {
-            accuracy: collect(&|r| r.metrics.accuracy),
-            nll: collect(&|r| r.metrics.nll),
-            ece: collect(&|r| r.metrics.ece),
-            agreement: optional(&|r| r.metrics.agreement),
-            kl_from_teacher: optional(&|r| r.metrics.kl_from_teacher),
-        },
-        validation_accuracy: collect(&|r| r.validation_accuracy),
-        train_time_s: collect(&|r| r.wall_time_s),
-        epochs_run: collect(&|r| r.epochs_run as f64),
-        curves: records.iter().map(|r| r.curve.clone()).collect(),
     }
 }

@@ -18,17 +18,19 @@ use super::error::LmError;
 use super::llama::{Llama, LlamaConfig};
 use super::logit_cache::{TopKLogits, file_hash, read_logit_cache, tokens_hash, write_logit_cache};
 use super::metrics::{LmMetrics, evaluate_against_teacher};
-use super::objectives::TokenDivergence;
+use super::objectives::{TokenDivergence, TokenLoss};
 use super::speed::{generation_tokens_per_second, scoring_tokens_per_second};
 use super::student::init_student;
 use super::teacher::Teacher;
 use super::train::{LmCurve, TrainPlan, train_student};
 use crate::backend::ComputeDevice;
+use crate::distill::train::{Silent, TrainObserver};
 use crate::layout::{RunLayout, lm_teacher_logits, lm_tokenizer};
 use crate::report::lm_table::{LM_KEY, LmCacheUse, LmCurvePoints, LmModelSection, LmSection};
 use crate::report::results::{
-    Curve, DataSummary, ModelResult, Results, Role, SCHEMA_VERSION, Summary, TestSummary,
+    Curve, DataSummary, ModelResult, Results, Role, Summary, TestSummary,
 };
+use crate::task::{ResultsFile, SeedTable, Task, envelope, run_task};
 
 /// Why a language-model run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -75,21 +77,16 @@ pub struct LmRunOutput {
 impl LmRunOutput {
     /// `results.json`: the envelope with the language-model section under [`LM_KEY`].
     pub fn to_json_pretty(&self) -> String {
-        let mut document = serde_json::to_value(&self.results).unwrap_or(Value::Null);
-        if let Value::Object(map) = &mut document {
-            map.insert(
-                LM_KEY.to_string(),
-                serde_json::to_value(&self.lm).unwrap_or(Value::Null),
-            );
+        let mut file = ResultsFile::new(self.results.clone());
+        if let Ok(value) = serde_json::to_value(&self.lm) {
+            file.sections.insert(LM_KEY.to_string(), value);
         }
-        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
-        text.push('\n');
-        text
+        file.to_json_pretty()
     }
 }
 
 /// One model's numbers on one seed.
-struct SeedRecord {
+pub struct SeedRecord {
     metrics: LmMetrics,
     curve: Option<LmCurve>,
     train_time_s: f64,
@@ -203,57 +200,138 @@ pub fn run_lm_experiment(
     options: &LmRunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<LmRunOutput, LmRunError> {
-    let inference = options.device.inference();
-    let layout = RunLayout::new(&options.run_dir);
-    log(&format!("teacher: {}", config.lm.teacher.display()));
-    let teacher = Teacher::open(&config.lm.teacher, &inference)?;
-    let teacher_sha256 = file_hash(&config.lm.teacher)
-        .map_err(|e| LmRunError::Invalid(format!("{}: {e}", config.lm.teacher.display())))?;
-    let student_config = config.student.config(&teacher.config)?;
-    let texts = load_corpus(&config.corpus)?;
-    let (sequences, dropped) = tokenize_corpus(&teacher, &texts, config.lm.max_len)?;
-    log(&format!(
-        "corpus: {} texts, {} tokens ({dropped} texts of fewer than two tokens dropped)",
-        sequences.len(),
-        sequences.iter().map(Vec::len).sum::<usize>()
-    ));
-    let cache_path = lm_teacher_logits(&layout);
-    let (cache, reused, cache_seconds) = teacher_distributions(
-        &teacher,
-        &teacher_sha256,
-        &sequences,
-        config.lm.top_k,
-        config.lm.score_batch,
-        &cache_path,
-        options.teacher_cache.as_deref(),
-        log,
-    )?;
-    log(&format!(
-        "teacher cache: {} positions, top {} ({}, {cache_seconds:.1} s)",
-        cache.log_rest.len(),
-        cache.k,
-        if reused { "reused" } else { "computed" }
-    ));
-    let tokenizer_path = lm_tokenizer(&layout);
-    if options.save_checkpoints {
-        save_tokenizer(&tokenizer_path, &teacher.tokenizer)?;
-    }
-    let losses = config
-        .objectives
-        .iter()
-        .enumerate()
-        .map(|(i, o)| o.loss(i).map_err(LmRunError::Invalid))
-        .collect::<Result<Vec<_>, _>>()?;
+    let task = LmTask::open(config, options, log)?;
+    run_task(task, &mut Silent::default())
+}
 
-    // records[model][seed]; model 0 is the teacher, then the objectives in order.
-    let mut records: Vec<Vec<SeedRecord>> =
-        (0..=config.objectives.len()).map(|_| Vec::new()).collect();
-    let mut held_out_tokens = Vec::new();
-    let mut split_sizes = (0, 0);
-    for &seed in &config.seeds {
+/// Language modelling as a [`Task`]: the teacher and its cached distributions are shared by
+/// every seed; per seed, a held-out split, one student per objective from the same initial
+/// weights on the same batches, and the held-out comparison with the teacher.
+pub struct LmTask<'a> {
+    config: &'a LmExperimentConfig,
+    options: &'a LmRunOptions,
+    log: &'a mut dyn FnMut(&str),
+    layout: RunLayout,
+    teacher: Teacher,
+    teacher_sha256: String,
+    student_config: LlamaConfig,
+    sequences: Vec<Vec<u32>>,
+    cache: TopKLogits,
+    cache_path: PathBuf,
+    reused: bool,
+    cache_seconds: f64,
+    tokenizer_path: PathBuf,
+    losses: Vec<Option<TokenLoss>>,
+    held_out_tokens: Vec<f64>,
+    split_sizes: (usize, usize),
+}
+
+impl<'a> LmTask<'a> {
+    /// Reads the teacher and the corpus and computes (or reuses) the teacher's distributions.
+    pub fn open(
+        config: &'a LmExperimentConfig,
+        options: &'a LmRunOptions,
+        log: &'a mut dyn FnMut(&str),
+    ) -> Result<Self, LmRunError> {
+        let inference = options.device.inference();
+        let layout = RunLayout::new(&options.run_dir);
+        log(&format!("teacher: {}", config.lm.teacher.display()));
+        let teacher = Teacher::open(&config.lm.teacher, &inference)?;
+        let teacher_sha256 = file_hash(&config.lm.teacher)
+            .map_err(|e| LmRunError::Invalid(format!("{}: {e}", config.lm.teacher.display())))?;
+        let student_config = config.student.config(&teacher.config)?;
+        let texts = load_corpus(&config.corpus)?;
+        let (sequences, dropped) = tokenize_corpus(&teacher, &texts, config.lm.max_len)?;
+        log(&format!(
+            "corpus: {} texts, {} tokens ({dropped} texts of fewer than two tokens dropped)",
+            sequences.len(),
+            sequences.iter().map(Vec::len).sum::<usize>()
+        ));
+        let cache_path = lm_teacher_logits(&layout);
+        let (cache, reused, cache_seconds) = teacher_distributions(
+            &teacher,
+            &teacher_sha256,
+            &sequences,
+            config.lm.top_k,
+            config.lm.score_batch,
+            &cache_path,
+            options.teacher_cache.as_deref(),
+            log,
+        )?;
+        log(&format!(
+            "teacher cache: {} positions, top {} ({}, {cache_seconds:.1} s)",
+            cache.log_rest.len(),
+            cache.k,
+            if reused { "reused" } else { "computed" }
+        ));
+        let tokenizer_path = lm_tokenizer(&layout);
+        if options.save_checkpoints {
+            save_tokenizer(&tokenizer_path, &teacher.tokenizer)?;
+        }
+        let losses = config
+            .objectives
+            .iter()
+            .enumerate()
+            .map(|(i, o)| o.loss(i).map_err(LmRunError::Invalid))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Self {
+            config,
+            options,
+            log,
+            layout,
+            teacher,
+            teacher_sha256,
+            student_config,
+            sequences,
+            cache,
+            cache_path,
+            reused,
+            cache_seconds,
+            tokenizer_path,
+            losses,
+            held_out_tokens: Vec::new(),
+            split_sizes: (0, 0),
+        })
+    }
+}
+
+impl Task for LmTask<'_> {
+    type Record = SeedRecord;
+    type Output = LmRunOutput;
+    type Error = LmRunError;
+
+    fn seeds(&self) -> Vec<u64> {
+        self.config.seeds.clone()
+    }
+
+    fn run_seed(
+        &mut self,
+        seed: u64,
+        _: &mut dyn TrainObserver,
+    ) -> Result<Vec<(String, SeedRecord)>, LmRunError> {
+        let Self {
+            config,
+            options,
+            log,
+            layout,
+            teacher,
+            teacher_sha256,
+            student_config,
+            sequences,
+            cache,
+            tokenizer_path,
+            losses,
+            held_out_tokens,
+            split_sizes,
+            ..
+        } = self;
+        let (config, options, student_config) = (*config, *options, &*student_config);
+        let losses = &*losses;
+        let inference = options.device.inference();
         let split = held_out_split(sequences.len(), config.lm.held_out_fraction, seed)
             .map_err(|e| LmRunError::Invalid(format!("corpus: {e}")))?;
-        split_sizes = (split.train.len(), split.held_out.len());
+        *split_sizes = (split.train.len(), split.held_out.len());
         let held_out: Vec<Vec<u32>> = split
             .held_out
             .iter()
@@ -272,10 +350,10 @@ pub fn run_lm_experiment(
             eval_batch: config.lm.score_batch,
         };
         let mut trained: Vec<(Llama, Option<LmCurve>, f64, f64)> = Vec::new();
-        for (objective, loss) in config.objectives.iter().zip(&losses) {
+        for (objective, loss) in config.objectives.iter().zip(losses) {
             log(&format!("seed {seed}: training {}", objective.name));
             let initial = init_student(&student_config, seed, &options.device.training());
-            let distill = loss.as_ref().map(|l| (&cache, l));
+            let distill = loss.as_ref().map(|l| (&*cache, l));
             let student = train_student(
                 initial,
                 &student_config,
@@ -318,7 +396,7 @@ pub fn run_lm_experiment(
             held_out.len()
         ));
         let models: Vec<(&Llama, &LlamaConfig)> =
-            trained.iter().map(|(m, ..)| (m, &student_config)).collect();
+            trained.iter().map(|(m, ..)| (m, student_config)).collect();
         let (teacher_metrics, student_metrics) = evaluate_against_teacher(
             (&teacher.model, &teacher.config),
             &models,
@@ -353,189 +431,217 @@ pub fn run_lm_experiment(
         };
         log(&format!("seed {seed}: timing generation and scoring"));
         let (generation, scoring) = speed(&teacher.model, &teacher.config)?;
-        records[0].push(SeedRecord {
-            metrics: teacher_metrics,
-            curve: None,
-            train_time_s: 0.0,
-            training_tokens_per_s: None,
-            generation_tokens_per_s: generation,
-            scoring_tokens_per_s: scoring,
-        });
-        for (i, ((model, curve, time, tokens_per_s), metrics)) in
-            trained.into_iter().zip(student_metrics).enumerate()
-        {
-            let (generation, scoring) = speed(&model, &student_config)?;
-            records[i + 1].push(SeedRecord {
-                metrics,
-                curve,
-                train_time_s: time,
-                training_tokens_per_s: Some(tokens_per_s),
+        let mut rows = vec![(
+            "teacher".to_string(),
+            SeedRecord {
+                metrics: teacher_metrics,
+                curve: None,
+                train_time_s: 0.0,
+                training_tokens_per_s: None,
                 generation_tokens_per_s: generation,
                 scoring_tokens_per_s: scoring,
-            });
+            },
+        )];
+        for (objective, ((model, curve, time, tokens_per_s), metrics)) in config
+            .objectives
+            .iter()
+            .zip(trained.into_iter().zip(student_metrics))
+        {
+            let (generation, scoring) = speed(&model, student_config)?;
+            rows.push((
+                objective.name.clone(),
+                SeedRecord {
+                    metrics,
+                    curve,
+                    train_time_s: time,
+                    training_tokens_per_s: Some(tokens_per_s),
+                    generation_tokens_per_s: generation,
+                    scoring_tokens_per_s: scoring,
+                },
+            ));
         }
+        Ok(rows)
     }
 
-    let summary = |values: Vec<f64>| Summary::from_values(&values);
-    let optional = |values: Vec<Option<f64>>| -> Option<Summary> {
-        values
-            .iter()
-            .copied()
-            .collect::<Option<Vec<f64>>>()
-            .map(&summary)
-    };
-    let epochs =
-        (config.train.steps * config.train.batch_size) as f64 / split_sizes.0.max(1) as f64;
-    let mut models = Vec::new();
-    let mut sections = Vec::new();
-    for (index, seeds) in records.iter().enumerate() {
-        let (role, name, method, objective, model_config) = if index == 0 {
-            (
-                Role::Teacher,
-                "teacher".to_string(),
-                "pretrained".to_string(),
-                "pretrained (GGUF)".to_string(),
-                &teacher.config,
-            )
-        } else {
-            let objective = &config.objectives[index - 1];
-            let role = if objective.kind == ObjectiveKind::Ce {
-                Role::Scratch
-            } else {
-                Role::Distilled
-            };
-            (
-                role,
-                objective.name.clone(),
-                serde_json::to_value(objective.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-                describe_objective(objective),
-                &student_config,
-            )
+    fn finish(self, table: SeedTable<SeedRecord>) -> Result<LmRunOutput, LmRunError> {
+        let Self {
+            config,
+            teacher,
+            teacher_sha256,
+            student_config,
+            sequences,
+            cache,
+            cache_path,
+            reused,
+            cache_seconds,
+            held_out_tokens,
+            split_sizes,
+            options,
+            ..
+        } = self;
+        let summary = |values: Vec<f64>| Summary::from_values(&values);
+        let optional = |values: Vec<Option<f64>>| -> Option<Summary> {
+            values
+                .iter()
+                .copied()
+                .collect::<Option<Vec<f64>>>()
+                .map(&summary)
         };
-        let metric =
-            |f: &dyn Fn(&LmMetrics) -> f64| summary(seeds.iter().map(|r| f(&r.metrics)).collect());
-        let with_teacher = index > 0;
-        let curves: Vec<Curve> = config
-            .seeds
-            .iter()
-            .zip(seeds)
-            .filter_map(|(&seed, r)| {
-                r.curve.as_ref().map(|c| Curve {
-                    seed,
-                    train_loss: c.train_loss.clone(),
-                    validation_accuracy: c.accuracy.clone(),
-                    learning_rate: c.learning_rate.clone(),
-                })
-            })
-            .collect();
-        models.push(ModelResult {
-            role,
-            name: name.clone(),
-            method,
-            label_fraction: 1.0,
-            transfer: (role == Role::Distilled).then(|| "all".to_string()),
-            architecture: architecture(model_config),
-            params: model_config.parameters(),
-            test: TestSummary {
-                accuracy: metric(&|m| m.accuracy),
-                nll: metric(&|m| m.nll),
-                ece: metric(&|m| m.ece),
-                agreement: with_teacher.then(|| metric(&|m| m.agreement.unwrap_or(f64::NAN))),
-                kl_from_teacher: with_teacher
-                    .then(|| metric(&|m| m.kl_from_teacher.unwrap_or(f64::NAN))),
-            },
-            validation_accuracy: summary(
-                seeds
-                    .iter()
-                    .map(|r| {
-                        r.curve
-                            .as_ref()
-                            .and_then(|c| c.accuracy.last().copied())
-                            .unwrap_or(r.metrics.accuracy)
-                    })
-                    .collect(),
-            ),
-            train_time_s: summary(seeds.iter().map(|r| r.train_time_s).collect()),
-            epochs_run: summary(vec![if index == 0 { 0.0 } else { epochs }; seeds.len()]),
-            curves,
-        });
-        sections.push(LmModelSection {
-            name,
-            role,
-            objective,
-            perplexity: metric(&|m| m.perplexity()),
-            params: model_config.parameters(),
-            non_embedding_params: model_config.non_embedding_parameters(),
-            generation_tokens_per_s: optional(
-                seeds.iter().map(|r| r.generation_tokens_per_s).collect(),
-            ),
-            scoring_tokens_per_s: optional(seeds.iter().map(|r| r.scoring_tokens_per_s).collect()),
-            training_tokens_per_s: optional(
-                seeds.iter().map(|r| r.training_tokens_per_s).collect(),
-            ),
-            curves: config
+        let epochs =
+            (config.train.steps * config.train.batch_size) as f64 / split_sizes.0.max(1) as f64;
+        let mut models = Vec::new();
+        let mut sections = Vec::new();
+        for (index, model) in table.models().iter().enumerate() {
+            let seeds: Vec<&SeedRecord> = model.records().collect();
+            let (role, name, method, objective, model_config) = if index == 0 {
+                (
+                    Role::Teacher,
+                    "teacher".to_string(),
+                    "pretrained".to_string(),
+                    "pretrained (GGUF)".to_string(),
+                    &teacher.config,
+                )
+            } else {
+                let objective = &config.objectives[index - 1];
+                let role = if objective.kind == ObjectiveKind::Ce {
+                    Role::Scratch
+                } else {
+                    Role::Distilled
+                };
+                (
+                    role,
+                    objective.name.clone(),
+                    serde_json::to_value(objective.kind)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default(),
+                    describe_objective(objective),
+                    &student_config,
+                )
+            };
+            let metric = |f: &dyn Fn(&LmMetrics) -> f64| {
+                summary(seeds.iter().map(|r| f(&r.metrics)).collect())
+            };
+            let with_teacher = index > 0;
+            let curves: Vec<Curve> = config
                 .seeds
                 .iter()
-                .zip(seeds)
+                .zip(&seeds)
                 .filter_map(|(&seed, r)| {
-                    r.curve.as_ref().map(|c| LmCurvePoints {
+                    r.curve.as_ref().map(|c| Curve {
                         seed,
-                        steps: c.steps.clone(),
-                        perplexity: c.perplexity.clone(),
+                        train_loss: c.train_loss.clone(),
+                        validation_accuracy: c.accuracy.clone(),
+                        learning_rate: c.learning_rate.clone(),
                     })
                 })
-                .collect(),
-        });
+                .collect();
+            models.push(ModelResult {
+                role,
+                name: name.clone(),
+                method,
+                label_fraction: 1.0,
+                transfer: (role == Role::Distilled).then(|| "all".to_string()),
+                architecture: architecture(model_config),
+                params: model_config.parameters(),
+                test: TestSummary {
+                    accuracy: metric(&|m| m.accuracy),
+                    nll: metric(&|m| m.nll),
+                    ece: metric(&|m| m.ece),
+                    agreement: with_teacher.then(|| metric(&|m| m.agreement.unwrap_or(f64::NAN))),
+                    kl_from_teacher: with_teacher
+                        .then(|| metric(&|m| m.kl_from_teacher.unwrap_or(f64::NAN))),
+                },
+                validation_accuracy: summary(
+                    seeds
+                        .iter()
+                        .map(|r| {
+                            r.curve
+                                .as_ref()
+                                .and_then(|c| c.accuracy.last().copied())
+                                .unwrap_or(r.metrics.accuracy)
+                        })
+                        .collect(),
+                ),
+                train_time_s: summary(seeds.iter().map(|r| r.train_time_s).collect()),
+                epochs_run: summary(vec![if index == 0 { 0.0 } else { epochs }; seeds.len()]),
+                curves,
+            });
+            sections.push(LmModelSection {
+                name,
+                role,
+                objective,
+                perplexity: metric(&|m| m.perplexity()),
+                params: model_config.parameters(),
+                non_embedding_params: model_config.non_embedding_parameters(),
+                generation_tokens_per_s: optional(
+                    seeds.iter().map(|r| r.generation_tokens_per_s).collect(),
+                ),
+                scoring_tokens_per_s: optional(
+                    seeds.iter().map(|r| r.scoring_tokens_per_s).collect(),
+                ),
+                training_tokens_per_s: optional(
+                    seeds.iter().map(|r| r.training_tokens_per_s).collect(),
+                ),
+                curves: config
+                    .seeds
+                    .iter()
+                    .zip(&seeds)
+                    .filter_map(|(&seed, r)| {
+                        r.curve.as_ref().map(|c| LmCurvePoints {
+                            seed,
+                            steps: c.steps.clone(),
+                            perplexity: c.perplexity.clone(),
+                        })
+                    })
+                    .collect(),
+            });
+        }
+        let corpus_name = config
+            .corpus
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "corpus".to_string());
+        let results = envelope(
+            &config.name,
+            &config.seeds,
+            DataSummary {
+                name: corpus_name,
+                num_classes: teacher.config.vocab_size,
+                train: split_sizes.0,
+                validation: 0,
+                test: split_sizes.1,
+                sample_shape: [1, 1, config.lm.max_len],
+            },
+            models,
+            serde_json::to_value(config).unwrap_or(Value::Null),
+            options.created_unix_s,
+        );
+        let lm = LmSection {
+            teacher_file: config.lm.teacher.display().to_string(),
+            teacher_sha256,
+            texts: sequences.len(),
+            max_len: config.lm.max_len,
+            held_out_tokens: summary(held_out_tokens),
+            steps: config.train.steps,
+            batch_size: config.train.batch_size,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            score_batch: config.lm.score_batch,
+            cache: LmCacheUse {
+                file: cache_path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                top_k: cache.k,
+                positions: cache.log_rest.len(),
+                reused,
+                seconds: cache_seconds,
+            },
+            models: sections,
+        };
+        Ok(LmRunOutput { results, lm })
     }
-    let corpus_name = config
-        .corpus
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "corpus".to_string());
-    let results = Results {
-        schema_version: SCHEMA_VERSION,
-        experiment: config.name.clone(),
-        created_unix_s: options.created_unix_s,
-        apprentice_version: env!("CARGO_PKG_VERSION").to_string(),
-        seeds: config.seeds.clone(),
-        data: DataSummary {
-            name: corpus_name,
-            num_classes: teacher.config.vocab_size,
-            train: split_sizes.0,
-            validation: 0,
-            test: split_sizes.1,
-            sample_shape: [1, 1, config.lm.max_len],
-        },
-        models,
-        config: serde_json::to_value(config).unwrap_or(Value::Null),
-    };
-    let lm = LmSection {
-        teacher_file: config.lm.teacher.display().to_string(),
-        teacher_sha256,
-        texts: sequences.len(),
-        max_len: config.lm.max_len,
-        held_out_tokens: summary(held_out_tokens),
-        steps: config.train.steps,
-        batch_size: config.train.batch_size,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        score_batch: config.lm.score_batch,
-        cache: LmCacheUse {
-            file: cache_path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            top_k: cache.k,
-            positions: cache.log_rest.len(),
-            reused,
-            seconds: cache_seconds,
-        },
-        models: sections,
-    };
-    Ok(LmRunOutput { results, lm })
 }
 
 /// `path` relative to `base` when it lies inside it (the tokenizer beside the seed folders).

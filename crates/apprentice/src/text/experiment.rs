@@ -5,14 +5,14 @@
 //! comparison table and the report work as for images.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::cache::{CacheOutcome, cache_key, cached_rows};
 use super::classifier_folder::load_classifier;
 use super::config::{StudentKind, TextExperimentConfig};
-use super::data::{load_text_data, split_text};
+use super::data::{TextData, load_text_data, split_text};
 use super::error::TextError;
-use super::plans::{ModelRecords, StudentPlan, student_plans};
+use super::plans::{StudentPlan, student_plans};
 use super::pretrained::PretrainedEncoder;
 use super::run_store::TextRunStore;
 use super::seed_context::{RunContext, SeedSplit};
@@ -24,8 +24,12 @@ use super::train::student_logits;
 use super::transformer_config::TeacherKind;
 use super::transformer_run::TransformerModel;
 use crate::backend::{self, ComputeDevice};
+use crate::distill::record::{Row, StudentRecord};
 use crate::distill::train::TrainObserver;
-use crate::report::results::{DataSummary, Results, Role, SCHEMA_VERSION};
+use crate::report::results::{DataSummary, Results};
+use crate::task::{
+    ModelSeeds, ResultsFile, SeedTable, Task, envelope, model_result, now_unix_s, run_task,
+};
 
 pub use super::plans::scratch_baseline;
 
@@ -56,16 +60,13 @@ pub struct TextRunOutput {
 impl TextRunOutput {
     /// The `results.json` document: the results plus the speed section.
     pub fn to_json_pretty(&self) -> String {
-        let mut value = serde_json::to_value(&self.results).expect("results serialise to JSON");
-        if let (Some(speed), Some(object)) = (&self.speed, value.as_object_mut()) {
-            object.insert(
-                SPEED_KEY.to_string(),
-                serde_json::to_value(speed).expect("speed serialises to JSON"),
-            );
+        let mut file = ResultsFile::new(self.results.clone());
+        if let Some(speed) = &self.speed
+            && let Ok(value) = serde_json::to_value(speed)
+        {
+            file.sections.insert(SPEED_KEY.to_string(), value);
         }
-        let mut text = serde_json::to_string_pretty(&value).expect("results serialise to JSON");
-        text.push('\n');
-        text
+        file.to_json_pretty()
     }
 }
 
@@ -255,82 +256,155 @@ pub fn run_text_experiment(
     observer: &mut dyn TrainObserver,
     note: &mut dyn FnMut(&str),
 ) -> Result<TextRunOutput, TextError> {
-    let root = options.data_root.as_deref().or(config.data_root.as_deref());
-    let device = &options.device;
-    let encoder = PretrainedEncoder::load(&resolve(root, &config.text.model), device)?;
-    for line in &encoder.notes {
-        note(line);
+    let task = TextTask::open(config, options, note)?;
+    run_task(task, observer)
+}
+
+/// Text classification as a [`Task`]: per seed, the split of the seed, its teacher and every
+/// planned student; after the seeds, the speed of the first seed's models.
+pub struct TextTask<'a> {
+    config: &'a TextExperimentConfig,
+    note: &'a mut dyn FnMut(&str),
+    device: ComputeDevice,
+    encoder: PretrainedEncoder,
+    data: TextData,
+    folder: Option<TransformerModel>,
+    sequences: Vec<Vec<u32>>,
+    outputs: EncoderOutputs,
+    store: TextRunStore,
+    plans: Vec<StudentPlan>,
+    /// The first seed's models and test texts, timed after the run.
+    first_seed: Option<(SeedTeacher, Vec<TrainedStudent>, Vec<String>)>,
+    split_sizes: (usize, usize, usize),
+}
+
+impl<'a> TextTask<'a> {
+    /// Loads the encoder and the texts, checks the teacher folder, and computes (or reads from
+    /// the cache) what the encoder gives every text.
+    pub fn open(
+        config: &'a TextExperimentConfig,
+        options: &TextRunOptions,
+        note: &'a mut dyn FnMut(&str),
+    ) -> Result<Self, TextError> {
+        let root = options.data_root.as_deref().or(config.data_root.as_deref());
+        let device = &options.device;
+        let encoder = PretrainedEncoder::load(&resolve(root, &config.text.model), device)?;
+        for line in &encoder.notes {
+            note(line);
+        }
+        let dim = encoder.dim();
+        note(&format!(
+            "encoder: {} (bert, {} layers, hidden {dim}, {} parameters), max {} word pieces",
+            encoder.dir.display(),
+            encoder.config.num_hidden_layers,
+            crate::report::units::thousands(encoder.parameter_count() as u64),
+            encoder.max_length
+        ));
+        if config.students.kinds.contains(&StudentKind::Static)
+            && config.students.embedding_dim > dim
+        {
+            return Err(TextError::Invalid(format!(
+                "students.embedding_dim: a static student's PCA keeps at most the teacher's {dim} \
+                 dimensions, found {}",
+                config.students.embedding_dim
+            )));
+        }
+        let data = load_text_data(
+            &resolve(root, &config.data.path),
+            config.data.format,
+            &config.data.options(),
+        )?;
+        let counts = data.class_counts();
+        note(&format!(
+            "data: {} texts of {} ({})",
+            data.len(),
+            data.name,
+            data.classes
+                .iter()
+                .zip(&counts)
+                .map(|(c, n)| format!("{c} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        if data.classes.len() < 2 {
+            return Err(TextError::Invalid(format!(
+                "{}: expected at least two classes, found {:?}",
+                data.name, data.classes
+            )));
+        }
+        let folder = folder_teacher(config, root, &encoder, &data.classes, device)?;
+        let sequences = encoder.tokenizer.encode_all(&data.texts)?;
+        let outputs = encoder_outputs(config, &encoder, &sequences, note)?;
+        Ok(Self {
+            config,
+            note,
+            device: device.clone(),
+            encoder,
+            data,
+            folder,
+            sequences,
+            outputs,
+            store: TextRunStore::new(options.run_dir.as_deref()),
+            plans: student_plans(config),
+            first_seed: None,
+            split_sizes: (0, 0, 0),
+        })
     }
-    let dim = encoder.dim();
-    note(&format!(
-        "encoder: {} (bert, {} layers, hidden {dim}, {} parameters), max {} word pieces",
-        encoder.dir.display(),
-        encoder.config.num_hidden_layers,
-        crate::report::units::thousands(encoder.parameter_count() as u64),
-        encoder.max_length
-    ));
-    if config.students.kinds.contains(&StudentKind::Static) && config.students.embedding_dim > dim {
-        return Err(TextError::Invalid(format!(
-            "students.embedding_dim: a static student's PCA keeps at most the teacher's {dim} \
-             dimensions, found {}",
-            config.students.embedding_dim
-        )));
-    }
-    let data = load_text_data(
-        &resolve(root, &config.data.path),
-        config.data.format,
-        &config.data.options(),
-    )?;
-    let counts = data.class_counts();
-    note(&format!(
-        "data: {} texts of {} ({})",
-        data.len(),
-        data.name,
-        data.classes
-            .iter()
-            .zip(&counts)
-            .map(|(c, n)| format!("{c} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
-    if data.classes.len() < 2 {
-        return Err(TextError::Invalid(format!(
-            "{}: expected at least two classes, found {:?}",
-            data.name, data.classes
-        )));
-    }
-    let classes = data.classes.len();
-    let folder = folder_teacher(config, root, &encoder, &data.classes, device)?;
-    let sequences = encoder.tokenizer.encode_all(&data.texts)?;
-    let outputs = encoder_outputs(config, &encoder, &sequences, note)?;
-    let store = TextRunStore::new(options.run_dir.as_deref());
-    let context = RunContext {
+}
+
+/// What every stage of a seed reads, borrowed from the task.
+fn context<'t>(
+    config: &'t TextExperimentConfig,
+    encoder: &'t PretrainedEncoder,
+    data: &'t TextData,
+    sequences: &'t [Vec<u32>],
+    outputs: &'t EncoderOutputs,
+    device: &'t ComputeDevice,
+    store: &'t TextRunStore,
+) -> RunContext<'t> {
+    RunContext {
         config,
-        encoder: &encoder,
-        data: &data,
-        sequences: &sequences,
+        encoder,
+        data,
+        sequences,
         embeddings: &outputs.embeddings,
         device,
-        store: &store,
-        classes,
-    };
+        store,
+        classes: data.classes.len(),
+    }
+}
 
-    let plans = student_plans(config);
-    let teacher_method = if config.teacher.kind == TeacherKind::Folder {
-        "loaded"
-    } else {
-        "ce"
-    };
-    let mut teacher_records = ModelRecords::new(Role::Teacher, TEACHER, teacher_method);
-    let mut records: Vec<ModelRecords> = plans
-        .iter()
-        .map(|plan| ModelRecords::new(plan.role, plan.name, plan.method))
-        .collect();
-    let mut first_seed: Option<(SeedTeacher, Vec<TrainedStudent>, Vec<String>)> = None;
-    let mut split_sizes = (0, 0, 0);
-    for &seed in &config.seeds {
+impl Task for TextTask<'_> {
+    type Record = StudentRecord;
+    type Output = TextRunOutput;
+    type Error = TextError;
+
+    fn seeds(&self) -> Vec<u64> {
+        self.config.seeds.clone()
+    }
+
+    fn run_seed(
+        &mut self,
+        seed: u64,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Vec<Row>, TextError> {
+        let Self {
+            config,
+            note,
+            device,
+            encoder,
+            data,
+            folder,
+            sequences,
+            outputs,
+            store,
+            plans,
+            first_seed,
+            split_sizes,
+        } = self;
+        let context = context(config, encoder, data, sequences, outputs, device, store);
         let mut split = split_text(
-            &data,
+            data,
             config.data.validation_fraction,
             config.data.test_fraction,
             seed,
@@ -338,7 +412,7 @@ pub fn run_text_experiment(
         if let Some(max_train) = config.data.max_train {
             split.train = subsample(split.train, max_train, seed);
         }
-        split_sizes = (split.train.len(), split.validation.len(), split.test.len());
+        *split_sizes = (split.train.len(), split.validation.len(), split.test.len());
         let split = SeedSplit {
             seed,
             train: split.train,
@@ -350,76 +424,87 @@ pub fn run_text_experiment(
             [&split.train, &split.validation, &split.test],
             data.len(),
         )?;
-        let teacher = seed_teacher(&context, &split, folder.as_ref(), observer, note)?;
-        teacher_records.add(teacher.record.clone());
+        let teacher = seed_teacher(&context, &split, folder.as_ref(), observer, *note)?;
+        let mut rows = vec![(TEACHER.to_string(), teacher.record.clone())];
         let mut students = Vec::new();
-        for (plan, record) in plans.iter().zip(records.iter_mut()) {
-            let (student, student_record) = seed_student(
+        for plan in plans.iter() {
+            let (student, record) = seed_student(
                 &context,
                 &split,
                 plan,
                 &teacher,
                 outputs.static_vectors.as_deref(),
                 observer,
-                note,
+                *note,
             )?;
-            record.add(student_record);
+            rows.push((plan.name.to_string(), record));
             students.push(student);
         }
         if first_seed.is_none() {
             let texts = split.test.iter().map(|&i| data.texts[i].clone()).collect();
-            first_seed = Some((teacher, students, texts));
+            *first_seed = Some((teacher, students, texts));
         }
+        Ok(rows)
     }
 
-    let speed = match first_seed {
-        Some((teacher, students, texts)) if config.text.bench_seconds > 0.0 => Some(time_models(
-            &context,
-            &teacher,
-            &plans,
-            &students,
-            &texts,
-            &teacher_records,
-            &records,
-            note,
-        )),
-        _ => None,
-    };
-
-    let mut models = vec![teacher_records.into_result()];
-    models.extend(records.into_iter().map(ModelRecords::into_result));
-    let max_length = match config.teacher.kind {
-        TeacherKind::Head => encoder.max_length,
-        TeacherKind::Finetune => {
-            config
-                .teacher
-                .finetune
-                .clone()
-                .unwrap_or_default()
-                .max_length
-        }
-        TeacherKind::Folder => folder.as_ref().map_or(encoder.max_length, |f| f.max_length),
-    };
-    let results = Results {
-        schema_version: SCHEMA_VERSION,
-        experiment: config.name.clone(),
-        created_unix_s: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        apprentice_version: env!("CARGO_PKG_VERSION").to_string(),
-        seeds: config.seeds.clone(),
-        data: DataSummary {
-            name: data.name.clone(),
-            num_classes: classes,
-            train: split_sizes.0,
-            validation: split_sizes.1,
-            test: split_sizes.2,
-            sample_shape: [1, 1, max_length],
-        },
-        models,
-        config: serde_json::to_value(config).unwrap_or_default(),
-    };
-    Ok(TextRunOutput { results, speed })
+    fn finish(self, table: SeedTable<StudentRecord>) -> Result<TextRunOutput, TextError> {
+        let context = context(
+            self.config,
+            &self.encoder,
+            &self.data,
+            &self.sequences,
+            &self.outputs,
+            &self.device,
+            &self.store,
+        );
+        let models = table.models();
+        let speed = match self.first_seed {
+            Some((teacher, students, texts)) if self.config.text.bench_seconds > 0.0 => {
+                Some(time_models(
+                    &context,
+                    &teacher,
+                    &self.plans,
+                    &students,
+                    &texts,
+                    models,
+                    self.note,
+                ))
+            }
+            _ => None,
+        };
+        let config = self.config;
+        let max_length = match config.teacher.kind {
+            TeacherKind::Head => self.encoder.max_length,
+            TeacherKind::Finetune => {
+                config
+                    .teacher
+                    .finetune
+                    .clone()
+                    .unwrap_or_default()
+                    .max_length
+            }
+            TeacherKind::Folder => self
+                .folder
+                .as_ref()
+                .map_or(self.encoder.max_length, |f| f.max_length),
+        };
+        let results = envelope(
+            &config.name,
+            &config.seeds,
+            DataSummary {
+                name: self.data.name.clone(),
+                num_classes: self.data.classes.len(),
+                train: self.split_sizes.0,
+                validation: self.split_sizes.1,
+                test: self.split_sizes.2,
+                sample_shape: [1, 1, max_length],
+            },
+            models.iter().map(model_result).collect(),
+            serde_json::to_value(config).unwrap_or_default(),
+            now_unix_s(),
+        );
+        Ok(TextRunOutput { results, speed })
+    }
 }
 
 /// At most `count` of `indices`, drawn at random from `seed`, in their original order.
@@ -457,8 +542,7 @@ fn time_models(
     plans: &[StudentPlan],
     students: &[TrainedStudent],
     texts: &[String],
-    teacher_records: &ModelRecords,
-    records: &[ModelRecords],
+    models: &[ModelSeeds<StudentRecord>],
     note: &mut dyn FnMut(&str),
 ) -> SpeedSection {
     let config = context.config;
@@ -468,7 +552,10 @@ fn time_models(
     let inference = context.device.inference();
     let dim = context.dim();
     let seed = config.seeds[0];
-    let params = |records: &ModelRecords| records.first().map_or(0, |r| r.params);
+    let params = |model: &ModelSeeds<StudentRecord>| model.records().next().map_or(0, |r| r.params);
+    let (teacher_model, student_models) = models
+        .split_first()
+        .expect("the teacher is the first model of a text run");
     let mut rows = Vec::new();
     let (teacher_1, teacher_256) = match &teacher.model {
         TeacherModel::Head(head) => {
@@ -493,12 +580,12 @@ fn time_models(
     };
     rows.push(SpeedRow {
         name: TEACHER.to_string(),
-        params: params(teacher_records),
+        params: params(teacher_model),
         batch_1_per_s: teacher_1,
         batch_256_per_s: teacher_256,
     });
     let settings = small_settings(context, seed);
-    for ((plan, record), student) in plans.iter().zip(records).zip(students) {
+    for ((plan, model), student) in plans.iter().zip(student_models).zip(students) {
         let (batch_1_per_s, batch_256_per_s) = match student {
             TrainedStudent::Small(student) => {
                 let student_head = teacher_head(teacher)
@@ -529,8 +616,8 @@ fn time_models(
             }
         };
         rows.push(SpeedRow {
-            name: record.name().to_string(),
-            params: params(record),
+            name: model.name.clone(),
+            params: params(model),
             batch_1_per_s,
             batch_256_per_s,
         });

@@ -1,10 +1,8 @@
 //! The models of a text run, in order (the teacher, then each student architecture's scratch
-//! baseline before its distilled students), and how their per-seed records become the rows
-//! of `results.json`.
+//! baseline before its distilled students).
 
 use super::config::{StudentKind, TextExperimentConfig};
-use crate::distill::record::StudentRecord;
-use crate::report::results::{ModelResult, Role, Summary, TestSummary};
+use crate::distill::record::Role;
 
 /// How one student is trained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,70 +133,5 @@ pub fn scratch_baseline(name: &str) -> Option<&'static str> {
         "shallow-kd" => Some("shallow"),
         "narrow-kd" => Some("narrow"),
         _ => None,
-    }
-}
-
-/// One model's records over the seeds, in seed order.
-pub struct ModelRecords {
-    role: Role,
-    name: String,
-    method: String,
-    records: Vec<StudentRecord>,
-}
-
-impl ModelRecords {
-    /// No seeds yet.
-    pub fn new(role: Role, name: &str, method: &str) -> Self {
-        Self {
-            role,
-            name: name.to_string(),
-            method: method.to_string(),
-            records: Vec::new(),
-        }
-    }
-
-    /// The model's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Adds the record of the next seed.
-    pub fn add(&mut self, record: StudentRecord) {
-        self.records.push(record);
-    }
-
-    /// The record of the first seed.
-    pub fn first(&self) -> Option<&StudentRecord> {
-        self.records.first()
-    }
-
-    /// The row of `results.json`: every measure as mean ± std over the seeds.
-    pub fn into_result(self) -> ModelResult {
-        let values = |f: &dyn Fn(&StudentRecord) -> Option<f64>| -> Vec<f64> {
-            self.records.iter().filter_map(f).collect()
-        };
-        let optional =
-            |values: Vec<f64>| (!values.is_empty()).then(|| Summary::from_values(&values));
-        let last = self.records.last();
-        ModelResult {
-            role: self.role,
-            name: self.name.clone(),
-            method: self.method.clone(),
-            label_fraction: 1.0,
-            transfer: (self.role == Role::Distilled).then(|| "all".to_string()),
-            architecture: last.map(|r| r.architecture.clone()).unwrap_or_default(),
-            params: last.map_or(0, |r| r.params),
-            test: TestSummary {
-                accuracy: Summary::from_values(&values(&|r| Some(r.metrics.accuracy))),
-                nll: Summary::from_values(&values(&|r| Some(r.metrics.nll))),
-                ece: Summary::from_values(&values(&|r| Some(r.metrics.ece))),
-                agreement: optional(values(&|r| r.metrics.agreement)),
-                kl_from_teacher: optional(values(&|r| r.metrics.kl_from_teacher)),
-            },
-            validation_accuracy: Summary::from_values(&values(&|r| Some(r.validation_accuracy))),
-            train_time_s: Summary::from_values(&values(&|r| Some(r.wall_time_s))),
-            epochs_run: Summary::from_values(&values(&|r| Some(r.epochs_run as f64))),
-            curves: self.records.into_iter().map(|r| r.curve).collect(),
-        }
     }
 }
