@@ -32,7 +32,13 @@ pub struct ContinualArgs {
 
 /// Runs `apprentice continual`.
 pub fn continual(args: ContinualArgs) -> anyhow::Result<()> {
-    let mut config = ContinualConfig::from_file(&args.config)?;
+    let config = ContinualConfig::from_file(&args.config)?;
+    run(config, args)
+}
+
+/// Runs the continual experiment `config` (read by `apprentice continual` or `apprentice run`),
+/// with the overrides of `args` (whose `config` path is not read again).
+pub fn run(mut config: ContinualConfig, args: ContinualArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.data {
         // Recorded in the run's config.toml and checkpoints, so that `apprentice eval` finds it.
         config.data.path = Some(path.clone());

@@ -14,8 +14,8 @@ use apprentice::report::lm_table::lm_table;
 
 /// What `apprentice run` passes on for a language-model experiment.
 pub struct LmRunArgs<'a> {
-    /// The experiment file.
-    pub config: &'a Path,
+    /// The experiment, as read from its file.
+    pub config: LmExperimentConfig,
     /// The folder relative teacher and corpus paths are resolved against.
     pub data: Option<PathBuf>,
     /// Parent folder of run folders.
@@ -34,7 +34,7 @@ pub struct LmRunArgs<'a> {
 
 /// Runs a language-model experiment, prints its table and writes its run folder.
 pub fn run(args: LmRunArgs<'_>) -> anyhow::Result<()> {
-    let mut config = LmExperimentConfig::from_file(args.config)?;
+    let mut config = args.config;
     if let Some(seeds) = args.seeds {
         if seeds.is_empty() {
             anyhow::bail!("--seeds: expected at least one seed");

@@ -25,6 +25,7 @@ use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::config::ExperimentConfig;
 use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::experiment::{RunOptions, run_experiment};
+use apprentice::experiment_file::ExperimentFile;
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
 use apprentice::layout::RunLayout;
 use apprentice::report::table::comparison_table;
@@ -195,54 +196,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         resume,
         quiet,
     } = args;
-    // A text experiment (a `[text]` table) has its own schema and runner.
-    if let (None, Some(path)) = (&resume, &config_path)
-        && std::fs::read_to_string(path)
-            .is_ok_and(|text| apprentice::text::config::is_text_experiment(&text))
-    {
-        if teacher_cache.is_some() {
-            anyhow::bail!(
-                "--teacher-cache: {} is a text experiment, which caches its teacher's embeddings itself (in runs/cache/)",
-                path.display()
-            );
-        }
-        return text_cmd::run(text_cmd::TextRunArgs {
-            config: path,
-            data,
-            out: &out,
-            seeds,
-            device,
-            quiet,
-            checkpoints: !no_checkpoints,
-        });
-    }
-    // A language-model experiment (an `[lm]` table) has its own schema and runner.
-    if let (None, Some(path)) = (&resume, &config_path)
-        && std::fs::read_to_string(path)
-            .is_ok_and(|text| apprentice::lm::config::is_lm_experiment(&text))
-    {
-        return lm_cmd::run(lm_cmd::LmRunArgs {
-            config: path,
-            data,
-            out: &out,
-            seeds,
-            device,
-            teacher_cache,
-            save_checkpoints: !no_checkpoints,
-            quiet,
-        });
-    }
-    // A text run folder resumes with the text runner.
-    if let Some(run_dir) = &resume
-        && std::fs::read_to_string(RunLayout::new(run_dir).config())
-            .is_ok_and(|text| apprentice::text::config::is_text_experiment(&text))
-    {
-        return text_cmd::resume(run_dir, data, quiet);
-    }
-    let save_checkpoints = !no_checkpoints;
-    let config_path = config_path.as_deref();
-    let out = out.as_path();
-    let mut config = match (&resume, config_path) {
+    // Every experiment file, and the config.toml of a run folder, is read once, as the
+    // config of the task it describes.
+    let file = match (&resume, config_path.as_deref()) {
         (Some(run_dir), _) => {
             let saved = RunLayout::new(run_dir).config();
             if !saved.is_file() {
@@ -251,13 +207,80 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
                     run_dir.display()
                 );
             }
-            ExperimentConfig::from_file(&saved)?
+            ExperimentFile::read(&saved)?
         }
-        (None, Some(path)) => ExperimentConfig::from_file(path)?,
-        (None, None) => {
-            ExperimentConfig::from_toml(QUICKSTART, "configs/quickstart.toml (embedded)")?
+        (None, Some(path)) => ExperimentFile::read(path)?,
+        (None, None) => ExperimentFile::Image(Box::new(ExperimentConfig::from_toml(
+            QUICKSTART,
+            "configs/quickstart.toml (embedded)",
+        )?)),
+    };
+    let kind = file.kind();
+    let unsupported =
+        |option: &str| anyhow::anyhow!("{option}: not available for a {} experiment", kind.name());
+    let mut config = match file {
+        ExperimentFile::Image(config) => *config,
+        ExperimentFile::Text(config) => {
+            if teacher_cache.is_some() {
+                anyhow::bail!(
+                    "--teacher-cache: a text experiment caches its teacher's embeddings itself (in runs/cache/)"
+                );
+            }
+            return match &resume {
+                Some(run_dir) => text_cmd::resume(*config, run_dir, data, quiet),
+                None => text_cmd::run(text_cmd::TextRunArgs {
+                    config: *config,
+                    data,
+                    out: &out,
+                    seeds,
+                    device,
+                    quiet,
+                    checkpoints: !no_checkpoints,
+                }),
+            };
+        }
+        ExperimentFile::Language(config) => {
+            if resume.is_some() {
+                return Err(unsupported("--resume"));
+            }
+            return lm_cmd::run(lm_cmd::LmRunArgs {
+                config: *config,
+                data,
+                out: &out,
+                seeds,
+                device,
+                teacher_cache,
+                save_checkpoints: !no_checkpoints,
+                quiet,
+            });
+        }
+        ExperimentFile::Continual(config) => {
+            if resume.is_some() {
+                return Err(unsupported("--resume"));
+            }
+            if teacher_cache.is_some() {
+                return Err(unsupported("--teacher-cache"));
+            }
+            if device.is_some() {
+                return Err(unsupported("--device"));
+            }
+            if no_checkpoints {
+                return Err(unsupported("--no-checkpoints"));
+            }
+            return continual_cmd::run(
+                *config,
+                continual_cmd::ContinualArgs {
+                    config: config_path.unwrap_or_default(),
+                    data,
+                    seeds,
+                    out,
+                    quiet,
+                },
+            );
         }
     };
+    let save_checkpoints = !no_checkpoints;
+    let out = out.as_path();
     if let Some(path) = &data {
         // Recorded in the run's config.toml as given, so that a resumed run or a later
         // `apprentice eval` started from the same folder finds the data without being told

@@ -17,8 +17,8 @@ use apprentice::text::speed::speed_table;
 
 /// What `apprentice run` passes on for a text experiment.
 pub struct TextRunArgs<'a> {
-    /// The experiment file.
-    pub config: &'a Path,
+    /// The experiment, as read from its file.
+    pub config: TextExperimentConfig,
     /// The folder the model and data paths are relative to.
     pub data: Option<PathBuf>,
     /// Parent folder of run folders.
@@ -33,10 +33,14 @@ pub struct TextRunArgs<'a> {
     pub checkpoints: bool,
 }
 
-/// Continues the interrupted text run in `run_dir` with the config saved there: finished
-/// models are read back, the others trained. `data` overrides the recorded data folder.
-pub fn resume(run_dir: &Path, data: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
-    let mut config = TextExperimentConfig::from_file(&RunLayout::new(run_dir).config())?;
+/// Continues the interrupted text run in `run_dir` with `config`, the config saved there:
+/// finished models are read back, the others trained. `data` overrides the recorded data folder.
+pub fn resume(
+    mut config: TextExperimentConfig,
+    run_dir: &Path,
+    data: Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<()> {
     if data.is_some() {
         config.data_root = data;
     }
@@ -46,7 +50,7 @@ pub fn resume(run_dir: &Path, data: Option<PathBuf>, quiet: bool) -> anyhow::Res
 
 /// Runs a text experiment, prints its tables and writes its run folder and report.
 pub fn run(args: TextRunArgs<'_>) -> anyhow::Result<()> {
-    let mut config = TextExperimentConfig::from_file(args.config)?;
+    let mut config = args.config;
     if args.data.is_some() {
         // Recorded in the run's config.toml, so that `--resume` finds the files again.
         config.data_root = args.data;

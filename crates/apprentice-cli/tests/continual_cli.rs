@@ -143,3 +143,51 @@ fn a_bad_config_is_one_line_naming_file_line_and_key() {
         "error: stages[1].classes: class 10 is not in the data, which has classes 0 to 9"
     );
 }
+
+#[test]
+fn run_reads_a_continual_file_as_one_and_gives_the_same_table() {
+    let out = tempfile::tempdir().unwrap();
+    let by_run = apprentice(&[
+        "run",
+        tiny_config().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--quiet",
+        "--seeds",
+        "3",
+    ]);
+    assert!(
+        by_run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_run.stderr)
+    );
+    let by_continual = continual(&tiny_config(), out.path(), &["--seeds", "3"]);
+    assert!(by_continual.status.success());
+    // The tables are the same but for the run folder's name on the last line.
+    let table = |output: &Output| {
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let lines: Vec<&str> = stdout.lines().collect();
+        lines[..lines.len() - 1].join("\n")
+    };
+    assert!(table(&by_run).contains("after stage 2"), "{}", table(&by_run));
+    assert_eq!(table(&by_run), table(&by_continual));
+}
+
+#[test]
+fn run_refuses_options_a_continual_experiment_does_not_have() {
+    let out = tempfile::tempdir().unwrap();
+    let config = tiny_config();
+    let output = apprentice(&[
+        "run",
+        config.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    let line = one_line_error(&output);
+    assert!(
+        line.contains("--device") && line.contains("continual learning"),
+        "{line}"
+    );
+}

@@ -37,6 +37,7 @@ pub mod distill;
 pub mod error;
 pub mod eval;
 pub mod experiment;
+pub mod experiment_file;
 pub mod fsutil;
 pub mod layout;
 pub mod lm;

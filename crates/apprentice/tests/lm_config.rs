@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use apprentice::lm::config::{LmExperimentConfig, is_lm_experiment};
+use apprentice::lm::config::LmExperimentConfig;
 use apprentice::lm::llama::LlamaConfig;
+use apprentice::task::TaskKind;
 
 fn committed() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/lm-rotten-tomatoes.toml");
@@ -30,7 +31,7 @@ fn smollm2() -> LlamaConfig {
 #[test]
 fn the_committed_config_reads_with_a_student_under_a_tenth_of_the_teacher() {
     let text = committed();
-    assert!(is_lm_experiment(&text));
+    assert_eq!(TaskKind::of_toml(&text), TaskKind::Language);
     let config = LmExperimentConfig::from_toml(&text, "lm-rotten-tomatoes.toml").unwrap();
     assert_eq!(config.seeds, [0, 1, 2]);
     let student = config.student.config(&smollm2()).unwrap();
@@ -46,9 +47,10 @@ fn the_committed_config_reads_with_a_student_under_a_tenth_of_the_teacher() {
     // Other experiment files are not language-model ones.
     let text_config =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/rotten-tomatoes.toml");
-    assert!(!is_lm_experiment(
-        &std::fs::read_to_string(text_config).unwrap()
-    ));
+    assert_eq!(
+        TaskKind::of_toml(&std::fs::read_to_string(text_config).unwrap()),
+        TaskKind::Text
+    );
 }
 
 #[test]

@@ -140,10 +140,12 @@ fn experiment_file_errors_are_one_line_with_a_location() {
     let good = include_str!("../../../configs/rotten-tomatoes.toml");
     let config = TextExperimentConfig::from_toml(good, "rt.toml").unwrap();
     assert_eq!(config.seeds, vec![0, 1, 2]);
-    assert!(apprentice::text::config::is_text_experiment(good));
-    assert!(!apprentice::text::config::is_text_experiment(include_str!(
-        "../../../configs/quickstart.toml"
-    )));
+    use apprentice::task::TaskKind;
+    assert_eq!(TaskKind::of_toml(good), TaskKind::Text);
+    assert_eq!(
+        TaskKind::of_toml(include_str!("../../../configs/quickstart.toml")),
+        TaskKind::Image
+    );
 
     let typo = good.replace("embedding_dim = 64", "embeding_dim = 64");
     let error = TextExperimentConfig::from_toml(&typo, "rt.toml")

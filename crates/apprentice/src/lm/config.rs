@@ -254,13 +254,6 @@ impl ObjectiveConfig {
     }
 }
 
-/// True when an experiment file's text has a top-level `[lm]` table.
-pub fn is_lm_experiment(text: &str) -> bool {
-    text.parse::<toml::Table>()
-        .map(|table| table.get("lm").is_some_and(toml::Value::is_table))
-        .unwrap_or(false)
-}
-
 impl LmExperimentConfig {
     /// Reads and validates a language-model experiment file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {

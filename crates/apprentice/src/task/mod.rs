@@ -14,10 +14,12 @@
 //! and none of them imports another.
 
 mod document;
+mod kind;
 mod summary;
 mod table;
 
 pub use document::{ResultsFile, now_unix_s};
+pub use kind::TaskKind;
 pub use summary::{envelope, model_result};
 pub use table::{ModelSeeds, SeedTable};
 
@@ -115,7 +117,7 @@ mod tests {
             seeds: vec![2, 1, 3],
             ran: Vec::new(),
         };
-        let (ran, models) = run_task(task, &mut Silent).unwrap();
+        let (ran, models) = run_task(task, &mut Silent::default()).unwrap();
         assert_eq!(ran, vec![2, 1, 3]);
         assert_eq!(
             models,
@@ -132,6 +134,6 @@ mod tests {
             seeds: vec![0, 99, 1],
             ran: Vec::new(),
         };
-        assert_eq!(run_task(task, &mut Silent).unwrap_err(), "seed 99 failed");
+        assert_eq!(run_task(task, &mut Silent::default()).unwrap_err(), "seed 99 failed");
     }
 }

@@ -290,14 +290,6 @@ impl TextExperimentConfig {
     }
 }
 
-/// True when an experiment file's text has a top-level `[text]` table: a text experiment.
-/// Text that is not TOML is not one (the image parser then reports the syntax error).
-pub fn is_text_experiment(text: &str) -> bool {
-    text.parse::<toml::Table>()
-        .map(|table| table.get("text").is_some_and(toml::Value::is_table))
-        .unwrap_or(false)
-}
-
 impl TextExperimentConfig {
     /// Reads and validates a text experiment file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {

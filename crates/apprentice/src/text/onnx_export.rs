@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use prost::Message;
 
-use super::config::{TextExperimentConfig, is_text_experiment};
+use super::config::TextExperimentConfig;
 use super::plans::{Objective, student_plans};
 use super::pretrained::{CONFIG_FILE, TOKENIZER_FILE, read_config};
 use super::students::TextStudent;
@@ -20,6 +20,7 @@ use crate::layout::{self, RunLayout};
 use crate::models::{Activation, MlpSpec, ModelSpec, Network};
 use crate::onnx::export_text::{TextGraphOptions, TextStudentWeights, text_student_to_onnx};
 use crate::onnx::{ExportSummary, OnnxError, export_checkpoint};
+use crate::task::TaskKind;
 
 /// The weights of `student` as the ONNX graph takes them.
 pub fn student_weights(student: &TextStudent) -> TextStudentWeights<'_> {
@@ -75,7 +76,8 @@ pub fn export_student(checkpoint: &Path, out: &Path) -> Result<ExportedStudent, 
         Err(error) => return Err(error.into()),
     };
     let config = run_config_path(checkpoint);
-    let is_text = std::fs::read_to_string(&config).is_ok_and(|text| is_text_experiment(&text));
+    let is_text = std::fs::read_to_string(&config)
+        .is_ok_and(|text| TaskKind::of_toml(&text) == TaskKind::Text);
     if !is_text {
         return Err(OnnxError::Invalid {
             path: checkpoint.to_path_buf(),
