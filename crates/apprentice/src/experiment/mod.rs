@@ -22,6 +22,7 @@ mod options;
 mod probe;
 pub mod run;
 pub mod seeds;
+pub mod step_bench;
 mod students;
 mod teacher;
 mod teacher_logits;
