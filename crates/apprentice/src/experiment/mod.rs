@@ -13,6 +13,7 @@
 //! - [`tune`]: the temperature `"auto"` chooses;
 //! - [`continual`]: data in stages, with and without forgetting.
 
+pub mod complexity_study;
 pub mod continual;
 mod frozen_teacher;
 mod job;
