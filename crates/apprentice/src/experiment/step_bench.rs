@@ -346,7 +346,6 @@ pub fn measure_step(
         }
         repeats.push(timing.steps as f64 / started.elapsed().as_secs_f64());
     }
-    drop(step);
     let steps_per_s = median(&repeats);
     Ok(Measurement {
         workload: workload.name().to_string(),

@@ -190,8 +190,8 @@ pub fn run_study(
         Some(path) => load_participant(path, &inputs, device, false)?,
         None => student_at_init(config, &inputs, seed, device)?,
     };
-    let (teacher_description, teacher_logits, snapshot_dir) =
-        teacher(request, &inputs, device, observer, note)?;
+    let teacher = teacher(request, &inputs, device, observer, note)?;
+    let (teacher_logits, snapshot_dir) = (teacher.logits, teacher.snapshots);
 
     // The targets, in the order asked for.
     let mut measured: Vec<Measured> = Vec::new();
@@ -325,7 +325,7 @@ pub fn run_study(
             subset_indices: inputs.indices.clone(),
         },
         student: student.description.clone(),
-        teacher: teacher_description,
+        teacher: teacher.description,
         kernel: StudyKernel {
             kind: request.kernel,
             examples: kernel.examples(),

@@ -168,6 +168,16 @@ pub(super) fn checkpoints_in(dir: &Path) -> Result<Vec<PathBuf>, StudyError> {
     Ok(files)
 }
 
+/// What the study knows of its teacher.
+pub(super) struct StudyTeacher {
+    /// What the report says about it (`None`: no target needs a teacher).
+    pub description: Option<StudyModel>,
+    /// Its logits on the subset, row-major.
+    pub logits: Option<Vec<f32>>,
+    /// The folder of its snapshots along training, when known.
+    pub snapshots: Option<PathBuf>,
+}
+
 /// The teacher's description, its logits on the subset (when a target needs them) and the
 /// folder of its snapshots along training (when known): a checkpoint, a run's teacher, the
 /// config's ONNX or checkpoint teacher, or the config's teacher trained here into `out`.
@@ -177,7 +187,7 @@ pub(super) fn teacher(
     device: &ComputeDevice,
     observer: &mut dyn TrainObserver,
     note: &mut dyn FnMut(&str),
-) -> Result<(Option<StudyModel>, Option<Vec<f32>>, Option<PathBuf>), StudyError> {
+) -> Result<StudyTeacher, StudyError> {
     let config = request.config;
     let seed = request.seed;
     let specs = request.targets;
@@ -195,7 +205,11 @@ pub(super) fn teacher(
         .or(run_teacher)
         .or_else(|| config.teacher.checkpoint.clone());
     if !needs_teacher {
-        return Ok((None, None, snapshot_dir));
+        return Ok(StudyTeacher {
+            description: None,
+            logits: None,
+            snapshots: snapshot_dir,
+        });
     }
     if checkpoint.is_none()
         && let Some(settings) = config.teacher.onnx_config()
@@ -207,7 +221,11 @@ pub(super) fn teacher(
             )));
         }
         let (description, logits) = onnx_teacher_on_subset(&settings, inputs)?;
-        return Ok((Some(description), Some(logits), snapshot_dir));
+        return Ok(StudyTeacher {
+            description: Some(description),
+            logits: Some(logits),
+            snapshots: snapshot_dir,
+        });
     }
     let path = match checkpoint {
         Some(path) => path,
@@ -230,7 +248,11 @@ pub(super) fn teacher(
     };
     let teacher = load_participant(&path, inputs, device, true)?;
     let logits = predict_logits(&teacher.network, &teacher.inputs, device);
-    Ok((Some(teacher.description), Some(logits), snapshot_dir))
+    Ok(StudyTeacher {
+        description: Some(teacher.description),
+        logits: Some(logits),
+        snapshots: snapshot_dir,
+    })
 }
 
 /// The ONNX teacher of `settings` on the measured subset (which it sees raw, with its own
