@@ -15,6 +15,7 @@ pub mod record;
 pub mod registry;
 pub mod settings;
 pub mod state;
+pub mod step;
 pub mod supervision;
 pub mod temperature;
 pub mod train;

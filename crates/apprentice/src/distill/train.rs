@@ -7,22 +7,16 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::GradientsParams;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
-use super::loss::cross_entropy;
-use super::methods::MethodError;
-use super::mutual::mutual_loss;
 use super::optim::Optimizer;
-use super::prefetch::TeacherPrefetcher;
 use super::settings::TrainConfig;
 use super::state::{Checkpointing, ProbePoint, Progress};
+use super::step::{StepBatch, StepOutcome, TrainStep};
 use crate::backend::{self, ComputeDevice};
 use crate::checkpoint::{load_weights, weights_to_bytes};
 use crate::data::Dataset;
 use crate::data::augment::Augmentation;
-use crate::data::batch::{epoch_order, gather, mix_seed};
+use crate::data::batch::{epoch_order, gather};
 use crate::distill::optim::OptimizerSpec;
 use crate::eval::metrics::accuracy;
 use crate::models::Network;
@@ -200,15 +194,6 @@ pub fn epoch_indices(len: usize, samples_per_epoch: usize, seed: u64, epoch: usi
     order
 }
 
-/// The dropout generator of one step: a pure function of seed, epoch and step, so a resumed run
-/// draws the same masks.
-fn dropout_rng(seed: u64, epoch: usize, step: usize) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(mix_seed(
-        mix_seed(seed, 0xd709_0000 + epoch as u64),
-        step as u64,
-    ))
-}
-
 /// Trains `model` (created on `device.training()`) and returns it in inference mode.
 ///
 /// With checkpointing, the newest verified state in its folder is resumed from, and states
@@ -232,17 +217,6 @@ pub fn train(
         device,
         observer,
     )
-}
-
-/// The dropout generator of cohort member `member` at one step; member 0 draws exactly what a
-/// single network would.
-fn member_dropout_rng(seed: u64, member: usize, epoch: usize, step: usize) -> ChaCha8Rng {
-    let seed = if member == 0 {
-        seed
-    } else {
-        mix_seed(seed, 0xc0_0000 + member as u64)
-    };
-    dropout_rng(seed, epoch, step)
 }
 
 /// Trains everything in `learner` (created on `device.training()`), with hooks between
@@ -340,8 +314,6 @@ pub fn train_learner(
             _ => {}
         }
     }
-    let train_device = device.training();
-    let inference_device = device.inference();
     let width = data.shape.len();
     let classes = data.num_classes;
     let batch_size = settings.train.batch_size;
@@ -427,16 +399,14 @@ pub fn train_learner(
 
     let mut features = Vec::with_capacity(batch_size * width);
     let mut labels = Vec::with_capacity(batch_size);
-    let mut teacher_rows = Vec::with_capacity(batch_size * classes);
-    // A live teacher whose logits are all the loss needs runs one batch ahead of the student,
-    // on a second thread where one is allowed; the batches are still made here, in order.
-    let mut prefetcher = match supervision {
-        Supervision::Distill {
-            teacher: TeacherSignal::Live(network),
-            ..
-        } => Some(TeacherPrefetcher::new(network, device, width)),
-        _ => None,
-    };
+    let mut runner = TrainStep::new(
+        supervision,
+        set.labelled,
+        settings.seed,
+        width,
+        classes,
+        device,
+    );
     let mut next_features = Vec::with_capacity(batch_size * width);
     let mut next_labels = Vec::with_capacity(batch_size);
     observer.start(name, epochs, progress.train_loss.len());
@@ -481,118 +451,39 @@ pub fn train_learner(
                 std::mem::swap(&mut labels, &mut next_labels);
             } else {
                 make_batch(step, batch, &mut features, &mut labels);
-                if let Some(prefetcher) = prefetcher.as_mut() {
-                    prefetcher.submit(&features, batch.len());
-                }
             }
             prefetched = None;
-            if let Some(prefetcher) = prefetcher.as_mut()
+            if runner.looks_ahead()
                 && let Some(&next) = batches.get(step + 1)
             {
                 make_batch(step + 1, next, &mut next_features, &mut next_labels);
-                prefetcher.submit(&next_features, next.len());
                 prefetched = Some(step + 1);
             }
-            let rows = batch.len();
-            let inputs = backend::matrix(features.clone(), rows, width, &train_device);
-            let mut outputs = Vec::with_capacity(model.members.len());
-            for (member, network) in model.members.iter().enumerate() {
-                let mut masks = member_dropout_rng(settings.seed, member, epoch, step);
-                outputs.push(network.forward(inputs.clone(), Some(&mut masks)));
-            }
-            let label_tensor = backend::class_indices(&labels, &train_device);
-            let mask = set.labelled.map(|labelled| {
-                let values = batch
-                    .iter()
-                    .map(|&i| if labelled[i] { 1.0 } else { 0.0 })
-                    .collect();
-                backend::vector(values, &train_device)
-            });
-            let invalid = |e: MethodError| TrainError::Invalid(format!("{name}: {e}"));
-            // The teacher's logits (and features, for a live teacher) on this batch.
-            let mut teacher_batch = |teacher: &TeacherSignal<'_>| {
-                teacher_rows.clear();
-                let mut live_features = None;
-                match teacher {
-                    TeacherSignal::Cached(logits)
-                    | TeacherSignal::CachedWithViews { logits, .. } => {
-                        for &index in batch {
-                            teacher_rows
-                                .extend_from_slice(&logits[index * classes..(index + 1) * classes]);
-                        }
-                    }
-                    TeacherSignal::PerEpoch(list) => {
-                        let logits = list[epoch.min(list.len() - 1)];
-                        for &index in batch {
-                            teacher_rows
-                                .extend_from_slice(&logits[index * classes..(index + 1) * classes]);
-                        }
-                    }
-                    TeacherSignal::Live(_) if prefetcher.is_some() => {
-                        let prefetcher = prefetcher.as_mut().expect("checked by the guard");
-                        let logits = prefetcher
-                            .next_logits()
-                            .map_err(|e| TrainError::Invalid(format!("{name}: {e}")))?;
-                        teacher_rows.extend(logits);
-                    }
-                    TeacherSignal::Live(network) => {
-                        let inputs =
-                            backend::matrix(features.clone(), rows, width, &inference_device);
-                        let output = network.forward(inputs, None);
-                        teacher_rows.extend(backend::to_host(output.logits));
-                        live_features = Some(output.features);
-                    }
-                }
-                let logits = backend::matrix(teacher_rows.clone(), rows, classes, &train_device);
-                Ok::<_, TrainError>((logits, live_features))
+            let learning_rate = settings.optimizer.learning_rate(
+                epoch * steps_per_epoch + step,
+                steps_per_epoch,
+                total_steps,
+            );
+            let inputs = StepBatch {
+                features: &features,
+                labels: &labels,
+                indices: batch,
+                epoch,
+                step,
             };
-            let loss = match supervision {
-                Supervision::Labels => {
-                    let output = outputs.pop().expect("one member");
-                    cross_entropy(output.logits, label_tensor, mask)
-                }
-                Supervision::Distill { teacher, objective } => {
-                    let (teacher_logits, _) = teacher_batch(teacher)?;
-                    let output = outputs.pop().expect("one member");
-                    objective
-                        .loss(output.logits, teacher_logits, label_tensor, mask, epoch + 1)
-                        .map_err(invalid)?
-                }
-                Supervision::Features { teacher, objective } => {
-                    let (_, live_features) = teacher_batch(teacher)?;
-                    let views = match (teacher, live_features) {
-                        (TeacherSignal::CachedWithViews { views, .. }, _) => {
-                            views.batch(batch, &train_device)
-                        }
-                        (_, Some(teacher_features)) => objective
-                            .teacher_views(&teacher_features)
-                            .into_iter()
-                            .map(|view| move_feature(view, &train_device))
-                            .collect(),
-                        _ => unreachable!("checked before training: views or a live teacher"),
-                    };
-                    let output = outputs.pop().expect("one member");
-                    objective
-                        .loss(
-                            output.logits,
-                            &output.features,
-                            views,
-                            &model.regressors,
-                            label_tensor,
-                            mask,
-                        )
-                        .map_err(invalid)?
-                }
-                Supervision::Mutual { temperature } => {
-                    let logits: Vec<_> = outputs.iter().map(|o| o.logits.clone()).collect();
-                    mutual_loss(&logits, label_tensor, mask, *temperature)
-                }
-            };
-            let value = backend::scalar(loss.clone());
+            let next = prefetched.map(|_| next_features.as_slice());
+            let (updated, outcome) = runner
+                .run(model, &mut optimizer, learning_rate, &inputs, next)
+                .map_err(|e| TrainError::Invalid(format!("{name}: {e}")))?;
+            model = updated;
             progress.step = step + 1;
             progress.global_step += 1;
-            if !value.is_finite() {
-                match settings.on_nan {
+            match outcome {
+                StepOutcome::Updated { loss } => {
+                    progress.loss_sum += loss as f64;
+                    progress.loss_count += 1;
+                }
+                StepOutcome::NonFinite { loss: value } => match settings.on_nan {
                     OnNan::Stop => {
                         return Err(TrainError::NonFiniteLoss {
                             name: name.to_string(),
@@ -610,17 +501,8 @@ pub fn train_learner(
                         ));
                         continue;
                     }
-                }
+                },
             }
-            progress.loss_sum += value as f64;
-            progress.loss_count += 1;
-            let learning_rate = settings.optimizer.learning_rate(
-                epoch * steps_per_epoch + step,
-                steps_per_epoch,
-                total_steps,
-            );
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optimizer.step(learning_rate, model, grads);
             let every = settings.checkpointing.map_or(0, |c| c.every_steps);
             if every > 0 && progress.global_step.is_multiple_of(every) && step + 1 < steps_per_epoch
             {
@@ -715,19 +597,6 @@ pub fn train_learner(
         wall_time_s: base_elapsed + started.elapsed().as_secs_f64(),
         probes: progress.probes,
     })
-}
-
-/// A teacher feature computed on the inference device, brought to the training device as a
-/// constant.
-fn move_feature(
-    feature: crate::models::network::FeatureTensor,
-    device: &burn::tensor::Device,
-) -> crate::models::network::FeatureTensor {
-    use crate::models::network::FeatureTensor;
-    match feature {
-        FeatureTensor::Flat(values) => FeatureTensor::Flat(values.to_device(device).detach()),
-        FeatureTensor::Map(map) => FeatureTensor::Map(map.to_device(device).detach()),
-    }
 }
 
 /// Logits of an inference-mode network on every sample of `data`, row-major.

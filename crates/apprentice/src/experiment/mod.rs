@@ -13,6 +13,7 @@
 //! - [`tune`]: the temperature `"auto"` chooses;
 //! - [`continual`]: data in stages, with and without forgetting.
 
+pub mod complexity_study;
 pub mod continual;
 mod frozen_teacher;
 mod job;
@@ -22,6 +23,7 @@ mod options;
 mod probe;
 pub mod run;
 pub mod seeds;
+pub mod step_bench;
 mod students;
 mod teacher;
 mod teacher_logits;
