@@ -5,12 +5,10 @@ use std::path::PathBuf;
 
 use apprentice::backend::ComputeDevice;
 use apprentice::config::ExperimentConfig;
-use apprentice::data::prepare::{load_raw, prepare};
 use apprentice::distill::train::Silent;
 use apprentice::experiment::RunOptions;
-use apprentice::experiment::seed_teacher;
-use apprentice::experiment::tune::{choice_table, choose_temperature};
-use apprentice::experiment::tune_verify::train_temperature_grid;
+use apprentice::experiment::tune::choice_table;
+use apprentice::experiment::tune_verify::{choose_on_every_seed, train_temperature_grid};
 use apprentice::fsutil::write_atomic;
 use apprentice::report::tune_table::{TUNE_SCHEMA_VERSION, TuneResults};
 
@@ -50,7 +48,6 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
         );
     }
     let device = ComputeDevice::cpu();
-    let raw = load_raw(&config.data, args.data.as_deref())?;
     let scratch = work_folder()?;
     let options = RunOptions {
         run_dir: scratch.path().to_path_buf(),
@@ -58,17 +55,17 @@ pub fn tune(args: TuneArgs, quickstart: &str) -> anyhow::Result<()> {
         device: device.clone(),
         save_checkpoints: false,
     };
+    let seed_choices =
+        choose_on_every_seed(&config, &options, &mut Silent::default(), &mut |seed| {
+            eprintln!("seed {seed}: getting the teacher…");
+        })?;
     let mut chosen = Vec::new();
     let mut choices = Vec::new();
-    for &seed in &config.seeds {
-        let data = prepare(&raw, &config.data, seed)?;
-        eprintln!("seed {seed}: getting the teacher…");
-        let teacher = seed_teacher(&config, &options, &data, seed, &mut Silent::default())?;
-        let choice = choose_temperature(&config, &data, &teacher, seed, &device)?;
-        print!("{}", choice_table(&choice));
+    for choice in &seed_choices {
+        print!("{}", choice_table(choice));
         println!();
         chosen.push(choice.chosen);
-        choices.push(serde_json::to_value(&choice)?);
+        choices.push(serde_json::to_value(choice)?);
     }
     if !args.verify {
         return Ok(());

@@ -169,7 +169,11 @@ fn run_reads_a_continual_file_as_one_and_gives_the_same_table() {
         let lines: Vec<&str> = stdout.lines().collect();
         lines[..lines.len() - 1].join("\n")
     };
-    assert!(table(&by_run).contains("after stage 2"), "{}", table(&by_run));
+    assert!(
+        table(&by_run).contains("after stage 2"),
+        "{}",
+        table(&by_run)
+    );
     assert_eq!(table(&by_run), table(&by_continual));
 }
 

@@ -11,8 +11,12 @@
 //! - `probe`: supervision complexity tracked during training;
 //! - [`seeds`]: every seed and model name of a run;
 //! - [`tune`]: the temperature `"auto"` chooses;
-//! - [`continual`]: data in stages, with and without forgetting.
+//! - [`continual`]: data in stages, with and without forgetting;
+//! - [`cache_teacher`]: a teacher's logits written once to a (sharded) teacher cache;
+//! - [`complexity_study`]: `apprentice complexity`'s measurements;
+//! - [`step_bench`]: `apprentice bench-step`'s workloads.
 
+pub mod cache_teacher;
 pub mod complexity_study;
 pub mod continual;
 mod frozen_teacher;

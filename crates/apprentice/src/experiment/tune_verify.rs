@@ -1,4 +1,4 @@
-//! Checking `temperature = "auto"` against the truth: a KD student trained at every candidate
+//! The choice of `temperature = "auto"` on every seed, and checking it against the truth: a KD student trained at every candidate
 //! temperature, on the experiment's own seeds and schedule, so that the choice can be ranked
 //! by the test accuracy each candidate actually gives (`apprentice tune --verify`).
 //!
@@ -8,7 +8,10 @@
 use std::path::Path;
 
 use super::run::{RunOptions, run_experiment};
+use super::teacher::seed_teacher;
+use super::tune::{TemperatureChoice, choose_temperature};
 use crate::config::{ExperimentConfig, MethodName, TemperatureSetting};
+use crate::data::prepare::{load_raw, prepare};
 use crate::distill::train::TrainObserver;
 use crate::error::Result;
 use crate::report::tune_table::GridPoint;
@@ -52,4 +55,30 @@ pub fn train_temperature_grid(
         });
     }
     Ok(grid)
+}
+
+/// The temperature `"auto"` chooses on every seed of `config`, each against the teacher that
+/// seed trains (or the configured checkpoint), with the data prepared as a run prepares it;
+/// `note` hears each seed before its teacher is trained.
+pub fn choose_on_every_seed(
+    config: &ExperimentConfig,
+    options: &RunOptions,
+    observer: &mut dyn TrainObserver,
+    note: &mut dyn FnMut(u64),
+) -> Result<Vec<TemperatureChoice>> {
+    let raw = load_raw(&config.data, options.data_path.as_deref())?;
+    let mut choices = Vec::with_capacity(config.seeds.len());
+    for &seed in &config.seeds {
+        let data = prepare(&raw, &config.data, seed)?;
+        note(seed);
+        let teacher = seed_teacher(config, options, &data, seed, observer)?;
+        choices.push(choose_temperature(
+            config,
+            &data,
+            &teacher,
+            seed,
+            &options.device,
+        )?);
+    }
+    Ok(choices)
 }

@@ -134,6 +134,9 @@ mod tests {
             seeds: vec![0, 99, 1],
             ran: Vec::new(),
         };
-        assert_eq!(run_task(task, &mut Silent::default()).unwrap_err(), "seed 99 failed");
+        assert_eq!(
+            run_task(task, &mut Silent::default()).unwrap_err(),
+            "seed 99 failed"
+        );
     }
 }
