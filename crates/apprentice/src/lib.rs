@@ -10,7 +10,11 @@
 //! - [`models`]: MLPs and CNNs built from a [`models::ModelSpec`];
 //! - [`distill`]: losses (Hinton's KD, and the verified losses of the standard methods in
 //!   [`distill::methods`]), optimisers, the training loop and its resumable states;
-//! - [`experiment`]: a whole teacher / scratch / distilled run over seeds;
+//! - [`task`]: the one loop over seeds that every experiment (a [`task::Task`]) runs, and the
+//!   `results.json` envelope;
+//! - [`experiment`]: image classification (a teacher / scratch / distilled run over seeds) and
+//!   continual learning as tasks;
+//! - [`experiment_file`]: one reader for every experiment file, which says its task;
 //! - [`onnx`]: teachers from ONNX files (run by tract) and students exported to ONNX (cargo
 //!   feature `onnx`, on by default);
 //! - [`text`]: a pretrained BERT teacher from a model folder, text data and text students;
