@@ -57,7 +57,38 @@ pub fn run(args: LmRunArgs<'_>) -> anyhow::Result<()> {
     let layout = RunLayout::new(&run_dir);
     write_atomic(&layout.config(), toml::to_string(&config)?.as_bytes())
         .map_err(|e| anyhow::anyhow!("{}: {e}", layout.config().display()))?;
-    let teacher_cache = args.teacher_cache.map(|path| {
+    finish(
+        config,
+        run_dir,
+        device,
+        args.teacher_cache,
+        args.save_checkpoints,
+        args.quiet,
+    )
+}
+
+/// Continues the interrupted language-model run in `run_dir` with `config`, the config saved
+/// there: its teacher cache and finished students are read back, the others trained.
+pub fn resume(config: LmExperimentConfig, run_dir: &Path, quiet: bool) -> anyhow::Result<()> {
+    let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
+    finish(config, run_dir.to_path_buf(), device, None, true, quiet)
+}
+
+/// Runs (or continues) the experiment in `run_dir`, then writes results.json and the curves.
+fn finish(
+    config: LmExperimentConfig,
+    run_dir: PathBuf,
+    device: ComputeDevice,
+    teacher_cache: Option<PathBuf>,
+    save_checkpoints: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let layout = RunLayout::new(&run_dir);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let teacher_cache = teacher_cache.map(|path| {
         if path.is_dir() {
             apprentice::layout::lm_teacher_logits(&RunLayout::new(&path))
         } else {
@@ -67,11 +98,10 @@ pub fn run(args: LmRunArgs<'_>) -> anyhow::Result<()> {
     let options = LmRunOptions {
         device,
         run_dir: run_dir.clone(),
-        save_checkpoints: args.save_checkpoints,
+        save_checkpoints,
         created_unix_s: now,
         teacher_cache,
     };
-    let quiet = args.quiet;
     let output = run_lm_experiment(&config, &options, &mut |line| {
         if !quiet {
             eprintln!("{line}");

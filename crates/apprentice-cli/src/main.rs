@@ -240,8 +240,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             };
         }
         ExperimentFile::Language(config) => {
-            if resume.is_some() {
-                return Err(unsupported("--resume"));
+            if let Some(run_dir) = &resume {
+                return lm_cmd::resume(*config, run_dir, quiet);
             }
             return lm_cmd::run(lm_cmd::LmRunArgs {
                 config: *config,

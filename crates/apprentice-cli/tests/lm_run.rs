@@ -89,6 +89,20 @@ fn results(run_dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
 fn only_run_folder(out: &Path) -> PathBuf {
     let folders: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap()
@@ -176,6 +190,44 @@ fn a_tiny_lm_run_writes_its_folder_and_its_students_generate() {
         teacher_ppl < scratch_ppl,
         "teacher {teacher_ppl} vs an untrained student {scratch_ppl}"
     );
+
+    // A run killed while it trained seed 1's second student: the finished students are read
+    // back, that one trains again from its seeded initial weights, and the results are the
+    // uninterrupted run's.
+    let killed = dir.path().join("killed");
+    std::fs::create_dir_all(killed.join("seed-0")).unwrap();
+    std::fs::create_dir_all(killed.join("seed-1")).unwrap();
+    for file in walk(&run_dir) {
+        let relative = file.strip_prefix(&run_dir).unwrap();
+        let name = relative.to_string_lossy();
+        if name == "results.json" || name.starts_with("seed-1/gkd") {
+            continue;
+        }
+        std::fs::copy(&file, killed.join(relative)).unwrap();
+    }
+    let output = apprentice(&["run", "--resume", killed.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("seed 0: gkd read back"), "{stderr}");
+    assert!(stderr.contains("seed 1: scratch read back"), "{stderr}");
+    assert!(stderr.contains("seed 1: training gkd"), "{stderr}");
+    assert!(!stderr.contains("seed 0: training"), "{stderr}");
+    let resumed = results(&killed);
+    for model in 0..3 {
+        assert_eq!(
+            first["lm"]["models"][model]["perplexity"],
+            resumed["lm"]["models"][model]["perplexity"]
+        );
+        assert_eq!(
+            first["models"][model]["test"],
+            resumed["models"][model]["test"],
+            "model {model}"
+        );
+        assert_eq!(
+            first["lm"]["models"][model]["curves"],
+            resumed["lm"]["models"][model]["curves"]
+        );
+    }
 
     // A second run reads the first one's teacher cache and gets the same numbers.
     let again = dir.path().join("again");

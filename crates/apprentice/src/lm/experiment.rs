@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::checkpoint::{LM_CHECKPOINT_FORMAT, LmCheckpointMeta, save_student, save_tokenizer};
+use super::checkpoint::{LM_CHECKPOINT_FORMAT, LmCheckpointMeta, save_tokenizer};
 use super::config::{LmExperimentConfig, ObjectiveConfig, ObjectiveKind};
 use super::corpus::{CorpusError, held_out_split, load_corpus};
 use super::error::LmError;
@@ -19,6 +19,7 @@ use super::llama::{Llama, LlamaConfig};
 use super::logit_cache::{TopKLogits, file_hash, read_logit_cache, tokens_hash, write_logit_cache};
 use super::metrics::{LmMetrics, evaluate_against_teacher};
 use super::objectives::{TokenDivergence, TokenLoss};
+use super::run_store::{LmRunStore, TrainingRecord};
 use super::speed::{generation_tokens_per_second, scoring_tokens_per_second};
 use super::student::init_student;
 use super::teacher::Teacher;
@@ -350,13 +351,36 @@ impl Task for LmTask<'_> {
             eval_batch: config.lm.score_batch,
         };
         let mut trained: Vec<(Llama, Option<LmCurve>, f64, f64)> = Vec::new();
+        let store = LmRunStore::new(options.save_checkpoints.then_some(&*layout));
         for (objective, loss) in config.objectives.iter().zip(losses) {
+            let meta = LmCheckpointMeta {
+                format: LM_CHECKPOINT_FORMAT.to_string(),
+                name: objective.name.clone(),
+                objective: describe_objective(objective),
+                seed,
+                config: student_config.clone(),
+                tokenizer: relative_to(tokenizer_path, Some(layout.seed(seed).dir())),
+                teacher_sha256: teacher_sha256.clone(),
+            };
+            if let Some((model, record)) = store.finished(&meta, &options.device)? {
+                log(&format!(
+                    "seed {seed}: {} read back from the run folder",
+                    objective.name
+                ));
+                trained.push((
+                    model,
+                    Some(record.curve),
+                    record.train_time_s,
+                    record.tokens_per_s,
+                ));
+                continue;
+            }
             log(&format!("seed {seed}: training {}", objective.name));
-            let initial = init_student(&student_config, seed, &options.device.training());
+            let initial = init_student(student_config, seed, &options.device.training());
             let distill = loss.as_ref().map(|l| (&*cache, l));
             let student = train_student(
                 initial,
-                &student_config,
+                student_config,
                 &plan,
                 distill,
                 &options.device,
@@ -367,28 +391,17 @@ impl Task for LmTask<'_> {
                 "seed {seed}: {} done in {:.0} s ({:.0} tokens/s), curve perplexity {last:.2}",
                 objective.name, student.train_time_s, student.tokens_per_s
             ));
-            if options.save_checkpoints {
-                let weights = layout.seed(seed).checkpoint(&objective.name);
-                if let Some(dir) = weights.parent() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| LmRunError::Invalid(format!("{}: {e}", dir.display())))?;
-                }
-                let meta = LmCheckpointMeta {
-                    format: LM_CHECKPOINT_FORMAT.to_string(),
-                    name: objective.name.clone(),
-                    objective: describe_objective(objective),
-                    seed,
-                    config: student_config.clone(),
-                    tokenizer: relative_to(&tokenizer_path, weights.parent()),
-                    teacher_sha256: teacher_sha256.clone(),
-                };
-                save_student(&weights, &student.model, &meta)?;
-            }
+            let record = TrainingRecord {
+                curve: student.curve,
+                train_time_s: student.train_time_s,
+                tokens_per_s: student.tokens_per_s,
+            };
+            store.keep(&student.model, &meta, &record)?;
             trained.push((
                 student.model,
-                Some(student.curve),
-                student.train_time_s,
-                student.tokens_per_s,
+                Some(record.curve),
+                record.train_time_s,
+                record.tokens_per_s,
             ));
         }
         log(&format!(

@@ -32,6 +32,7 @@ pub mod logit_cache;
 pub mod metrics;
 pub mod objectives;
 pub mod quant;
+pub mod run_store;
 pub mod speed;
 pub mod student;
 pub mod teacher;

@@ -51,13 +51,18 @@ pub struct TrainPlan<'a> {
 pub struct LmCurve {
     /// Steps done at each point (0: the initial weights).
     pub steps: Vec<usize>,
-    /// Mean training loss of the steps since the previous point (NaN at step 0).
+    /// Mean training loss of the steps since the previous point (NaN at step 0; `null` in
+    /// JSON).
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub train_loss: Vec<f64>,
     /// Perplexity of the curve's held-out sequences.
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub perplexity: Vec<f64>,
     /// Next-token accuracy on them.
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub accuracy: Vec<f64>,
     /// Learning rate of the last step before the point.
+    #[serde(deserialize_with = "crate::nullable::numbers")]
     pub learning_rate: Vec<f64>,
 }
 
