@@ -117,6 +117,15 @@ fn finish(
     println!("{}", lm_table(&output.results, &output.lm));
     println!("results: {}", results_path.display());
     println!("perplexity curves: {}", curves_path.display());
+    match apprentice::report::load_run(&run_dir)
+        .and_then(|run| apprentice::report::write_report(&run, &Default::default()))
+    {
+        Ok(files) => println!("report: {}", files.html.display()),
+        Err(error) => eprintln!(
+            "warning: the report was not written ({error}); run `apprentice report {}` to retry",
+            run_dir.display()
+        ),
+    }
     Ok(())
 }
 

@@ -155,6 +155,8 @@ fn a_tiny_lm_run_writes_its_folder_and_its_students_generate() {
         "teacher-logits.safetensors",
         "tokenizer.json",
         "perplexity-curves.csv",
+        "report.html",
+        "plots/perplexity.png",
         "seed-0/scratch.safetensors",
         "seed-0/scratch.json",
         "seed-1/gkd.safetensors",
@@ -219,8 +221,7 @@ fn a_tiny_lm_run_writes_its_folder_and_its_students_generate() {
             resumed["lm"]["models"][model]["perplexity"]
         );
         assert_eq!(
-            first["models"][model]["test"],
-            resumed["models"][model]["test"],
+            first["models"][model]["test"], resumed["models"][model]["test"],
             "model {model}"
         );
         assert_eq!(

@@ -36,6 +36,14 @@ pub(crate) fn build_charts(view: &View<'_>) -> (Vec<Chart>, Vec<Omission>) {
     add("complexity", complexity(view));
     add("agreement", agreement(view));
     add("confusion", confusion(view));
+    // Only language-model runs have one; other runs do not list it as left out.
+    if view.extensions.lm.is_some() {
+        add(
+            "perplexity",
+            super::perplexity_chart::perplexity(view)
+                .and_then(|chart| draw("perplexity", &chart.title.clone(), &chart)),
+        );
+    }
     (charts, omitted)
 }
 
@@ -170,6 +178,7 @@ fn learning(view: &View<'_>) -> Result<Chart, String> {
         seeds_phrase(view.seeds())
     };
     let chart = PanelChart {
+        x_axis: "epoch".to_string(),
         title: format!("Learning speed: validation accuracy per epoch ({band})"),
         y_axis: "validation accuracy (%)".to_string(),
         percent: true,
@@ -313,6 +322,7 @@ fn complexity(view: &View<'_>) -> Result<Chart, String> {
         return Err("the recorded supervision complexity belongs to no student".to_string());
     }
     let chart = PanelChart {
+        x_axis: "epoch".to_string(),
         title: "Supervision complexity of the training targets per epoch (lower is easier)"
             .to_string(),
         y_axis: "supervision complexity".to_string(),

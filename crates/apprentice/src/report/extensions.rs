@@ -39,6 +39,7 @@ use std::path::Path;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+use super::lm_table::LmSection;
 use crate::eval::efficiency::{CostRatios, Efficiency};
 use crate::fsutil::write_atomic;
 
@@ -121,6 +122,8 @@ pub struct Extensions {
     pub teacher_agreement: Option<TeacherAgreementSection>,
     /// Every curve that holds a `supervision_complexity` list with at least one number.
     pub supervision_complexity: Vec<ComplexityCurve>,
+    /// The language-model section of a language-model run, when present and readable.
+    pub lm: Option<LmSection>,
 }
 
 /// An `f64` that may be `null` (read as NaN), since JSON has no NaN.
@@ -168,11 +171,22 @@ impl Extensions {
                 .ok()
         });
         let supervision_complexity = complexity_curves(document, source_name, &mut warnings);
+        let lm = LmSection::from_document(document).and_then(|section| {
+            section
+                .map_err(|error| {
+                    warnings.push(format!(
+                        "{source_name}: the language-model section is not in a form this \
+                         apprentice reads ({error}); it is left out"
+                    ))
+                })
+                .ok()
+        });
         (
             Extensions {
                 efficiency,
                 teacher_agreement,
                 supervision_complexity,
+                lm,
             },
             warnings,
         )

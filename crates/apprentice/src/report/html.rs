@@ -118,6 +118,15 @@ pub(crate) fn page(view: &View<'_>, inputs: &PageInputs<'_>) -> String {
         );
         html.push_str("</section>\n");
     }
+    if let Some(chart) = find(inputs, "perplexity") {
+        html.push_str("<section id=\"perplexity\">\n<h2>Language model</h2>\n");
+        html.push_str(
+            "<p class=\"lead\">How well each student predicts held-out text as it trains: \
+             the perplexity of the next token, against the teacher's (the dashed line).</p>\n",
+        );
+        figure(&mut html, chart, "Mean over the seeds.", inputs);
+        html.push_str("</section>\n");
+    }
     agreement_section(&mut html, view, inputs);
     notes_section(&mut html, inputs);
     footer(&mut html, view, inputs);
@@ -671,6 +680,7 @@ pub(crate) fn chart_name(id: &str) -> &'static str {
     match id {
         "knowledge" => "Knowledge levels",
         "learning" => "Learning speed",
+        "perplexity" => "Perplexity over training",
         "cost" => "Cost against accuracy",
         "complexity" => "Supervision complexity",
         "agreement" => "Agreement with the teacher",

@@ -18,6 +18,7 @@ pub mod lm_table;
 pub mod markdown;
 pub mod measure;
 pub mod methods_table;
+mod perplexity_chart;
 mod plots;
 pub mod render;
 pub mod results;

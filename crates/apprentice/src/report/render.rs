@@ -15,13 +15,14 @@ use crate::layout::RunLayout;
 
 pub use crate::layout::{PLOTS_DIR, REPORT_HTML, SUMMARY_MD};
 /// Every chart the report can hold, in report order.
-pub const CHART_IDS: [&str; 6] = [
+pub const CHART_IDS: [&str; 7] = [
     "knowledge",
     "learning",
     "cost",
     "complexity",
     "agreement",
     "confusion",
+    "perplexity",
 ];
 
 /// How to write a report.

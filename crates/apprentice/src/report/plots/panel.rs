@@ -51,6 +51,8 @@ pub(crate) struct LinePanel {
 pub(crate) struct PanelChart {
     /// Title drawn on top.
     pub title: String,
+    /// The horizontal axis, e.g. `epoch` or `training step`.
+    pub x_axis: String,
     /// The vertical axis, e.g. `validation accuracy (%)`.
     pub y_axis: String,
     /// Values are percentages: the vertical range stays within 0–100.
@@ -101,12 +103,16 @@ impl PanelChart {
         panel: &LinePanel,
         pen: Pen,
     ) -> Result<(), String> {
-        let last_epoch = panel
-            .lines
-            .iter()
-            .flat_map(|line| line.mean.iter().map(|(x, _)| *x))
-            .filter(|x| x.is_finite())
-            .fold(1.0, f64::max);
+        let xs = || {
+            panel
+                .lines
+                .iter()
+                .flat_map(|line| line.mean.iter().map(|(x, _)| *x))
+                .filter(|x| x.is_finite())
+        };
+        let last_epoch = xs().fold(1.0, f64::max);
+        // Epochs count from 1; training steps from 0 (the initial weights).
+        let x_low = xs().fold(1.0, f64::min);
         let mut values: Vec<f64> = Vec::new();
         for line in &panel.lines {
             values.extend(line.mean.iter().map(|(_, y)| *y));
@@ -124,11 +130,11 @@ impl PanelChart {
             .margin(pen.px(10.0))
             .x_label_area_size(pen.upx(40.0))
             .y_label_area_size(pen.upx(52.0))
-            .build_cartesian_2d(1.0..x_high, low..high)
+            .build_cartesian_2d(x_low..x_high, low..high)
             .map_err(fail)?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
+            .x_desc(self.x_axis.as_str())
             .y_desc(self.y_axis.as_str())
             .axis_desc_style(pen.font(12.5, INK))
             .label_style(pen.font(11.5, MUTED))
@@ -159,7 +165,7 @@ impl PanelChart {
             // text.
             chart
                 .draw_series(DashedLineSeries::new(
-                    [(1.0, level.value), (x_high, level.value)],
+                    [(x_low, level.value), (x_high, level.value)],
                     pen.px(dash),
                     pen.px(gap),
                     style,

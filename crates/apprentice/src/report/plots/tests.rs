@@ -28,6 +28,7 @@ fn every_chart_kind_draws_even_when_degenerate() {
     };
     render("knowledge", "t", &empty_rows).unwrap();
     let panels = PanelChart {
+        x_axis: "epoch".to_string(),
         title: "t".into(),
         y_axis: "y".into(),
         percent: true,
