@@ -13,6 +13,9 @@ use std::process::{Command, Output};
 
 use apprentice::backend::ComputeDevice;
 use apprentice::distill::record::StudentRecord;
+use apprentice::text::bert::{Bert, BertConfig};
+use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
+use apprentice::text::classifier_folder::save_classifier;
 use apprentice::text::config::{StudentKind, StudentsConfig};
 use apprentice::text::evaluate::{EvalSplit, evaluate_text_model};
 use apprentice::text::run_store::TextRunStore;
@@ -215,6 +218,152 @@ fn a_text_runs_models_score_their_recorded_test_metrics_and_are_timed() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
     assert!(line(&stdout, "cnn-kd").contains("/s"), "{stdout}");
+}
+
+/// A random 2-layer BERT of width 16 with all-MiniLM-L6-v2's vocabulary and tokenizer files.
+fn tiny_encoder(data: &Path, folder: &Path) {
+    let config: BertConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64
+    }))
+    .unwrap();
+    let device = ComputeDevice::cpu().inference();
+    device.seed(5);
+    let model = BertClassifier::new(
+        Bert::random(&config, &device),
+        &config,
+        2,
+        ClassifierPooling::Cls,
+        &device,
+    );
+    let labels = ["a".to_string(), "b".to_string()];
+    save_classifier(
+        &model,
+        &config,
+        &labels,
+        Some(&data.join("all-MiniLM-L6-v2")),
+        folder,
+    )
+    .unwrap();
+}
+
+/// A fine-tuned teacher and shallow and narrow students on a tiny random encoder.
+const TRANSFORMER_RUN: &str = r#"
+name = "tiny-transformers"
+seeds = [1]
+
+[text]
+model = "ENCODER"
+cache_dir = ""
+bench_seconds = 0.0
+
+[data]
+path = "rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
+text_column = "text"
+label_column = "category"
+classes = ["rotten", "fresh"]
+drop_labels = ["plot"]
+max_rows = 160
+validation_fraction = 0.15
+test_fraction = 0.25
+
+[teacher]
+kind = "finetune"
+
+[teacher.finetune]
+epochs = 2
+batch_size = 16
+lr = 1e-3
+max_length = 24
+
+[students]
+kinds = ["shallow", "narrow"]
+
+[students.train]
+epochs = 1
+
+[students.shallow]
+layers = [1]
+
+[students.shallow.train]
+epochs = 1
+batch_size = 16
+lr = 1e-3
+max_length = 20
+
+[students.narrow]
+layers = 1
+hidden = 8
+heads = 2
+
+[students.narrow.train]
+epochs = 1
+batch_size = 16
+lr = 1e-3
+max_length = 20
+"#;
+
+#[test]
+fn a_text_runs_transformers_score_their_recorded_test_metrics() {
+    let Some(data) = shared_data("a_text_runs_transformers_score_their_recorded_test_metrics")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let encoder = dir.path().join("tiny-bert");
+    tiny_encoder(&data, &encoder);
+    let config = dir.path().join("tiny-transformers.toml");
+    std::fs::write(
+        &config,
+        TRANSFORMER_RUN.replace("ENCODER", encoder.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    let output = apprentice(&[
+        "run",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let seed = run_folder(&out).join("seed-1");
+    let mut nlls = Vec::new();
+    for model in ["teacher", "shallow", "shallow-kd", "narrow", "narrow-kd"] {
+        let record: StudentRecord = serde_json::from_str(
+            &std::fs::read_to_string(seed.join(format!("{model}.record.json"))).unwrap(),
+        )
+        .unwrap();
+        let folder = seed.join(format!("{model}.hf"));
+        let scores = evaluate_text_model(&folder, None, EvalSplit::Test).unwrap();
+        assert_eq!(scores.model, model);
+        assert_eq!(scores.params, record.params, "{model}");
+        assert_eq!(scores.architecture, record.architecture, "{model}");
+        assert_eq!(scores.metrics.accuracy, record.metrics.accuracy, "{model}");
+        assert!(
+            (scores.metrics.nll - record.metrics.nll).abs() < 1e-9,
+            "{model}: {:?} against the record's {:?}",
+            scores.metrics,
+            record.metrics
+        );
+        nlls.push(record.metrics.nll);
+    }
+    assert!(nlls.iter().any(|&n| n != nlls[0]), "{nlls:?}");
+    let narrow = seed.join("narrow-kd.hf");
+    let output = apprentice(&["eval", narrow.to_str().unwrap(), "--split", "all"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        line(&stdout, "data").contains("all of seed 1, 160 texts"),
+        "{stdout}"
+    );
 }
 
 /// A text run's folder as the run store writes it, without an encoder or data: enough for

@@ -28,8 +28,8 @@ pub struct TextModelBench {
     pub architecture: String,
     /// Its parameters (the frozen-encoder teacher's include its encoder).
     pub params: usize,
-    /// Bytes of the model's file (for the teacher, its head only: the encoder is a folder of
-    /// its own).
+    /// Bytes of the model's file, or of its Hugging Face folder (for the frozen-encoder
+    /// teacher, its head only: the encoder is a folder of its own).
     pub file_bytes: u64,
     /// Sentences per second, one sentence at a time, tokenizer included.
     pub batch_1_per_s: f64,
@@ -53,12 +53,7 @@ pub fn bench_text_model(
 ) -> Result<TextModelBench, TextError> {
     let (data, split) = load_run_texts(model, &run_config(model)?, data_root)?;
     let loaded = load_run_model(model, data_root)?;
-    let file_bytes = std::fs::metadata(model)
-        .map_err(|source| TextError::Io {
-            path: model.to_path_buf(),
-            source,
-        })?
-        .len();
+    let file_bytes = size_on_disk(model)?;
     let texts: Vec<&str> = split.test.iter().map(|&i| data.texts[i].as_str()).collect();
     let run = |batch: &[&str]| {
         std::hint::black_box(loaded.text_logits(batch).ok());
@@ -76,6 +71,23 @@ pub fn bench_text_model(
         budget_s: budget.as_secs_f64(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
+}
+
+/// Bytes of a model file, or of every file of a transformer's folder.
+fn size_on_disk(path: &Path) -> Result<u64, TextError> {
+    let io = |source| TextError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let metadata = std::fs::metadata(path).map_err(io)?;
+    if !metadata.is_dir() {
+        return Ok(metadata.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).map_err(io)? {
+        total += entry.map_err(io)?.metadata().map_err(io)?.len();
+    }
+    Ok(total)
 }
 
 /// The measurements as a table: one row per model, and each speed's ratio to the first row's

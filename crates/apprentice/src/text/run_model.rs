@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::config::TextExperimentConfig;
+use super::classifier_folder::load_classifier;
+use super::config::{StudentKind, TextExperimentConfig};
 use super::data::{TextData, load_text_data};
 use super::error::TextError;
+use super::plans::student_plans;
 use super::pretrained::PretrainedEncoder;
 use super::saved_model::{
     load_small_student, load_teacher_head, needs_teacher_head, run_config, sibling_teacher_head,
@@ -17,7 +19,8 @@ use super::saved_model::{
 use super::students::TextStudent;
 use super::teacher_stage::TEACHER;
 use super::train::{StudentSettings, student_logits};
-use super::transformer_config::TeacherKind;
+use super::transformer_config::{FinetuneConfig, TeacherKind};
+use super::transformer_run::TransformerModel;
 use crate::backend::{self, ComputeDevice};
 use crate::data::{Dataset, SampleShape};
 use crate::distill::train::predict_logits;
@@ -38,6 +41,14 @@ pub enum TextPredictor {
     },
     /// The frozen-encoder teacher: the encoder's sentence embeddings, then this head.
     Head(Network),
+    /// A BERT classifier: the fine-tuned teacher or a shallow or narrow student, read from
+    /// its Hugging Face folder (`<model>.hf/`).
+    Transformer {
+        /// The classifier and the length it reads texts at.
+        model: Box<TransformerModel>,
+        /// Its classes (the folder's `id2label`).
+        classes: usize,
+    },
 }
 
 /// A model of a text run with what it needs to read texts.
@@ -71,18 +82,10 @@ fn resolve(root: Option<&Path>, path: &Path) -> PathBuf {
     }
 }
 
-/// Loads the model of a text run saved at `path` (`<run>/seed-N/<model>.safetensors`) and the
-/// run's encoder (from `data_root`, else the folder the run recorded). Transformer models
-/// (`<model>.hf/` folders) and teachers other than the head are refused with one line.
+/// Loads the model of a text run saved at `path` (`<run>/seed-N/<model>.safetensors`, or
+/// `<run>/seed-N/<model>.hf/` for a transformer) and the run's encoder (from `data_root`, else
+/// the folder the run recorded).
 pub fn load_run_model(path: &Path, data_root: Option<&Path>) -> Result<TextRunModel, TextError> {
-    if path.is_dir() {
-        return Err(TextError::model(
-            path,
-            "a transformer of a text run (a Hugging Face folder): evaluate it with \
-             `transformers`; apprentice reads back the bag, CNN and static students and the \
-             head teacher",
-        ));
-    }
     let device = ComputeDevice::cpu();
     let inference = device.inference();
     let config = run_config(path)?;
@@ -92,7 +95,9 @@ pub fn load_run_model(path: &Path, data_root: Option<&Path>) -> Result<TextRunMo
     )?;
     let dim = encoder.dim();
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-    let (name, architecture, params, predictor) = if stem == layout::file_stem(TEACHER) {
+    let (name, architecture, params, predictor) = if path.is_dir() {
+        transformer(path, stem, &config, &encoder, &inference)?
+    } else if stem == layout::file_stem(TEACHER) {
         if config.teacher.kind != TeacherKind::Head {
             return Err(TextError::model(
                 path,
@@ -160,6 +165,78 @@ pub fn load_run_model(path: &Path, data_root: Option<&Path>) -> Result<TextRunMo
     })
 }
 
+/// A transformer of the run read from its folder, with the length the run read texts at and
+/// its architecture as the run's record words it.
+fn transformer(
+    path: &Path,
+    stem: &str,
+    config: &TextExperimentConfig,
+    encoder: &PretrainedEncoder,
+    device: &burn::tensor::Device,
+) -> Result<(String, String, usize, TextPredictor), TextError> {
+    let loaded = load_classifier(path, device)?;
+    let classes = loaded.labels.len();
+    let positions = loaded.config.max_position_embeddings;
+    let transformer_teacher = config.teacher.kind != TeacherKind::Head;
+    let (name, max_length, origin) = if stem == layout::file_stem(TEACHER) {
+        if config.teacher.kind != TeacherKind::Finetune {
+            return Err(TextError::model(
+                path,
+                "not the fine-tuned teacher of the run (its teacher.kind is not \"finetune\")",
+            ));
+        }
+        let recipe = config.teacher.finetune.clone().unwrap_or_default();
+        let encoder_name = encoder
+            .dir
+            .file_name()
+            .map_or_else(|| "encoder".into(), |n| n.to_string_lossy().into_owned());
+        (
+            TEACHER.to_string(),
+            recipe.max_length,
+            format!("fine-tuned from {encoder_name}"),
+        )
+    } else {
+        let plans = student_plans(config);
+        let plan = plans
+            .iter()
+            .find(|p| p.is_transformer() && layout::file_stem(p.name) == stem)
+            .ok_or_else(|| {
+                TextError::model(
+                    path,
+                    "not a transformer student of the run (its name is none of the run's)",
+                )
+            })?;
+        let students = &config.students;
+        let recipe = match plan.architecture {
+            StudentKind::Shallow => students.shallow.as_ref().map(|s| s.train.max_length),
+            _ => students.narrow.as_ref().map(|n| n.train.max_length),
+        }
+        .unwrap_or_else(|| FinetuneConfig::default().max_length);
+        let origin = match (plan.architecture, transformer_teacher) {
+            (StudentKind::Shallow, true) => "layers and head from the teacher",
+            (StudentKind::Shallow, false) => "layers from the encoder",
+            _ => "random init",
+        };
+        (plan.name.to_string(), recipe, origin.to_string())
+    };
+    let model = TransformerModel {
+        model: loaded.model,
+        config: loaded.config,
+        max_length: max_length.min(positions),
+    };
+    let architecture = format!("{} ({origin})", model.describe());
+    let params = model.parameter_count();
+    Ok((
+        name,
+        architecture,
+        params,
+        TextPredictor::Transformer {
+            model: Box::new(model),
+            classes,
+        },
+    ))
+}
+
 impl TextRunModel {
     /// Width of the logits.
     pub fn num_classes(&self) -> usize {
@@ -168,6 +245,7 @@ impl TextRunModel {
                 head: Some(head), ..
             }
             | TextPredictor::Head(head) => head.num_classes,
+            TextPredictor::Transformer { classes, .. } => *classes,
             TextPredictor::Student {
                 head: None,
                 outputs,
@@ -207,6 +285,7 @@ impl TextRunModel {
                 };
                 predict_logits(head, &set, &self.device)
             }
+            TextPredictor::Transformer { model, .. } => model.logits(sequences, &inference),
         }
     }
 
@@ -224,7 +303,9 @@ impl TextRunModel {
                     backend::matrix(vectors, sequences.len(), self.encoder.dim(), &inference);
                 backend::to_host(head.logits(inputs))
             }
-            TextPredictor::Student { .. } => self.logits(&sequences),
+            TextPredictor::Student { .. } | TextPredictor::Transformer { .. } => {
+                self.logits(&sequences)
+            }
         })
     }
 }
