@@ -11,12 +11,11 @@ use prost::Message;
 use super::error::TextError;
 use super::pretrained::{CONFIG_FILE, TOKENIZER_FILE, read_config};
 use super::saved_model::{
-    SavedStudent, is_text_run_model, load_small_student, needs_teacher_head, run_config_path,
+    SavedModelKind, SavedStudent, load_small_student, needs_teacher_head, saved_model_kind,
     sibling_teacher_head,
 };
 use super::students::TextStudent;
 use crate::backend::ComputeDevice;
-use crate::checkpoint::{self, CheckpointError};
 use crate::onnx::export_text::{TextGraphOptions, TextStudentWeights, text_student_to_onnx};
 use crate::onnx::{ExportSummary, OnnxError, export_checkpoint};
 
@@ -68,22 +67,14 @@ pub enum ExportedStudent {
 /// of a text run, told by its run's `config.toml` ([`export_text_checkpoint`]). Anything
 /// else is refused with one line naming the file.
 pub fn export_student(checkpoint: &Path, out: &Path) -> Result<ExportedStudent, OnnxError> {
-    let reason = match checkpoint::read_meta(checkpoint) {
-        Ok(_) => return export_checkpoint(checkpoint, out).map(ExportedStudent::Network),
-        Err(CheckpointError::Invalid { message, .. }) => message,
-        Err(error) => return Err(error.into()),
-    };
-    if !is_text_run_model(checkpoint) {
-        return Err(OnnxError::Invalid {
-            path: checkpoint.to_path_buf(),
-            message: format!(
-                "neither an apprentice checkpoint ({reason}) nor a student of a text run (no \
-                 text experiment at {})",
-                run_config_path(checkpoint).display()
-            ),
-        });
+    match saved_model_kind(checkpoint)? {
+        SavedModelKind::Checkpoint => {
+            export_checkpoint(checkpoint, out).map(ExportedStudent::Network)
+        }
+        SavedModelKind::TextRun => {
+            export_text_checkpoint(checkpoint, out).map(ExportedStudent::Text)
+        }
     }
-    export_text_checkpoint(checkpoint, out).map(ExportedStudent::Text)
 }
 
 /// A text run's model that could not be read, as an export error (the message already names
