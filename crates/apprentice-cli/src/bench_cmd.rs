@@ -2,6 +2,11 @@
 
 use apprentice::report::units::{bytes, duration, energy, si, thousands, times};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use apprentice::text::model_bench::{bench_text_model, text_bench_table};
+use apprentice::text::run_model::read_split;
+use apprentice::text::saved_model::{SavedModelKind, saved_model_kind};
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::eval::efficiency::{
@@ -16,8 +21,9 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 /// Arguments of `apprentice bench-model`.
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// One or more `.safetensors` checkpoints; the others are compared with the first
-    /// (give the teacher first).
+    /// One or more `.safetensors` checkpoints, or models of one text run
+    /// (`<run>/seed-N/<model>.safetensors`); the others are compared with the first (give the
+    /// teacher first).
     #[arg(required = true)]
     pub checkpoints: Vec<PathBuf>,
     /// Print the measurements as JSON instead of a table.
@@ -29,6 +35,10 @@ pub struct BenchArgs {
     /// cpu, cuda or wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// For models of a text run: the folder their encoder and data paths are relative to,
+    /// when not the one the run recorded.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 /// Runs `apprentice bench-model`.
@@ -41,8 +51,19 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         (BenchSettings::standard(), "standard")
     };
     // Every file is read before any is timed, so that a wrong path fails at once, on one line.
+    let mut kinds = Vec::new();
     for path in &args.checkpoints {
-        apprentice::checkpoint::read_meta(path)?;
+        kinds.push(saved_model_kind(path)?);
+    }
+    if kinds.contains(&SavedModelKind::TextRun) {
+        if let Some(index) = kinds.iter().position(|&k| k == SavedModelKind::Checkpoint) {
+            anyhow::bail!(
+                "{}: an image checkpoint cannot be compared with a text run's models; bench them \
+                 apart",
+                args.checkpoints[index].display()
+            );
+        }
+        return bench_text(&args);
     }
     let mut measured = Vec::new();
     for path in &args.checkpoints {
@@ -71,6 +92,32 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {
         print!("{}", table(&measured, name));
+    }
+    Ok(())
+}
+
+/// Sentences per second of a text run's models, tokenizer included (FLOPs, latency
+/// percentiles, memory and energy are measured for image checkpoints only).
+fn bench_text(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.device != "cpu" {
+        anyhow::bail!("--device: a text run's models are timed on the cpu only");
+    }
+    let budget = Duration::from_secs_f64(if args.quick { 0.5 } else { 2.5 });
+    // Each seed's split is read before anything is timed, so that a missing one fails at once.
+    for path in &args.checkpoints {
+        read_split(path)?;
+    }
+    let mut measured = Vec::new();
+    for path in &args.checkpoints {
+        if !args.json {
+            eprintln!("measuring {}", path.display());
+        }
+        measured.push(bench_text_model(path, args.data.as_deref(), budget)?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&measured)?);
+    } else {
+        print!("{}", text_bench_table(&measured));
     }
     Ok(())
 }

@@ -23,12 +23,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::config::ExperimentConfig;
-use apprentice::data::prepare::{load_raw, prepare};
+use apprentice::distill::checkpoint_eval::evaluate_checkpoint;
+use apprentice::eval::split::EvalSplit;
 use apprentice::experiment::{RunOptions, run_experiment};
 use apprentice::experiment_file::ExperimentFile;
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
 use apprentice::layout::RunLayout;
 use apprentice::report::table::comparison_table;
+use apprentice::text::evaluate::evaluate_text_model;
+use apprentice::text::saved_model::{SavedModelKind, saved_model_kind};
 use clap::{Parser, Subcommand};
 
 /// The quickstart experiment, embedded so that `apprentice run` works from anywhere.
@@ -51,9 +54,11 @@ enum Command {
     Run(RunArgs),
     /// Evaluate a saved model on the test split it was trained against (or on all samples).
     Eval {
-        /// A `.safetensors` checkpoint written by `apprentice run`.
+        /// A `.safetensors` checkpoint written by `apprentice run`, or a model of a text run
+        /// (`<run>/seed-N/<model>.safetensors`).
         checkpoint: PathBuf,
-        /// Data folder or file, when not the embedded digits or the path recorded at training.
+        /// Data folder or file, when not the embedded digits or the path recorded at training
+        /// (for a text run: the folder its encoder and data paths are relative to).
         #[arg(long)]
         data: Option<PathBuf>,
         /// Which samples: `test` (the run's test split) or `all`.
@@ -336,50 +341,38 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn eval(checkpoint_path: &Path, data: Option<PathBuf>, split: &str) -> anyhow::Result<()> {
-    let device = ComputeDevice::cpu();
-    let (network, meta) = apprentice::checkpoint::load(checkpoint_path, &device)?;
-    let data_config = &meta.data_config;
-    let raw = load_raw(data_config, data.as_deref())?;
-    let samples = match split {
-        "test" => prepare(&raw, data_config, meta.seed)?.test,
-        "all" => {
-            let mut all = match raw {
-                apprentice::data::prepare::RawData::Pool(pool) => pool,
-                apprentice::data::prepare::RawData::Official { mut train, test } => {
-                    train.features.extend(test.features);
-                    train.labels.extend(test.labels);
-                    train
-                }
-            };
-            meta.normalizer.apply(&mut all);
-            all
-        }
-        other => anyhow::bail!("--split: expected test or all, found {other:?}"),
-    };
-    if samples.shape.len() != meta.input_shape.len() || samples.num_classes > meta.num_classes {
-        anyhow::bail!(
-            "{}: the model takes {} features and {} classes, the data has {} features and {} classes",
-            checkpoint_path.display(),
-            meta.input_shape.len(),
-            meta.num_classes,
-            samples.shape.len(),
-            samples.num_classes
+    let split = EvalSplit::parse(split)
+        .ok_or_else(|| anyhow::anyhow!("--split: expected test or all, found {split:?}"))?;
+    if saved_model_kind(checkpoint_path)? == SavedModelKind::TextRun {
+        let scores = evaluate_text_model(checkpoint_path, data.as_deref(), split)?;
+        println!(
+            "model     {} ({}, {} parameters)",
+            scores.model, scores.architecture, scores.params
         );
+        println!(
+            "data      {} ({} of seed {}, {} texts)",
+            scores.data,
+            split.name(),
+            scores.seed,
+            scores.texts
+        );
+        return print_metrics(&scores.metrics);
     }
-    let logits = apprentice::distill::train::predict_logits(&network, &samples, &device);
-    let metrics =
-        apprentice::eval::metrics::evaluate(&logits, meta.num_classes, &samples.labels, None);
+    let scores = evaluate_checkpoint(checkpoint_path, data.as_deref(), split)?;
     println!(
         "model     {} ({}, {} parameters)",
-        meta.name,
-        meta.spec.describe(meta.input_shape.len(), meta.num_classes),
-        network.parameter_count()
+        scores.model, scores.architecture, scores.params
     );
     println!(
-        "data      {} ({split}, {} samples)",
-        samples.name,
-        samples.len()
+        "data      {} ({}, {} samples)",
+        scores.data,
+        split.name(),
+        scores.samples
     );
+    print_metrics(&scores.metrics)
+}
+
+fn print_metrics(metrics: &apprentice::eval::metrics::Metrics) -> anyhow::Result<()> {
     println!("accuracy  {:.2}%", metrics.accuracy * 100.0);
     println!("nll       {:.4}", metrics.nll);
     println!("ece       {:.2}%", metrics.ece * 100.0);

@@ -1,6 +1,7 @@
 //! Distillation: losses, optimisers and schedules, and the training loop.
 
 pub mod cache;
+pub mod checkpoint_eval;
 pub mod fused;
 pub mod learner;
 pub mod loss;

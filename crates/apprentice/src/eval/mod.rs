@@ -7,6 +7,7 @@
 
 pub mod efficiency;
 pub mod metrics;
+pub mod split;
 
 pub use metrics::{
     ECE_BINS, Metrics, accuracy, agreement, argmax_rows, confusion_matrix, evaluate,

@@ -19,7 +19,9 @@
 //! - [`train`]: their training loop (labels, KD, or embedding regression);
 //! - [`speed`]: sentences per second of a whole pipeline;
 //! - [`bert_speed`]: the encoder's throughput on documents of up to its maximum length;
-//! - [`config`] and [`experiment`]: the text experiment file and its runner.
+//! - [`config`] and [`experiment`]: the text experiment file and its runner;
+//! - [`saved_model`] and [`run_model`]: a finished run's models read back, with its texts;
+//!   [`evaluate`] and [`model_bench`]: `apprentice eval` and `bench-model` for them.
 
 pub mod bert;
 pub mod bert_cpu;
@@ -31,16 +33,20 @@ pub mod config;
 pub mod data;
 pub mod embedding_loss;
 pub mod error;
+pub mod evaluate;
 pub mod experiment;
 pub mod finetune;
 pub mod losses;
+pub mod model_bench;
 #[cfg(feature = "onnx")]
 pub mod onnx_export;
 pub mod pca;
 pub mod plans;
 pub mod pooling;
 pub mod pretrained;
+pub mod run_model;
 pub mod run_store;
+pub mod saved_model;
 pub mod seed_context;
 pub mod speed;
 pub mod student_stage;

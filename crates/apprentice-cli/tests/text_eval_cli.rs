@@ -1,0 +1,450 @@
+//! `apprentice eval` and `apprentice bench-model` on the models of a text run: the test-split
+//! metrics are the ones each model's record holds (a tiny run on the real encoder, shared
+//! data), every text is scored with `--split all`, the speed is measured tokenizer included;
+//! and files that are neither kind of model, a seed without `split.json` and a missing data
+//! file are refused on one line naming the file (no data needed).
+
+mod shared_data;
+
+use shared_data::shared_data;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use apprentice::backend::ComputeDevice;
+use apprentice::distill::record::StudentRecord;
+use apprentice::text::bert::{Bert, BertConfig};
+use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
+use apprentice::text::classifier_folder::save_classifier;
+use apprentice::text::config::{StudentKind, StudentsConfig};
+use apprentice::text::evaluate::{EvalSplit, evaluate_text_model};
+use apprentice::text::run_store::TextRunStore;
+use apprentice::text::students::TextStudent;
+
+fn apprentice(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_apprentice"))
+        .args(args)
+        .output()
+        .expect("the apprentice binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// 200 texts, one seed, a head teacher, bag and CNN students (with KD and the embedding
+/// student) of a few epochs: a few seconds.
+const TINY_RUN: &str = r#"
+name = "tiny-text"
+seeds = [4]
+
+[text]
+model = "all-MiniLM-L6-v2"
+cache_dir = "CACHE"
+bench_seconds = 0
+
+[data]
+path = "rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
+text_column = "text"
+label_column = "category"
+classes = ["rotten", "fresh"]
+drop_labels = ["plot"]
+max_rows = 200
+validation_fraction = 0.15
+test_fraction = 0.25
+
+[teacher]
+hidden = [32]
+
+[teacher.train]
+epochs = 10
+batch_size = 32
+
+[students]
+kinds = ["bag", "cnn"]
+embedding_dim = 16
+hidden = [16]
+channels = 16
+max_tokens = 32
+
+[students.train]
+epochs = 3
+batch_size = 16
+
+[distill]
+embedding = true
+"#;
+
+/// The only run folder under `out`.
+fn run_folder(out: &Path) -> PathBuf {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.pop().unwrap()
+}
+
+/// The line of `stdout` that starts with `key`.
+fn line<'a>(stdout: &'a str, key: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key} line in {stdout}"))
+}
+
+#[test]
+fn a_text_runs_models_score_their_recorded_test_metrics_and_are_timed() {
+    let Some(data) =
+        shared_data("a_text_runs_models_score_their_recorded_test_metrics_and_are_timed")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny-text.toml");
+    let cache = dir.path().join("cache");
+    std::fs::write(&config, TINY_RUN.replace("CACHE", cache.to_str().unwrap())).unwrap();
+    let out = dir.path().join("runs");
+    let output = apprentice(&[
+        "run",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let seed = run_folder(&out).join("seed-4");
+    let split: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(seed.join("split.json")).unwrap()).unwrap();
+    let test_texts = split["test"].as_array().unwrap().len();
+
+    let mut accuracies = Vec::new();
+    for model in ["teacher", "bag", "bag-kd", "bag-embed", "cnn", "cnn-kd"] {
+        let record: StudentRecord = serde_json::from_str(
+            &std::fs::read_to_string(seed.join(format!("{model}.record.json"))).unwrap(),
+        )
+        .unwrap();
+        let path = seed.join(format!("{model}.safetensors"));
+        // The run recorded `data_root`, so the model is found without --data.
+        let scores = evaluate_text_model(&path, None, EvalSplit::Test).unwrap();
+        assert_eq!(scores.model, model);
+        assert_eq!(scores.texts, test_texts);
+        assert_eq!(scores.seed, 4);
+        assert_eq!(scores.params, record.params, "{model}");
+        assert_eq!(scores.architecture, record.architecture, "{model}");
+        assert_eq!(
+            scores.metrics.accuracy, record.metrics.accuracy,
+            "{model}: the test accuracy the run recorded"
+        );
+        assert!(
+            (scores.metrics.nll - record.metrics.nll).abs() < 1e-9
+                && (scores.metrics.ece - record.metrics.ece).abs() < 1e-9,
+            "{model}: {:?} against the record's {:?}",
+            scores.metrics,
+            record.metrics
+        );
+        accuracies.push(record.metrics.accuracy);
+    }
+    // Scores that differ between models: the comparison above cannot pass by a constant.
+    assert!(
+        accuracies.iter().any(|&a| a != accuracies[0]),
+        "{accuracies:?}"
+    );
+
+    // The command prints the same numbers, and scores every text with --split all.
+    let record: StudentRecord =
+        serde_json::from_str(&std::fs::read_to_string(seed.join("cnn-kd.record.json")).unwrap())
+            .unwrap();
+    let cnn = seed.join("cnn-kd.safetensors");
+    let output = apprentice(&["eval", cnn.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert_eq!(
+        line(&stdout, "accuracy"),
+        format!("accuracy  {:.2}%", record.metrics.accuracy * 100.0)
+    );
+    assert!(
+        line(&stdout, "data").contains(&format!("test of seed 4, {test_texts} texts")),
+        "{stdout}"
+    );
+    let output = apprentice(&[
+        "eval",
+        cnn.to_str().unwrap(),
+        "--split",
+        "all",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        line(&stdout, "data").contains("all of seed 4, 200 texts"),
+        "{stdout}"
+    );
+
+    // bench-model: sentences per second of the teacher and a student, as JSON and a table.
+    let teacher = seed.join("teacher.safetensors");
+    let output = apprentice(&[
+        "bench-model",
+        "--quick",
+        "--json",
+        teacher.to_str().unwrap(),
+        cnn.to_str().unwrap(),
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert_eq!(rows[1]["name"], "cnn-kd");
+    assert_eq!(rows[1]["params"].as_u64().unwrap() as usize, record.params);
+    assert_eq!(
+        rows[1]["file_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&cnn).unwrap().len()
+    );
+    for row in rows {
+        assert!(row["batch_1_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["batch_256_per_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(row["texts"].as_u64().unwrap() as usize, test_texts);
+    }
+    let output = apprentice(&["bench-model", "--quick", cnn.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(line(&stdout, "cnn-kd").contains("/s"), "{stdout}");
+}
+
+/// A random 2-layer BERT of width 16 with all-MiniLM-L6-v2's vocabulary and tokenizer files.
+fn tiny_encoder(data: &Path, folder: &Path) {
+    let config: BertConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64
+    }))
+    .unwrap();
+    let device = ComputeDevice::cpu().inference();
+    device.seed(5);
+    let model = BertClassifier::new(
+        Bert::random(&config, &device),
+        &config,
+        2,
+        ClassifierPooling::Cls,
+        &device,
+    );
+    let labels = ["a".to_string(), "b".to_string()];
+    save_classifier(
+        &model,
+        &config,
+        &labels,
+        Some(&data.join("all-MiniLM-L6-v2")),
+        folder,
+    )
+    .unwrap();
+}
+
+/// A fine-tuned teacher and shallow and narrow students on a tiny random encoder.
+const TRANSFORMER_RUN: &str = r#"
+name = "tiny-transformers"
+seeds = [1]
+
+[text]
+model = "ENCODER"
+cache_dir = ""
+bench_seconds = 0.0
+
+[data]
+path = "rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
+text_column = "text"
+label_column = "category"
+classes = ["rotten", "fresh"]
+drop_labels = ["plot"]
+max_rows = 160
+validation_fraction = 0.15
+test_fraction = 0.25
+
+[teacher]
+kind = "finetune"
+
+[teacher.finetune]
+epochs = 2
+batch_size = 16
+lr = 1e-3
+max_length = 24
+
+[students]
+kinds = ["shallow", "narrow"]
+
+[students.train]
+epochs = 1
+
+[students.shallow]
+layers = [1]
+
+[students.shallow.train]
+epochs = 1
+batch_size = 16
+lr = 1e-3
+max_length = 20
+
+[students.narrow]
+layers = 1
+hidden = 8
+heads = 2
+
+[students.narrow.train]
+epochs = 1
+batch_size = 16
+lr = 1e-3
+max_length = 20
+"#;
+
+#[test]
+fn a_text_runs_transformers_score_their_recorded_test_metrics() {
+    let Some(data) = shared_data("a_text_runs_transformers_score_their_recorded_test_metrics")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let encoder = dir.path().join("tiny-bert");
+    tiny_encoder(&data, &encoder);
+    let config = dir.path().join("tiny-transformers.toml");
+    std::fs::write(
+        &config,
+        TRANSFORMER_RUN.replace("ENCODER", encoder.to_str().unwrap()),
+    )
+    .unwrap();
+    let out = dir.path().join("runs");
+    let output = apprentice(&[
+        "run",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let seed = run_folder(&out).join("seed-1");
+    let mut nlls = Vec::new();
+    for model in ["teacher", "shallow", "shallow-kd", "narrow", "narrow-kd"] {
+        let record: StudentRecord = serde_json::from_str(
+            &std::fs::read_to_string(seed.join(format!("{model}.record.json"))).unwrap(),
+        )
+        .unwrap();
+        let folder = seed.join(format!("{model}.hf"));
+        let scores = evaluate_text_model(&folder, None, EvalSplit::Test).unwrap();
+        assert_eq!(scores.model, model);
+        assert_eq!(scores.params, record.params, "{model}");
+        assert_eq!(scores.architecture, record.architecture, "{model}");
+        assert_eq!(scores.metrics.accuracy, record.metrics.accuracy, "{model}");
+        assert!(
+            (scores.metrics.nll - record.metrics.nll).abs() < 1e-9,
+            "{model}: {:?} against the record's {:?}",
+            scores.metrics,
+            record.metrics
+        );
+        nlls.push(record.metrics.nll);
+    }
+    assert!(nlls.iter().any(|&n| n != nlls[0]), "{nlls:?}");
+    let narrow = seed.join("narrow-kd.hf");
+    let output = apprentice(&["eval", narrow.to_str().unwrap(), "--split", "all"]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        line(&stdout, "data").contains("all of seed 1, 160 texts"),
+        "{stdout}"
+    );
+}
+
+/// A text run's folder as the run store writes it, without an encoder or data: enough for
+/// the errors that come before either is read.
+fn write_run(root: &Path) -> PathBuf {
+    let run = root.join("runs/tiny-20261203-000000");
+    std::fs::create_dir_all(&run).unwrap();
+    let students = "kinds = [\"cnn\"]\nembedding_dim = 4\nchannels = 5\nmax_tokens = 12\n\
+                    [train]\nepochs = 1\n";
+    std::fs::write(
+        run.join("config.toml"),
+        format!(
+            "name = \"tiny\"\ndata_root = \"{}\"\n[text]\nmodel = \"encoder\"\n[data]\n\
+             path = \"texts.csv\"\n[teacher]\n[teacher.train]\nepochs = 1\n[students]\n{}",
+            root.display(),
+            students.replace("[train]", "[students.train]")
+        ),
+    )
+    .unwrap();
+    let config: StudentsConfig = toml::from_str(students).unwrap();
+    let device = ComputeDevice::cpu().inference();
+    let cnn = TextStudent::new(StudentKind::Cnn, &config, 40, 3, None, 7, &device);
+    TextRunStore::new(Some(&run))
+        .save_module(0, "cnn-kd", &cnn)
+        .unwrap();
+    run
+}
+
+/// Runs `args`, expects exit code 2 and one line on stderr, and returns that line.
+fn one_line_error(args: &[&str]) -> String {
+    let output = apprentice(args);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+    assert!(output.stdout.is_empty(), "{args:?}");
+    stderr
+}
+
+#[test]
+fn files_that_are_not_a_text_runs_model_or_lack_its_split_or_data_are_refused_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = write_run(dir.path());
+    let cnn = run.join("seed-0/cnn-kd.safetensors");
+
+    // The same weights outside a run folder: neither kind of model.
+    let stray = dir.path().join("stray.safetensors");
+    std::fs::copy(&cnn, &stray).unwrap();
+    for command in ["eval", "bench-model"] {
+        let stderr = one_line_error(&[command, stray.to_str().unwrap()]);
+        assert!(
+            stderr.contains("stray.safetensors") && stderr.contains("neither"),
+            "{stderr}"
+        );
+    }
+
+    // A seed folder without split.json.
+    for command in ["eval", "bench-model"] {
+        let stderr = one_line_error(&[command, cnn.to_str().unwrap()]);
+        assert!(
+            stderr.contains("seed-0/split.json") && stderr.contains("split"),
+            "{stderr}"
+        );
+    }
+
+    // With the split but without the data file the run read.
+    std::fs::write(
+        run.join("seed-0/split.json"),
+        r#"{"seed": 0, "rows": 3, "train": [0], "validation": [1], "test": [2]}"#,
+    )
+    .unwrap();
+    let stderr = one_line_error(&["eval", cnn.to_str().unwrap()]);
+    assert!(stderr.contains("texts.csv"), "{stderr}");
+    let stderr = one_line_error(&["eval", cnn.to_str().unwrap(), "--split", "train"]);
+    assert!(stderr.contains("--split"), "{stderr}");
+
+    // A split of another data set: the error names split.json.
+    std::fs::write(
+        dir.path().join("texts.csv"),
+        "text,label\na good film,pos\na bad film,neg\n",
+    )
+    .unwrap();
+    let stderr = one_line_error(&["eval", cnn.to_str().unwrap()]);
+    assert!(stderr.contains("split.json"), "{stderr}");
+}
