@@ -340,7 +340,7 @@ impl Task for LmTask<'_> {
             .collect();
         let curve_texts = &held_out[..config.lm.curve_texts.min(held_out.len())];
         let plan = TrainPlan {
-            sequences: &sequences,
+            sequences,
             train: &split.train,
             steps: config.train.steps,
             batch_size: config.train.batch_size,
