@@ -4,7 +4,6 @@
 //! checks the arguments, picks the output folder and prints the table.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail};
 use apprentice::backend::ComputeDevice;
@@ -120,10 +119,7 @@ pub fn complexity(args: ComplexityArgs) -> anyhow::Result<()> {
             dir.clone()
         }
         None => {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now = apprentice::task::now_unix_s();
             let stem = format!("complexity-{}-{}", config.name, utc_timestamp(now));
             create_unique_dir(Path::new("runs"), &stem)
                 .map_err(|e| anyhow!("cannot create a folder in runs: {e}"))?

@@ -2,7 +2,6 @@
 //! Forgetting, and print old- and new-class accuracy after every stage.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use apprentice::backend::ComputeDevice;
 use apprentice::experiment::continual::{
@@ -50,10 +49,7 @@ pub fn run(mut config: ContinualConfig, args: ContinualArgs) -> anyhow::Result<(
         config.seeds = seeds;
     }
     let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = apprentice::task::now_unix_s();
     // Made and written to before any training, so that an unwritable output folder fails at
     // once.
     let run_dir = create_unique_dir(

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
@@ -46,10 +45,7 @@ pub fn run(args: LmRunArgs<'_>) -> anyhow::Result<()> {
     }
     config.resolve(args.data.as_deref());
     let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = apprentice::task::now_unix_s();
     let run_dir = create_unique_dir(args.out, &format!("{}-{}", config.name, utc_timestamp(now)))
         .map_err(|e| {
         anyhow::anyhow!("cannot create a run folder in {}: {e}", args.out.display())
@@ -84,10 +80,7 @@ fn finish(
     quiet: bool,
 ) -> anyhow::Result<()> {
     let layout = RunLayout::new(&run_dir);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = apprentice::task::now_unix_s();
     let teacher_cache = teacher_cache.map(|path| {
         if path.is_dir() {
             apprentice::layout::lm_teacher_logits(&RunLayout::new(&path))

@@ -19,7 +19,6 @@ mod tune_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::config::ExperimentConfig;
@@ -305,10 +304,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         config.device = DeviceKind::parse(&device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     }
     let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = apprentice::task::now_unix_s();
     let run_dir = match resume {
         Some(run_dir) => run_dir,
         None => {

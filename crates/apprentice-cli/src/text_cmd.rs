@@ -4,7 +4,6 @@
 //! text run.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use apprentice::backend::{ComputeDevice, DeviceKind};
 use apprentice::fsutil::{create_unique_dir, utc_timestamp, write_atomic};
@@ -65,10 +64,7 @@ pub fn run(args: TextRunArgs<'_>) -> anyhow::Result<()> {
         config.device = DeviceKind::parse(&device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     }
     let device = ComputeDevice::new(config.device).map_err(|e| anyhow::anyhow!("device: {e}"))?;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = apprentice::task::now_unix_s();
     // Made and written to before the encoder runs, so an unwritable output folder fails at once.
     let run_dir = create_unique_dir(args.out, &format!("{}-{}", config.name, utc_timestamp(now)))
         .map_err(|e| {

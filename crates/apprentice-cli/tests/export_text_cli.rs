@@ -4,29 +4,15 @@
 //! its ids come from; a run of a tiny text experiment on the real encoder (shared data) and a
 //! run folder written by the run store (no data needed) alike.
 
+mod cli_common;
 mod shared_data;
 
+use cli_common::{apprentice, only_run_folder, text, write_text_run};
 use shared_data::shared_data;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use apprentice::backend::ComputeDevice;
-use apprentice::text::config::{StudentKind, StudentsConfig};
 use apprentice::text::onnx_export::export_text_checkpoint;
-use apprentice::text::run_store::TextRunStore;
-use apprentice::text::students::TextStudent;
-
-fn apprentice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apprentice"))
-        .args(args)
-        .output()
-        .expect("the apprentice binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Exports `checkpoint` with the command and checks that it wrote what the library writes;
 /// returns the command's output.
@@ -52,16 +38,6 @@ fn export_like_the_library(checkpoint: &Path, folder: &Path) -> String {
         "{stem}: the command wrote another graph than the library"
     );
     stdout
-}
-
-/// The only run folder under `out`.
-fn run_folder(out: &Path) -> PathBuf {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs.pop().unwrap()
 }
 
 /// 60 texts, one seed, a bag and a CNN student of one epoch: about a second.
@@ -128,7 +104,7 @@ fn a_tiny_text_runs_students_are_exported_with_their_tokenizer_named() {
         text(&output.stdout),
         text(&output.stderr)
     );
-    let seed = run_folder(&out).join("seed-0");
+    let seed = only_run_folder(&out).join("seed-0");
     let tokenizer = data.join("all-MiniLM-L6-v2/tokenizer.json");
     for (model, classes) in [("cnn-kd", 2), ("bag", 2), ("bag-embed", 2)] {
         let stdout =
@@ -161,27 +137,7 @@ fn write_run(root: &Path) -> PathBuf {
             "pad_token_id": 1}"#,
     )
     .unwrap();
-    let run = root.join("runs/tiny-20261203-000000");
-    std::fs::create_dir_all(&run).unwrap();
-    let students = "kinds = [\"cnn\"]\nembedding_dim = 4\nchannels = 5\nmax_tokens = 12\n\
-                    [train]\nepochs = 1\n";
-    std::fs::write(
-        run.join("config.toml"),
-        format!(
-            "name = \"tiny\"\ndata_root = \"{}\"\n[text]\nmodel = \"encoder\"\n[data]\n\
-             path = \"texts.csv\"\n[teacher]\n[teacher.train]\nepochs = 1\n[students]\n{}",
-            root.display(),
-            students.replace("[train]", "[students.train]")
-        ),
-    )
-    .unwrap();
-    let config: StudentsConfig = toml::from_str(students).unwrap();
-    let device = ComputeDevice::cpu().inference();
-    let cnn = TextStudent::new(StudentKind::Cnn, &config, 40, 3, None, 7, &device);
-    TextRunStore::new(Some(&run))
-        .save_module(0, "cnn-kd", &cnn)
-        .unwrap();
-    run
+    write_text_run(root)
 }
 
 #[test]

@@ -3,23 +3,13 @@
 //! folder, the table, the teacher cache reused by a second run with the same numbers, the
 //! checkpoints, and one-line errors.
 
+mod cli_common;
 mod shared_data;
 
+use cli_common::{apprentice, only_run_folder, text};
 use shared_data::shared_data;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn apprentice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apprentice"))
-        .args(args)
-        .output()
-        .expect("the apprentice binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 const SNIPPETS: [&str; 12] = [
     "A funny, warm and clever film.",
@@ -101,15 +91,6 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
-}
-
-fn only_run_folder(out: &Path) -> PathBuf {
-    let folders: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(folders.len(), 1, "{folders:?}");
-    folders[0].clone()
 }
 
 #[test]

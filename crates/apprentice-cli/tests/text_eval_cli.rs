@@ -4,33 +4,14 @@
 //! and files that are neither kind of model, a seed without `split.json` and a missing data
 //! file are refused on one line naming the file (no data needed).
 
+mod cli_common;
 mod shared_data;
 
+use cli_common::{apprentice, only_run_folder, text, tiny_encoder, write_text_run};
 use shared_data::shared_data;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use apprentice::backend::ComputeDevice;
 use apprentice::distill::record::StudentRecord;
-use apprentice::text::bert::{Bert, BertConfig};
-use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
-use apprentice::text::classifier_folder::save_classifier;
-use apprentice::text::config::{StudentKind, StudentsConfig};
 use apprentice::text::evaluate::{EvalSplit, evaluate_text_model};
-use apprentice::text::run_store::TextRunStore;
-use apprentice::text::students::TextStudent;
-
-fn apprentice(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_apprentice"))
-        .args(args)
-        .output()
-        .expect("the apprentice binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// 200 texts, one seed, a head teacher, bag and CNN students (with KD and the embedding
 /// student) of a few epochs: a few seconds.
@@ -75,16 +56,6 @@ batch_size = 16
 embedding = true
 "#;
 
-/// The only run folder under `out`.
-fn run_folder(out: &Path) -> PathBuf {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    runs.pop().unwrap()
-}
-
 /// The line of `stdout` that starts with `key`.
 fn line<'a>(stdout: &'a str, key: &str) -> &'a str {
     stdout
@@ -120,7 +91,7 @@ fn a_text_runs_models_score_their_recorded_test_metrics_and_are_timed() {
         text(&output.stdout),
         text(&output.stderr)
     );
-    let seed = run_folder(&out).join("seed-4");
+    let seed = only_run_folder(&out).join("seed-4");
     let split: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(seed.join("split.json")).unwrap()).unwrap();
     let test_texts = split["test"].as_array().unwrap().len();
@@ -220,33 +191,6 @@ fn a_text_runs_models_score_their_recorded_test_metrics_and_are_timed() {
     assert!(line(&stdout, "cnn-kd").contains("/s"), "{stdout}");
 }
 
-/// A random 2-layer BERT of width 16 with all-MiniLM-L6-v2's vocabulary and tokenizer files.
-fn tiny_encoder(data: &Path, folder: &Path) {
-    let config: BertConfig = serde_json::from_value(serde_json::json!({
-        "vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64
-    }))
-    .unwrap();
-    let device = ComputeDevice::cpu().inference();
-    device.seed(5);
-    let model = BertClassifier::new(
-        Bert::random(&config, &device),
-        &config,
-        2,
-        ClassifierPooling::Cls,
-        &device,
-    );
-    let labels = ["a".to_string(), "b".to_string()];
-    save_classifier(
-        &model,
-        &config,
-        &labels,
-        Some(&data.join("all-MiniLM-L6-v2")),
-        folder,
-    )
-    .unwrap();
-}
-
 /// A fine-tuned teacher and shallow and narrow students on a tiny random encoder.
 const TRANSFORMER_RUN: &str = r#"
 name = "tiny-transformers"
@@ -334,7 +278,7 @@ fn a_text_runs_transformers_score_their_recorded_test_metrics() {
         text(&output.stdout),
         text(&output.stderr)
     );
-    let seed = run_folder(&out).join("seed-1");
+    let seed = only_run_folder(&out).join("seed-1");
     let mut nlls = Vec::new();
     for model in ["teacher", "shallow", "shallow-kd", "narrow", "narrow-kd"] {
         let record: StudentRecord = serde_json::from_str(
@@ -366,32 +310,6 @@ fn a_text_runs_transformers_score_their_recorded_test_metrics() {
     );
 }
 
-/// A text run's folder as the run store writes it, without an encoder or data: enough for
-/// the errors that come before either is read.
-fn write_run(root: &Path) -> PathBuf {
-    let run = root.join("runs/tiny-20261203-000000");
-    std::fs::create_dir_all(&run).unwrap();
-    let students = "kinds = [\"cnn\"]\nembedding_dim = 4\nchannels = 5\nmax_tokens = 12\n\
-                    [train]\nepochs = 1\n";
-    std::fs::write(
-        run.join("config.toml"),
-        format!(
-            "name = \"tiny\"\ndata_root = \"{}\"\n[text]\nmodel = \"encoder\"\n[data]\n\
-             path = \"texts.csv\"\n[teacher]\n[teacher.train]\nepochs = 1\n[students]\n{}",
-            root.display(),
-            students.replace("[train]", "[students.train]")
-        ),
-    )
-    .unwrap();
-    let config: StudentsConfig = toml::from_str(students).unwrap();
-    let device = ComputeDevice::cpu().inference();
-    let cnn = TextStudent::new(StudentKind::Cnn, &config, 40, 3, None, 7, &device);
-    TextRunStore::new(Some(&run))
-        .save_module(0, "cnn-kd", &cnn)
-        .unwrap();
-    run
-}
-
 /// Runs `args`, expects exit code 2 and one line on stderr, and returns that line.
 fn one_line_error(args: &[&str]) -> String {
     let output = apprentice(args);
@@ -405,7 +323,7 @@ fn one_line_error(args: &[&str]) -> String {
 #[test]
 fn files_that_are_not_a_text_runs_model_or_lack_its_split_or_data_are_refused_on_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let run = write_run(dir.path());
+    let run = write_text_run(dir.path());
     let cnn = run.join("seed-0/cnn-kd.safetensors");
 
     // The same weights outside a run folder: neither kind of model.

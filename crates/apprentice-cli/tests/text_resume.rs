@@ -4,40 +4,16 @@
 //! teacher it saved is a Hugging Face folder that another run loads as its teacher. The
 //! encoder is a tiny random BERT with all-MiniLM-L6-v2's tokenizer, so the run takes seconds.
 
+mod cli_common;
 mod shared_data;
 
+use cli_common::tiny_encoder;
 use shared_data::shared_data;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-use apprentice::backend::ComputeDevice;
-use apprentice::text::bert::{Bert, BertConfig};
-use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
-use apprentice::text::classifier_folder::save_classifier;
-
-/// A random 2-layer BERT of width 16 with all-MiniLM-L6-v2's vocabulary and tokenizer files.
-fn tiny_encoder(data: &Path, folder: &Path) {
-    let config: BertConfig = serde_json::from_value(serde_json::json!({
-        "vocab_size": 30522, "hidden_size": 16, "num_hidden_layers": 2,
-        "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 64
-    }))
-    .unwrap();
-    let device = ComputeDevice::cpu().inference();
-    device.seed(5);
-    let model = BertClassifier::new(
-        Bert::random(&config, &device),
-        &config,
-        2,
-        ClassifierPooling::Cls,
-        &device,
-    );
-    let labels = ["a".to_string(), "b".to_string()];
-    let source = data.join("all-MiniLM-L6-v2");
-    save_classifier(&model, &config, &labels, Some(&source), folder).unwrap();
-}
 
 fn config_text(model: &Path, teacher: &str) -> String {
     format!(

@@ -2,10 +2,12 @@
 //! hands back are the teacher's, in submission order, and distillation from a live teacher
 //! trains to the same bits on one thread (teacher inline) and on two (teacher on its worker).
 
+mod common;
+
 use apprentice::backend::{self, ComputeDevice};
 use apprentice::config::TrainConfig;
+use apprentice::data::SampleShape;
 use apprentice::data::augment::Augmentation;
-use apprentice::data::{Dataset, SampleShape};
 use apprentice::distill::loss::KdWeights;
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::distill::prefetch::TeacherPrefetcher;
@@ -14,38 +16,10 @@ use apprentice::distill::train::{
     predict_logits, train,
 };
 use apprentice::models::{ModelSpec, Network};
+use common::toy_data;
 
 fn mlp(hidden: usize) -> ModelSpec {
     toml::from_str(&format!("kind = \"mlp\"\nhidden = [{hidden}]")).unwrap()
-}
-
-/// `n` samples of 6×6 images in 3 classes: a bright row per class plus noise.
-fn toy_data(n: usize, seed: u64) -> Dataset {
-    let mut state = seed;
-    let mut noise = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-    };
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    for i in 0..n {
-        let class = i % 3;
-        for y in 0..6 {
-            for _ in 0..6 {
-                features.push(if y == 2 * class { 1.0 } else { 0.0 } + 0.5 * noise());
-            }
-        }
-        labels.push(class as u32);
-    }
-    Dataset {
-        name: "toy".into(),
-        features,
-        labels,
-        shape: SampleShape::image(1, 6, 6),
-        num_classes: 3,
-    }
 }
 
 fn on_threads<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> T {

@@ -3,13 +3,16 @@
 //! same trained weights, to the bit, for labels with a label mask, a live teacher one batch
 //! ahead and a cached teacher; a non-finite loss leaves the parameters untouched.
 
+mod common;
+
+use common::toy_data;
 use std::sync::Arc;
 
 use apprentice::backend::ComputeDevice;
 use apprentice::config::TrainConfig;
+use apprentice::data::Dataset;
 use apprentice::data::augment::Augmentation;
 use apprentice::data::batch::gather;
-use apprentice::data::{Dataset, SampleShape};
 use apprentice::distill::loss::KdWeights;
 use apprentice::distill::optim::{OptimizerKind, OptimizerSpec};
 use apprentice::distill::step::{StepBatch, StepOutcome, TrainStep};
@@ -33,35 +36,6 @@ fn mlp(hidden: usize, dropout: f64) -> ModelSpec {
         "kind = \"mlp\"\nhidden = [{hidden}]\ndropout = {dropout}"
     ))
     .unwrap()
-}
-
-/// `n` samples of 6×6 images in 3 classes: a bright row per class plus noise.
-fn toy_data(n: usize, seed: u64) -> Dataset {
-    let mut state = seed;
-    let mut noise = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-    };
-    let mut features = Vec::new();
-    let mut labels = Vec::new();
-    for i in 0..n {
-        let class = i % 3;
-        for y in 0..6 {
-            for _ in 0..6 {
-                features.push(if y == 2 * class { 1.0 } else { 0.0 } + 0.5 * noise());
-            }
-        }
-        labels.push(class as u32);
-    }
-    Dataset {
-        name: "toy".into(),
-        features,
-        labels,
-        shape: SampleShape::image(1, 6, 6),
-        num_classes: 3,
-    }
 }
 
 fn optimizer() -> OptimizerSpec {

@@ -28,6 +28,16 @@ pub enum RawData {
     },
 }
 
+impl RawData {
+    /// The data set's name (an official split's, without its `/train` suffix).
+    pub fn name(&self) -> String {
+        match self {
+            RawData::Pool(pool) => pool.name.clone(),
+            RawData::Official { train, .. } => train.name.trim_end_matches("/train").to_string(),
+        }
+    }
+}
+
 /// The splits of one seed, normalised with statistics of its training split.
 #[derive(Debug, Clone)]
 pub struct PreparedData {

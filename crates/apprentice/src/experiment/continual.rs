@@ -182,7 +182,7 @@ impl Task for ContinualTask<'_> {
         let raw = &self.raw;
         self.first.get_or_insert_with(|| {
             let summary = DataSummary {
-                name: data_name(raw),
+                name: raw.name(),
                 num_classes: data.train.num_classes,
                 train: data.train.len(),
                 validation: data.validation.len(),
@@ -260,13 +260,6 @@ impl Task for ContinualTask<'_> {
         write_atomic(&path, results.to_json_pretty().as_bytes())
             .map_err(|source| Error::Io { path, source })?;
         Ok(results)
-    }
-}
-
-fn data_name(raw: &RawData) -> String {
-    match raw {
-        RawData::Pool(pool) => pool.name.clone(),
-        RawData::Official { train, .. } => train.name.trim_end_matches("/train").to_string(),
     }
 }
 

@@ -108,7 +108,7 @@ impl Task for ImageTask<'_> {
         let mut data = prepare(&self.raw, &self.config.data, seed)?;
         data.class_names = self.report.class_names.clone();
         self.data.get_or_insert_with(|| DataSummary {
-            name: data_name(&self.raw),
+            name: self.raw.name(),
             num_classes: data.train.num_classes,
             train: data.train.len(),
             validation: data.validation.len(),
@@ -163,13 +163,6 @@ impl Task for ImageTask<'_> {
         }
         file.write(&RunLayout::new(&self.options.run_dir).results())?;
         Ok(file)
-    }
-}
-
-fn data_name(raw: &RawData) -> String {
-    match raw {
-        RawData::Pool(pool) => pool.name.clone(),
-        RawData::Official { train, .. } => train.name.trim_end_matches("/train").to_string(),
     }
 }
 

@@ -6,6 +6,8 @@ pub mod methods;
 
 use std::path::PathBuf;
 
+use apprentice::data::{Dataset, SampleShape};
+
 /// The folder of real data sets, from `APPRENTICE_SHARED_DATA`, defaulting to `../shared/data`
 /// beside the repository. `None` (with a note on stderr) when it is absent, unless
 /// `APPRENTICE_REQUIRE_SHARED_DATA=1` (as in CI), where its absence fails the test.
@@ -27,4 +29,33 @@ pub fn shared_data(test: &str) -> Option<PathBuf> {
         folder.display()
     );
     None
+}
+
+/// `n` samples of 6×6 images in 3 classes: a bright row per class plus noise.
+pub fn toy_data(n: usize, seed: u64) -> Dataset {
+    let mut state = seed;
+    let mut noise = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
+    };
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..n {
+        let class = i % 3;
+        for y in 0..6 {
+            for _ in 0..6 {
+                features.push(if y == 2 * class { 1.0 } else { 0.0 } + 0.5 * noise());
+            }
+        }
+        labels.push(class as u32);
+    }
+    Dataset {
+        name: "toy".into(),
+        features,
+        labels,
+        shape: SampleShape::image(1, 6, 6),
+        num_classes: 3,
+    }
 }
