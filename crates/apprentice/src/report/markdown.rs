@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use super::complexity_curves_table::complexity_curves_markdown;
 use super::continual_table::{continual_markdown, parse_continual};
 use super::extensions::{EfficiencySection, ModelEfficiency};
+use super::lm_speed_table::{lm_speed_markdown, parse_lm_speed};
 use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
 use super::methods_table::{methods_markdown, verdicts_markdown};
 use super::render::{ReportError, load_run};
@@ -56,6 +57,9 @@ pub enum TableKind {
     Lm,
     /// A language-model run's perplexity curves ([`super::lm_table::lm_curves_markdown`]).
     LmCurves,
+    /// The language-model teacher's scoring and student's training against PyTorch, from
+    /// the raw file of `bench/lm_vs_torch.sh` ([`super::lm_speed_table::lm_speed_markdown`]).
+    LmSpeed,
     /// A text run's sentences per second ([`text_speed_markdown`]).
     TextSpeed,
     /// The verdicts of the methods table alone, one line per label fraction and reference
@@ -80,7 +84,7 @@ pub enum TableKind {
 
 impl TableKind {
     /// Every table's name, as `--markdown=KIND` takes it.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "comparison",
         "fractions",
         "efficiency",
@@ -88,6 +92,7 @@ impl TableKind {
         "trace-vs-block",
         "lm",
         "lm-curves",
+        "lm-speed",
         "text-speed",
         "reference",
         "methods",
@@ -97,8 +102,7 @@ impl TableKind {
         "tune",
     ];
 
-    /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm`,
-    /// `lm-curves`, `text-speed` or `reference`.
+    /// Parses one of [`TableKind::NAMES`].
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "comparison" => Some(Self::Comparison),
@@ -108,6 +112,7 @@ impl TableKind {
             "trace-vs-block" => Some(Self::TraceVsBlock),
             "lm" => Some(Self::Lm),
             "lm-curves" => Some(Self::LmCurves),
+            "lm-speed" => Some(Self::LmSpeed),
             "text-speed" => Some(Self::TextSpeed),
             "reference" => Some(Self::Reference),
             "methods" => Some(Self::Methods),
@@ -469,7 +474,11 @@ pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
     if matches!(
         spec.kind,
-        TableKind::Complexity | TableKind::TraceVsBlock | TableKind::Continual | TableKind::Tune
+        TableKind::Complexity
+            | TableKind::TraceVsBlock
+            | TableKind::Continual
+            | TableKind::Tune
+            | TableKind::LmSpeed
     ) {
         let path = root.join(&spec.source);
         let text = std::fs::read_to_string(&path)
@@ -478,6 +487,10 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         if spec.kind == TableKind::Tune {
             let results = parse_tune(&text, &name).map_err(ReportError::Results)?;
             return Ok(tune_markdown(&results));
+        }
+        if spec.kind == TableKind::LmSpeed {
+            let run = parse_lm_speed(&text, &name).map_err(ReportError::Results)?;
+            return Ok(lm_speed_markdown(&run));
         }
         if spec.kind == TableKind::Continual {
             let results = parse_continual(&text, &name).map_err(ReportError::Results)?;
@@ -514,6 +527,7 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         | TableKind::TraceVsBlock
         | TableKind::Continual
         | TableKind::Tune
+        | TableKind::LmSpeed
         | TableKind::TextSpeed
         | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run

@@ -14,6 +14,7 @@ pub mod continual_results;
 pub mod continual_table;
 pub mod extensions;
 mod html;
+pub mod lm_speed_table;
 pub mod lm_table;
 pub mod markdown;
 pub mod measure;
