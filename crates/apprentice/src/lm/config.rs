@@ -174,6 +174,21 @@ pub enum ObjectiveKind {
     SkewReverseKl,
 }
 
+/// Where an objective's training sequences come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SequenceKind {
+    /// The corpus texts themselves.
+    #[default]
+    Corpus,
+    /// The teacher's continuations of each text's first `prompt_tokens` tokens, generated
+    /// once per run (sequence-level KD).
+    Teacher,
+    /// With probability `lambda` per step, the student's own continuations of the batch's
+    /// prompts, scored by the teacher on the spot (on-policy GKD); else the corpus batch.
+    OnPolicy,
+}
+
 /// One `[[objectives]]` entry: a student trained with this loss.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -194,6 +209,61 @@ pub struct ObjectiveConfig {
     /// The mixture weight of `skew_kl` and `skew_reverse_kl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
+    /// Where the training sequences come from: `corpus` (the default), `teacher` or
+    /// `on_policy`.
+    #[serde(default, skip_serializing_if = "is_corpus")]
+    pub sequences: SequenceKind,
+    /// Tokens at the start of each training text that prompt the generated continuations
+    /// (`teacher` and `on_policy`; the rest of each sequence, up to `lm.max_len`, is generated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<usize>,
+    /// Probability that a step trains on the student's own continuations (`on_policy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<f64>,
+    /// Temperature of the generation (0: greedy); by default greedy for `teacher` and 1 for
+    /// `on_policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_temperature: Option<f64>,
+    /// Nucleus of the generation's sampling, in (0, 1] (default 1: the whole vocabulary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Seed of the teacher's sampled continuations (`teacher`, default 0); on-policy
+    /// sampling follows the run's seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_seed: Option<u64>,
+}
+
+fn is_corpus(kind: &SequenceKind) -> bool {
+    *kind == SequenceKind::Corpus
+}
+
+/// Where one objective's training sequences come from, validated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SequenceSource {
+    /// The corpus.
+    Corpus,
+    /// The teacher's continuations, generated once per run.
+    Teacher(Continuations),
+    /// The student's own continuations on a `lambda` share of the steps.
+    OnPolicy {
+        /// Probability that a step is on-policy.
+        lambda: f64,
+        /// How the student continues the prompts.
+        continuations: Continuations,
+    },
+}
+
+/// How prompts are continued.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Continuations {
+    /// Tokens of each text kept as the prompt.
+    pub prompt_tokens: usize,
+    /// Sampling temperature (0: greedy).
+    pub temperature: f64,
+    /// Nucleus.
+    pub top_p: f64,
+    /// Seed of the sampler.
+    pub seed: u64,
 }
 
 fn default_temperature() -> f64 {
@@ -201,6 +271,105 @@ fn default_temperature() -> f64 {
 }
 
 impl ObjectiveConfig {
+    /// Where the training sequences come from, for sequences of at most `max_len` tokens; the
+    /// message names the key of `objectives[index]`.
+    pub fn sequence_source(&self, index: usize, max_len: usize) -> Result<SequenceSource, String> {
+        let key = |field: &str| format!("objectives[{index}] ({}).{field}", self.name);
+        let refuse = |field: &str, given: bool| {
+            if given {
+                Err(format!(
+                    "{}: not a setting of sequences = \"{}\"",
+                    key(field),
+                    self.sequences_name()
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let generation = |default_temperature: f64, seed_allowed: bool| {
+            let prompt_tokens = self.prompt_tokens.ok_or_else(|| {
+                format!(
+                    "{}: required by sequences = \"{}\"",
+                    key("prompt_tokens"),
+                    self.sequences_name()
+                )
+            })?;
+            if prompt_tokens == 0 || prompt_tokens >= max_len {
+                return Err(format!(
+                    "{}: expected 1 to {} (below lm.max_len, leaving tokens to generate), found {prompt_tokens}",
+                    key("prompt_tokens"),
+                    max_len.saturating_sub(1)
+                ));
+            }
+            let temperature = self.sample_temperature.unwrap_or(default_temperature);
+            if !(temperature.is_finite() && temperature >= 0.0) {
+                return Err(format!(
+                    "{}: expected a number ≥ 0 (0: greedy), found {temperature}",
+                    key("sample_temperature")
+                ));
+            }
+            let top_p = self.top_p.unwrap_or(1.0);
+            if !(top_p > 0.0 && top_p <= 1.0) {
+                return Err(format!(
+                    "{}: expected a number in (0, 1], found {top_p}",
+                    key("top_p")
+                ));
+            }
+            if !seed_allowed {
+                refuse("sample_seed", self.sample_seed.is_some())?;
+            }
+            Ok(Continuations {
+                prompt_tokens,
+                temperature,
+                top_p,
+                seed: self.sample_seed.unwrap_or(0),
+            })
+        };
+        match self.sequences {
+            SequenceKind::Corpus => {
+                refuse("prompt_tokens", self.prompt_tokens.is_some())?;
+                refuse("lambda", self.lambda.is_some())?;
+                refuse("sample_temperature", self.sample_temperature.is_some())?;
+                refuse("top_p", self.top_p.is_some())?;
+                refuse("sample_seed", self.sample_seed.is_some())?;
+                Ok(SequenceSource::Corpus)
+            }
+            SequenceKind::Teacher => {
+                refuse("lambda", self.lambda.is_some())?;
+                Ok(SequenceSource::Teacher(generation(0.0, true)?))
+            }
+            SequenceKind::OnPolicy => {
+                if self.kind == ObjectiveKind::Ce {
+                    return Err(format!(
+                        "{}: on_policy needs the teacher's distributions, which kind \"ce\" does not use",
+                        key("sequences")
+                    ));
+                }
+                let lambda = self.lambda.ok_or_else(|| {
+                    format!("{}: required by sequences = \"on_policy\"", key("lambda"))
+                })?;
+                if !(0.0..=1.0).contains(&lambda) {
+                    return Err(format!(
+                        "{}: expected a probability in [0, 1], found {lambda}",
+                        key("lambda")
+                    ));
+                }
+                Ok(SequenceSource::OnPolicy {
+                    lambda,
+                    continuations: generation(1.0, false)?,
+                })
+            }
+        }
+    }
+
+    fn sequences_name(&self) -> &'static str {
+        match self.sequences {
+            SequenceKind::Corpus => "corpus",
+            SequenceKind::Teacher => "teacher",
+            SequenceKind::OnPolicy => "on_policy",
+        }
+    }
+
     /// The distillation loss, or `None` for the cross-entropy alone; the message names the
     /// key of `objectives[index]`.
     pub fn loss(&self, index: usize) -> Result<Option<TokenLoss>, String> {
@@ -336,6 +505,7 @@ impl LmExperimentConfig {
                 ));
             }
             objective.loss(index)?;
+            objective.sequence_source(index, lm.max_len)?;
         }
         Ok(())
     }

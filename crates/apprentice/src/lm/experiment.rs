@@ -7,23 +7,25 @@
 //! section ([`LmSection`]) under its own key.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use serde_json::Value;
 
 use super::checkpoint::{LM_CHECKPOINT_FORMAT, LmCheckpointMeta, save_tokenizer};
-use super::config::{LmExperimentConfig, ObjectiveConfig, ObjectiveKind};
-use super::corpus::{CorpusError, held_out_split, load_corpus};
+use super::config::{LmExperimentConfig, ObjectiveConfig, ObjectiveKind, SequenceSource};
+use super::corpus::{held_out_split, load_corpus};
 use super::error::LmError;
+pub use super::error::LmRunError;
 use super::llama::{Llama, LlamaConfig};
-use super::logit_cache::{TopKLogits, file_hash, read_logit_cache, tokens_hash, write_logit_cache};
+use super::logit_cache::{TopKLogits, file_hash};
 use super::metrics::{LmMetrics, evaluate_against_teacher};
 use super::objectives::{TokenDivergence, TokenLoss};
 use super::run_store::{LmRunStore, TrainingRecord};
 use super::speed::{generation_tokens_per_second, scoring_tokens_per_second};
 use super::student::init_student;
 use super::teacher::Teacher;
-use super::train::{LmCurve, TrainPlan, train_student};
+use super::teacher_data::{SetsContext, TeacherSets};
+pub use super::teacher_data::{teacher_distributions, tokenize_corpus};
+use super::train::{LmCurve, OnPolicy, TrainPlan, train_student};
 use crate::backend::ComputeDevice;
 use crate::distill::train::{Silent, TrainObserver};
 use crate::layout::{RunLayout, lm_teacher_logits, lm_tokenizer};
@@ -32,23 +34,6 @@ use crate::report::results::{
     Curve, DataSummary, ModelResult, Results, Role, Summary, TestSummary,
 };
 use crate::task::{ResultsFile, SeedTable, Task, envelope, run_task};
-
-/// Why a language-model run stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum LmRunError {
-    /// The teacher, a student or a sequence.
-    #[error(transparent)]
-    Lm(#[from] LmError),
-    /// The corpus.
-    #[error(transparent)]
-    Corpus(#[from] CorpusError),
-    /// The teacher cache.
-    #[error(transparent)]
-    Cache(#[from] super::logit_cache::LogitCacheError),
-    /// Settings that do not fit the data (too few texts for a split).
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// Where and how a run happens.
 #[derive(Debug, Clone)]
@@ -113,7 +98,38 @@ pub fn describe_objective(objective: &ObjectiveConfig) -> String {
     if loss.ce_weight > 0.0 {
         text.push_str(&format!(", CE weight {}", loss.ce_weight));
     }
-    text
+    text + &describe_sequences(objective)
+}
+
+/// Where an objective's sequences come from, in words (nothing for the corpus).
+fn describe_sequences(objective: &ObjectiveConfig) -> String {
+    let sampling = |c: &super::config::Continuations| {
+        let mut text = if c.temperature == 0.0 {
+            "greedy".to_string()
+        } else {
+            format!("sampled at T={}", c.temperature)
+        };
+        if c.top_p < 1.0 {
+            text.push_str(&format!(", top-p {}", c.top_p));
+        }
+        text
+    };
+    match objective.sequence_source(0, usize::MAX) {
+        Ok(SequenceSource::Teacher(c)) => format!(
+            "; on the teacher's continuations of {}-token prompts ({})",
+            c.prompt_tokens,
+            sampling(&c)
+        ),
+        Ok(SequenceSource::OnPolicy {
+            lambda,
+            continuations: c,
+        }) => format!(
+            "; on-policy λ={lambda} (the student's continuations of {}-token prompts, {})",
+            c.prompt_tokens,
+            sampling(&c)
+        ),
+        _ => String::new(),
+    }
 }
 
 fn architecture(config: &LlamaConfig) -> String {
@@ -121,78 +137,6 @@ fn architecture(config: &LlamaConfig) -> String {
         "llama {}×{} ({}/{} heads, ffn {})",
         config.layers, config.hidden, config.heads, config.kv_heads, config.ffn
     )
-}
-
-/// Tokenises every text, cut to `max_len` tokens; texts of fewer than two tokens are dropped
-/// (nothing to predict). Returns the sequences and how many texts were dropped.
-pub fn tokenize_corpus(
-    teacher: &Teacher,
-    texts: &[String],
-    max_len: usize,
-) -> Result<(Vec<Vec<u32>>, usize), LmError> {
-    let mut sequences = Vec::with_capacity(texts.len());
-    for text in texts {
-        let mut ids = teacher.tokenizer.encode(text)?;
-        ids.truncate(max_len);
-        if ids.len() >= 2 {
-            sequences.push(ids);
-        }
-    }
-    let dropped = texts.len() - sequences.len();
-    Ok((sequences, dropped))
-}
-
-/// The teacher's top-k distributions on `sequences`: read from `reuse` (or else `path`) when
-/// it holds them for this teacher, these sequences and at least `top_k` tokens, else computed
-/// and written to `path`. Returns them, whether they were reused, and the seconds spent.
-#[allow(clippy::too_many_arguments)]
-pub fn teacher_distributions(
-    teacher: &Teacher,
-    teacher_sha256: &str,
-    sequences: &[Vec<u32>],
-    top_k: usize,
-    batch: usize,
-    path: &Path,
-    reuse: Option<&Path>,
-    log: &mut dyn FnMut(&str),
-) -> Result<(TopKLogits, bool, f64), LmRunError> {
-    let started = Instant::now();
-    let tokens = tokens_hash(sequences);
-    for candidate in reuse.into_iter().chain([path]) {
-        if !candidate.is_file() {
-            continue;
-        }
-        match read_logit_cache(candidate, teacher_sha256, &tokens) {
-            Ok(cache) if cache.k == top_k.min(cache.vocab - 1) => {
-                return Ok((cache, true, started.elapsed().as_secs_f64()));
-            }
-            Ok(cache) => log(&format!(
-                "{}: keeps the top {} tokens, not {top_k}; recomputing",
-                candidate.display(),
-                cache.k
-            )),
-            Err(e) => log(&format!("not reusing the teacher cache: {e}")),
-        }
-    }
-    let vocab = teacher.config.vocab_size;
-    let mut cache = TopKLogits::new(top_k.min(vocab - 1), vocab);
-    for (index, chunk) in sequences.chunks(batch.max(1)).enumerate() {
-        let inputs: Vec<Vec<u32>> = chunk.iter().map(|s| s[..s.len() - 1].to_vec()).collect();
-        let logits = teacher.logits(&inputs)?;
-        let row = logits.len * vocab;
-        for (r, input) in inputs.iter().enumerate() {
-            cache.push_sequence(&logits.values[r * row..r * row + input.len() * vocab]);
-        }
-        if index % 10 == 9 {
-            log(&format!(
-                "teacher cache: {} of {} sequences",
-                cache.sequences(),
-                sequences.len()
-            ));
-        }
-    }
-    write_logit_cache(path, &cache, teacher_sha256, &tokens)?;
-    Ok((cache, false, started.elapsed().as_secs_f64()))
 }
 
 /// Runs every seed of `config` and returns the results; `log` hears one line per stage.
@@ -223,6 +167,8 @@ pub struct LmTask<'a> {
     cache_seconds: f64,
     tokenizer_path: PathBuf,
     losses: Vec<Option<TokenLoss>>,
+    sources: Vec<SequenceSource>,
+    teacher_sets: TeacherSets,
     held_out_tokens: Vec<f64>,
     split_sizes: (usize, usize),
 }
@@ -275,6 +221,25 @@ impl<'a> LmTask<'a> {
             .enumerate()
             .map(|(i, o)| o.loss(i).map_err(LmRunError::Invalid))
             .collect::<Result<Vec<_>, _>>()?;
+        let sources = config
+            .objectives
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                o.sequence_source(i, config.lm.max_len)
+                    .map_err(LmRunError::Invalid)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let context = SetsContext {
+            teacher: &teacher,
+            teacher_sha256: &teacher_sha256,
+            max_len: config.lm.max_len,
+            top_k: config.lm.top_k,
+            batch: config.lm.score_batch,
+            run_dir: &options.run_dir,
+            device: &inference,
+        };
+        let teacher_sets = TeacherSets::prepare(&context, &sequences, &sources, log)?;
 
         Ok(Self {
             config,
@@ -291,6 +256,8 @@ impl<'a> LmTask<'a> {
             cache_seconds,
             tokenizer_path,
             losses,
+            sources,
+            teacher_sets,
             held_out_tokens: Vec::new(),
             split_sizes: (0, 0),
         })
@@ -323,6 +290,8 @@ impl Task for LmTask<'_> {
             cache,
             tokenizer_path,
             losses,
+            sources,
+            teacher_sets,
             held_out_tokens,
             split_sizes,
             ..
@@ -349,10 +318,11 @@ impl Task for LmTask<'_> {
             eval_every: config.lm.eval_every,
             curve: curve_texts,
             eval_batch: config.lm.score_batch,
+            on_policy: None,
         };
         let mut trained: Vec<(Llama, Option<LmCurve>, f64, f64)> = Vec::new();
         let store = LmRunStore::new(options.save_checkpoints.then_some(&*layout));
-        for (objective, loss) in config.objectives.iter().zip(losses) {
+        for (index, (objective, loss)) in config.objectives.iter().zip(losses).enumerate() {
             let meta = LmCheckpointMeta {
                 format: LM_CHECKPOINT_FORMAT.to_string(),
                 name: objective.name.clone(),
@@ -377,19 +347,47 @@ impl Task for LmTask<'_> {
             }
             log(&format!("seed {seed}: training {}", objective.name));
             let initial = init_student(student_config, seed, &options.device.training());
-            let distill = loss.as_ref().map(|l| (&*cache, l));
+            // Sequence-level KD trains on the teacher's sequences and its distributions on them.
+            let set = teacher_sets.of(index);
+            let objective_cache = set.map_or(&*cache, |s| &s.cache);
+            let distill = loss.as_ref().map(|l| (objective_cache, l));
+            let objective_plan = TrainPlan {
+                sequences: set.map_or(plan.sequences, |s| &s.sequences),
+                on_policy: match sources[index] {
+                    SequenceSource::OnPolicy {
+                        lambda,
+                        continuations,
+                    } => Some(OnPolicy {
+                        lambda,
+                        continuations,
+                        max_len: config.lm.max_len,
+                        stop: teacher.tokenizer.eos_id(),
+                        teacher: &teacher.model,
+                        teacher_config: &teacher.config,
+                    }),
+                    _ => None,
+                },
+                ..plan.clone()
+            };
             let student = train_student(
                 initial,
                 student_config,
-                &plan,
+                &objective_plan,
                 distill,
                 &options.device,
                 &mut |_, _| {},
             )?;
             let last = student.curve.perplexity.last().copied().unwrap_or(f64::NAN);
             log(&format!(
-                "seed {seed}: {} done in {:.0} s ({:.0} tokens/s), curve perplexity {last:.2}",
-                objective.name, student.train_time_s, student.tokens_per_s
+                "seed {seed}: {} done in {:.0} s ({:.0} tokens/s{}), curve perplexity {last:.2}",
+                objective.name,
+                student.train_time_s,
+                student.tokens_per_s,
+                if objective_plan.on_policy.is_some() {
+                    format!(", {} on-policy steps", student.on_policy_steps)
+                } else {
+                    String::new()
+                }
             ));
             let record = TrainingRecord {
                 curve: student.curve,
@@ -490,6 +488,7 @@ impl Task for LmTask<'_> {
             held_out_tokens,
             split_sizes,
             options,
+            sources,
             ..
         } = self;
         let summary = |values: Vec<f64>| Summary::from_values(&values);
@@ -516,7 +515,10 @@ impl Task for LmTask<'_> {
                 )
             } else {
                 let objective = &config.objectives[index - 1];
-                let role = if objective.kind == ObjectiveKind::Ce {
+                // Cross-entropy on the teacher's own sequences is sequence-level KD.
+                let role = if objective.kind == ObjectiveKind::Ce
+                    && sources[index - 1] == SequenceSource::Corpus
+                {
                     Role::Scratch
                 } else {
                     Role::Distilled

@@ -100,6 +100,83 @@ pub fn generate(
     Ok(out)
 }
 
+/// Continuations of `prompts`, which all have the same length, generated together through one
+/// KV cache: up to `max_new` tokens each, row `r` drawn with `rngs[r]` (so that a row's
+/// sampling does not depend on the others'), a row ending after `stop` when it generates it.
+/// Returns the new tokens of each row.
+#[allow(clippy::too_many_arguments)]
+pub fn generate_batch(
+    model: &Llama,
+    config: &LlamaConfig,
+    prompts: &[Vec<u32>],
+    max_new: usize,
+    sampling: &Sampling,
+    rngs: &mut [ChaCha8Rng],
+    stop: Option<u32>,
+    device: &Device,
+) -> Result<Vec<Vec<u32>>, LmError> {
+    sampling.validate()?;
+    let rows = prompts.len();
+    let Some(len) = prompts.first().map(Vec::len) else {
+        return Ok(Vec::new());
+    };
+    if len == 0 || prompts.iter().any(|p| p.len() != len) {
+        return Err(LmError::Invalid(
+            "batched generation needs non-empty prompts of one length".into(),
+        ));
+    }
+    if rngs.len() != rows {
+        return Err(LmError::Invalid(format!(
+            "{rows} prompts but {} samplers",
+            rngs.len()
+        )));
+    }
+    if len + max_new > config.max_len {
+        return Err(LmError::Invalid(format!(
+            "{len} prompt tokens and {max_new} new ones exceed the context of {}",
+            config.max_len
+        )));
+    }
+    if let Some(&id) = prompts
+        .iter()
+        .flatten()
+        .find(|&&id| id as usize >= config.vocab_size)
+    {
+        return Err(LmError::Invalid(format!(
+            "token id {id} is outside the vocabulary of {}",
+            config.vocab_size
+        )));
+    }
+    let mut cache = KvCache::new();
+    let mut input: Vec<i64> = prompts.iter().flatten().map(|&i| i as i64).collect();
+    let mut width = len;
+    let mut out: Vec<Vec<u32>> = vec![Vec::with_capacity(max_new); rows];
+    let mut done = vec![false; rows];
+    let output = model.output_weight();
+    for _ in 0..max_new {
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(input, [rows, width]), device);
+        let logits = model.forward_cached_with(ids, &mut cache, &output);
+        let [_, _, vocab] = logits.dims();
+        let last = backend::to_host(logits.slice([0..rows, width - 1..width, 0..vocab]));
+        let mut next_input = Vec::with_capacity(rows);
+        for (r, row) in last.chunks_exact(vocab).enumerate() {
+            // A finished row still runs (the batch moves together); its tokens are dropped.
+            let next = choose(row, sampling, &mut rngs[r]);
+            if !done[r] {
+                out[r].push(next);
+                done[r] = Some(next) == stop;
+            }
+            next_input.push(next as i64);
+        }
+        input = next_input;
+        width = 1;
+    }
+    Ok(out)
+}
+
 /// The next token from one position's logits.
 pub fn choose(logits: &[f32], sampling: &Sampling, rng: &mut ChaCha8Rng) -> u32 {
     if sampling.temperature == 0.0 {

@@ -15,10 +15,13 @@
 //! - [`config`]: the experiment file of a language-model run (its `[lm]` table);
 //! - [`logit_cache`]: the teacher's top-k distributions, computed once per run;
 //! - [`metrics`]: held-out perplexity, accuracy, agreement and KL against the teacher;
-//! - [`train`]: one student's training with its perplexity curve;
+//! - [`sequences`]: training sequences a model writes from the texts' prompts (sequence-level
+//!   KD's teacher continuations, on-policy distillation's student continuations);
+//! - [`teacher_data`]: the teacher's distributions on a run's sequences and its sequence sets;
+//! - [`train`]: one student's training with its perplexity curve (on-policy steps included);
 //! - [`checkpoint`]: student checkpoints with their configuration and tokenizer;
 //! - [`experiment`]: the whole run over seeds and objectives;
-//! - [`error`]: the module's error type.
+//! - [`error`]: the module's error types.
 pub mod checkpoint;
 pub mod config;
 pub mod corpus;
@@ -33,10 +36,12 @@ pub mod metrics;
 pub mod objectives;
 pub mod quant;
 pub mod run_store;
+pub mod sequences;
 pub mod speed;
 pub mod student;
 pub mod teacher;
+pub mod teacher_data;
 pub mod tokenizer;
 pub mod train;
 
-pub use error::LmError;
+pub use error::{LmError, LmRunError};

@@ -135,6 +135,29 @@ impl LmBatch {
             mask: backend::matrix(mask, rows, width, device),
         })
     }
+
+    /// The batch of `sequences` whose targets count only after each row's prompt: row `r`'s
+    /// first `prompts[r]` tokens are read but not predicted (its mask is 0 there), so that a
+    /// loss covers the generated continuation alone.
+    pub fn completions(
+        sequences: &[Vec<u32>],
+        prompts: &[usize],
+        device: &Device,
+    ) -> Result<Self, LmError> {
+        let batch = Self::new(sequences, device)?;
+        let [rows, width] = batch.mask.dims();
+        let mut mask = vec![0f32; rows * width];
+        for (r, (seq, &prompt)) in sequences.iter().zip(prompts).enumerate() {
+            let start = (prompt.max(1) - 1).min(seq.len() - 1);
+            for value in &mut mask[r * width + start..r * width + seq.len() - 1] {
+                *value = 1.0;
+            }
+        }
+        Ok(Self {
+            mask: backend::matrix(mask, rows, width, device),
+            ..batch
+        })
+    }
 }
 
 /// One optimiser step of `model` (on a training device) on `batch`: the distillation loss
