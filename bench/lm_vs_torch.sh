@@ -63,7 +63,8 @@ theirs = json.load(open(f"{work}/torch.json"))
 rows = [("teacher_scoring", "teacher scoring"), ("student_training", "student training")]
 ratios = {key: ours[key]["tokens_per_s"] / theirs[key]["tokens_per_s"] for key, _ in rows}
 raw = {
-    "command": f"bench/lm_vs_torch.sh {threads} {budget}",
+    "command": ("" if out == "docs/results/data/lm-speed-vs-pytorch.json" else f"OUT={out} ")
+    + f"bench/lm_vs_torch.sh {threads} {budget}",
     "config": config,
     "teacher": teacher,
     "machine": {

@@ -84,7 +84,7 @@ pub struct SeedRecord {
 /// The objective in words, for tables.
 pub fn describe_objective(objective: &ObjectiveConfig) -> String {
     let Ok(Some(loss)) = objective.loss(0) else {
-        return "next-token cross-entropy".to_string();
+        return "next-token cross-entropy".to_string() + &describe_sequences(objective);
     };
     let name = match loss.divergence {
         TokenDivergence::ForwardKl => "forward KL".to_string(),
