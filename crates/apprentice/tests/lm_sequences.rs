@@ -333,3 +333,36 @@ fn a_completion_batch_counts_only_the_tokens_after_the_prompt() {
     // Row 0 predicts tokens 3, 4, 5 (positions 1..4); row 1's prompt is all of it.
     assert_eq!(mask, vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
 }
+
+#[test]
+fn the_committed_sequences_config_reads_with_each_source() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../configs/lm-rotten-tomatoes-sequences.toml");
+    let config = LmExperimentConfig::from_file(&path).unwrap();
+    let sources: Vec<(String, SequenceSource)> = config
+        .objectives
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            (
+                o.name.clone(),
+                o.sequence_source(i, config.lm.max_len).unwrap(),
+            )
+        })
+        .collect();
+    let find = |name: &str| sources.iter().find(|(n, _)| n == name).unwrap().1;
+    assert_eq!(find("scratch"), SequenceSource::Corpus);
+    assert_eq!(
+        find("seqkd-ce"),
+        SequenceSource::Teacher(Continuations {
+            prompt_tokens: 4,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+        })
+    );
+    assert!(matches!(
+        find("gkd-on-policy-0.5"),
+        SequenceSource::OnPolicy { lambda: 0.5, .. }
+    ));
+}
