@@ -2,7 +2,8 @@
 //! and its settings get one-line errors naming `objectives[i] (name).key`; the teacher's
 //! continuations of sequence-level KD are the same for the same seed, kept in the run folder
 //! and read back; and an on-policy student with λ = 1 trains on its own continuations at
-//! every step (λ = 0: on the corpus, exactly as without on-policy training).
+//! every step (λ = 0: on the corpus, exactly as without on-policy training); batched
+//! generation continues each prompt as generation of that prompt alone does.
 
 use apprentice::backend::ComputeDevice;
 use apprentice::distill::optim::OptimizerSpec;
@@ -365,4 +366,53 @@ fn the_committed_sequences_config_reads_with_each_source() {
         find("gkd-on-policy-0.5"),
         SequenceSource::OnPolicy { lambda: 0.5, .. }
     ));
+}
+
+#[test]
+fn batched_greedy_generation_continues_each_prompt_as_alone() {
+    use apprentice::lm::generate::{Sampling, generate, generate_batch};
+    use rand::SeedableRng;
+    let device = ComputeDevice::cpu().inference();
+    let config = teacher_config();
+    let model = init_student(&config, 5, &device);
+    let prompts = vec![vec![1, 2, 3], vec![9, 8, 7], vec![30, 4, 4]];
+    let mut rngs: Vec<rand_chacha::ChaCha8Rng> =
+        (0..3).map(rand_chacha::ChaCha8Rng::seed_from_u64).collect();
+    let greedy = Sampling::greedy();
+    let batched = generate_batch(
+        &model, &config, &prompts, 8, &greedy, &mut rngs, None, &device,
+    )
+    .unwrap();
+    for (prompt, row) in prompts.iter().zip(&batched) {
+        let alone = generate(&model, &config, prompt, 8, &greedy, None, &device).unwrap();
+        assert_eq!(row, &alone);
+    }
+    // A row stops after the stop token; the others go on.
+    let stop = batched[0][2];
+    let stopped = generate_batch(
+        &model,
+        &config,
+        &prompts,
+        8,
+        &greedy,
+        &mut rngs,
+        Some(stop),
+        &device,
+    )
+    .unwrap();
+    let first = batched[0].iter().position(|&t| t == stop).unwrap();
+    assert_eq!(stopped[0], batched[0][..=first]);
+    assert!(
+        generate_batch(
+            &model,
+            &config,
+            &[vec![1], vec![1, 2]],
+            2,
+            &greedy,
+            &mut rngs[..2],
+            None,
+            &device
+        )
+        .is_err()
+    );
 }

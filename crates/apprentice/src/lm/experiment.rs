@@ -11,14 +11,15 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::checkpoint::{LM_CHECKPOINT_FORMAT, LmCheckpointMeta, save_tokenizer};
-use super::config::{LmExperimentConfig, ObjectiveConfig, ObjectiveKind, SequenceSource};
+use super::config::{LmExperimentConfig, ObjectiveKind, SequenceSource};
 use super::corpus::{held_out_split, load_corpus};
+pub use super::describe::describe_objective;
 use super::error::LmError;
 pub use super::error::LmRunError;
 use super::llama::{Llama, LlamaConfig};
 use super::logit_cache::{TopKLogits, file_hash};
 use super::metrics::{LmMetrics, evaluate_against_teacher};
-use super::objectives::{TokenDivergence, TokenLoss};
+use super::objectives::TokenLoss;
 use super::run_store::{LmRunStore, TrainingRecord};
 use super::speed::{generation_tokens_per_second, scoring_tokens_per_second};
 use super::student::init_student;
@@ -79,57 +80,6 @@ pub struct SeedRecord {
     training_tokens_per_s: Option<f64>,
     generation_tokens_per_s: Option<f64>,
     scoring_tokens_per_s: Option<f64>,
-}
-
-/// The objective in words, for tables.
-pub fn describe_objective(objective: &ObjectiveConfig) -> String {
-    let Ok(Some(loss)) = objective.loss(0) else {
-        return "next-token cross-entropy".to_string() + &describe_sequences(objective);
-    };
-    let name = match loss.divergence {
-        TokenDivergence::ForwardKl => "forward KL".to_string(),
-        TokenDivergence::ReverseKl => "reverse KL".to_string(),
-        TokenDivergence::Jsd { beta } => format!("JSD β={beta}"),
-        TokenDivergence::TotalVariation => "total variation".to_string(),
-        TokenDivergence::SkewKl { alpha } => format!("skew KL α={alpha}"),
-        TokenDivergence::SkewReverseKl { alpha } => format!("skew reverse KL α={alpha}"),
-    };
-    let mut text = format!("{name}, τ={}", loss.temperature);
-    if loss.ce_weight > 0.0 {
-        text.push_str(&format!(", CE weight {}", loss.ce_weight));
-    }
-    text + &describe_sequences(objective)
-}
-
-/// Where an objective's sequences come from, in words (nothing for the corpus).
-fn describe_sequences(objective: &ObjectiveConfig) -> String {
-    let sampling = |c: &super::config::Continuations| {
-        let mut text = if c.temperature == 0.0 {
-            "greedy".to_string()
-        } else {
-            format!("sampled at T={}", c.temperature)
-        };
-        if c.top_p < 1.0 {
-            text.push_str(&format!(", top-p {}", c.top_p));
-        }
-        text
-    };
-    match objective.sequence_source(0, usize::MAX) {
-        Ok(SequenceSource::Teacher(c)) => format!(
-            "; on the teacher's continuations of {}-token prompts ({})",
-            c.prompt_tokens,
-            sampling(&c)
-        ),
-        Ok(SequenceSource::OnPolicy {
-            lambda,
-            continuations: c,
-        }) => format!(
-            "; on-policy λ={lambda} (the student's continuations of {}-token prompts, {})",
-            c.prompt_tokens,
-            sampling(&c)
-        ),
-        _ => String::new(),
-    }
 }
 
 fn architecture(config: &LlamaConfig) -> String {

@@ -20,11 +20,13 @@
 //! - [`teacher_data`]: the teacher's distributions on a run's sequences and its sequence sets;
 //! - [`train`]: one student's training with its perplexity curve (on-policy steps included);
 //! - [`checkpoint`]: student checkpoints with their configuration and tokenizer;
+//! - [`describe`]: objectives in words, for tables;
 //! - [`experiment`]: the whole run over seeds and objectives;
 //! - [`error`]: the module's error types.
 pub mod checkpoint;
 pub mod config;
 pub mod corpus;
+pub mod describe;
 pub mod error;
 pub mod experiment;
 pub mod generate;
