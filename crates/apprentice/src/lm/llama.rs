@@ -15,7 +15,7 @@ use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
 };
-use burn::tensor::module::attention;
+use burn::tensor::module::{attention, linear as project};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
@@ -271,15 +271,14 @@ impl Llama {
             cache.len += len;
         }
         let x = self.norm.forward(x);
+        // As a linear layer, not a batched product: burn then folds the batch into the rows of
+        // one product, so the vocabulary-wide matrix is read once per batch, not per sequence.
         if let Some(output) = output {
-            return x.matmul(output.clone().unsqueeze_dim(0));
+            return project(x, output.clone(), None);
         }
         match &self.lm_head {
             Some(head) => head.forward(x),
-            None => {
-                let weight = self.embed.weight.val().transpose().unsqueeze_dim(0);
-                x.matmul(weight)
-            }
+            None => project(x, self.embed.weight.val().transpose(), None),
         }
     }
 }
