@@ -25,6 +25,7 @@ use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
 use super::methods_table::{methods_markdown, verdicts_markdown};
 use super::render::{ReportError, load_run};
 use super::results::{ModelResult, Results, Role, Summary};
+use super::speed_ratio_table::{parse_speed_ratios, speed_ratios_markdown};
 use super::study_tables::{complexity_markdown, trace_vs_block_markdown};
 use super::text_tables::{reference_markdown, text_speed_markdown};
 use super::tune_table::{parse_tune, tune_markdown};
@@ -76,11 +77,14 @@ pub enum TableKind {
     /// The teacher's accuracy against a reference implementation's on the same splits
     /// ([`reference_markdown`]; the reference's file given by `--reference=PATH`).
     Reference,
+    /// Throughputs against PyTorch's and their ratios, from a benchmark script's raw file
+    /// ([`super::speed_ratio_table::speed_ratios_markdown`]).
+    SpeedVsPytorch,
 }
 
 impl TableKind {
     /// Every table's name, as `--markdown=KIND` takes it.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "comparison",
         "fractions",
         "efficiency",
@@ -95,6 +99,7 @@ impl TableKind {
         "verdicts",
         "complexity-curves",
         "tune",
+        "speed-vs-pytorch",
     ];
 
     /// Parses `comparison`, `fractions`, `efficiency`, `complexity`, `trace-vs-block`, `lm`,
@@ -115,6 +120,7 @@ impl TableKind {
             "verdicts" => Some(Self::Verdicts),
             "complexity-curves" => Some(Self::ComplexityCurves),
             "tune" => Some(Self::Tune),
+            "speed-vs-pytorch" => Some(Self::SpeedVsPytorch),
             _ => None,
         }
     }
@@ -469,7 +475,11 @@ pub fn efficiency_markdown(section: &EfficiencySection, student: Option<&str>) -
 pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError> {
     if matches!(
         spec.kind,
-        TableKind::Complexity | TableKind::TraceVsBlock | TableKind::Continual | TableKind::Tune
+        TableKind::Complexity
+            | TableKind::TraceVsBlock
+            | TableKind::Continual
+            | TableKind::Tune
+            | TableKind::SpeedVsPytorch
     ) {
         let path = root.join(&spec.source);
         let text = std::fs::read_to_string(&path)
@@ -478,6 +488,10 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         if spec.kind == TableKind::Tune {
             let results = parse_tune(&text, &name).map_err(ReportError::Results)?;
             return Ok(tune_markdown(&results));
+        }
+        if spec.kind == TableKind::SpeedVsPytorch {
+            let ratios = parse_speed_ratios(&text, &name).map_err(ReportError::Results)?;
+            return Ok(speed_ratios_markdown(&ratios));
         }
         if spec.kind == TableKind::Continual {
             let results = parse_continual(&text, &name).map_err(ReportError::Results)?;
@@ -514,6 +528,7 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         | TableKind::TraceVsBlock
         | TableKind::Continual
         | TableKind::Tune
+        | TableKind::SpeedVsPytorch
         | TableKind::TextSpeed
         | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run
