@@ -9,7 +9,13 @@ sentence-transformers' encode (and apprentice), documents are sorted by length, 
 batches, and each batch is padded to its own longest document.
 
 Timing: one untimed warm-up batch (the longest), then the batches in order, cycling, until
---budget seconds have passed and every batch ran at least once. Prints one line per batch size
+--budget seconds have passed and every batch ran at least once.
+
+When the ids file has a "finetune" entry (`bert_speed --finetune-steps N`), it also times N
+steps of fine-tuning BertForSequenceClassification from the same folder on the same
+sequences (all of one length), as apprentice's `text::finetune` does: train mode (the model's
+dropout), cross-entropy, backward, clipping of the global gradient norm at 1, AdamW (lr 1e-4,
+weight decay 0.01 on every parameter), after one untimed step. Prints one line per batch size
 and, with --json FILE, writes them in the layout of `bert_speed --json`.
 
 Exit status: 0 on success, 2 on bad arguments, 3 when torch or transformers is missing.
@@ -74,6 +80,12 @@ def main():
             rate = done / seconds
             print(f"PyTorch batch {batch_size:>3}: {rate:.2f} sentences/s ({done} sentences in {seconds:.1f} s)")
             results.append({"batch_size": batch_size, "sentences_per_s": rate})
+    finetune = None
+    spec = json.load(open(args.ids)).get("finetune") or {}
+    if spec.get("steps"):
+        finetune = finetune_speed(args.model, spec, torch)
+        print(f"PyTorch fine-tuning: {finetune['steps_per_s']:.3f} steps/s ({spec['steps']} steps "
+              f"of {spec['batch_size']} x {len(spec['sequences'][0])} word pieces)")
     if args.json:
         with open(args.json, "w") as out:
             json.dump(
@@ -82,10 +94,48 @@ def main():
                     "threads": threads,
                     "documents": len(sequences),
                     "results": results,
+                    "finetune": finetune,
                 },
                 out,
                 indent=2,
             )
+
+
+def finetune_speed(model_dir, spec, torch):
+    """Steps per second of fine-tuning on spec's sequences, spec's batch size at a time."""
+    from transformers import BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    batch = spec["batch_size"]
+    texts = spec["sequences"]
+    batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+
+    def step(rows, first):
+        ids = torch.tensor(rows, dtype=torch.long)
+        mask = torch.ones_like(ids)
+        target = torch.tensor([(first + k) % 2 for k in range(len(rows))])
+        loss = torch.nn.functional.cross_entropy(
+            model(input_ids=ids, attention_mask=mask).logits, target
+        )
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step(batches[0], 0)
+    started = time.perf_counter()
+    for index, rows in enumerate(batches):
+        step(rows, index * batch)
+    seconds = time.perf_counter() - started
+    return {
+        "steps": len(batches),
+        "batch_size": batch,
+        "length": len(texts[0]),
+        "steps_per_s": len(batches) / seconds,
+    }
 
 
 if __name__ == "__main__":

@@ -29,13 +29,15 @@ accuracies differ from apprentice's by run-to-run noise; the comparison is of me
 Usage, from the repository root, after an apprentice run:
 
     python3 bench/reference/finetune_rotten_tomatoes.py RUN_DIR [--data ../shared/data]
-        [--threads 2] [--out FILE]
+        [--threads 2] [--repeats R] [--out FILE]
 
 It prints, per seed, the accuracy of both (apprentice's from `seed-N/teacher.record.json`) and
 the mean +- std of each, and writes PyTorch's to --out when given (the table of
 docs/results/rotten-tomatoes-finetune.md is generated from that file and apprentice's
 results.json). With --wait it runs beside the apprentice run, waiting for each seed's split.
-Needs torch and transformers.
+With --repeats R it fine-tunes R times on each seed's split, with torch seeds seed, seed + 1000,
+..., so that PyTorch's own run-to-run spread on one split is measured too (the per-seed table
+uses the first; the file lists every run under "repeats"). Needs torch and transformers.
 """
 
 import argparse
@@ -90,6 +92,8 @@ def main():
     parser.add_argument("--data", help="the folder paths are relative to (default: the run's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="fine-tunings per split, torch seeds seed + 1000 k (default 1)")
     parser.add_argument("--wait", action="store_true",
                         help="wait for each seed's split.json (to run beside the apprentice run)")
     args = parser.parse_args()
@@ -127,6 +131,7 @@ def main():
             return float("nan")
 
     rows = []
+    repeats = []
     for seed in config.get("seeds", [0]):
         split_path = os.path.join(args.run_dir, f"seed-{seed}", "split.json")
         while args.wait and not os.path.exists(split_path):
@@ -135,61 +140,70 @@ def main():
             split = json.load(handle)
         if split["rows"] != len(texts):
             sys.exit(f"seed {seed}: the run had {split['rows']} texts, this reader {len(texts)}")
-        torch.manual_seed(seed)
-        model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=len(classes))
-        mean_pooling = recipe["pooling"] == "mean"
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"],
-            betas=(0.9, 0.999), eps=1e-8,
-        )
-        train = split["train"]
-        steps_per_epoch = math.ceil(len(train) / recipe["batch_size"])
-        total = steps_per_epoch * recipe["epochs"]
-        warmup = math.ceil(recipe["warmup_ratio"] * total)
-        schedule = get_linear_schedule_with_warmup(optimizer, warmup, total)
-        generator = torch.Generator().manual_seed(seed)
+        train, test = split["train"], split["test"]
 
-        def batch(indices):
-            ids = [encoded[i] for i in indices]
-            longest = max(len(s) for s in ids)
-            input_ids = torch.tensor([s + [0] * (longest - len(s)) for s in ids])
-            mask = torch.tensor([[1] * len(s) + [0] * (longest - len(s)) for s in ids])
-            return input_ids, mask
+        def fine_tune(torch_seed):
+            """PyTorch's test accuracy and training seconds with this torch seed."""
+            torch.manual_seed(torch_seed)
+            model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=len(classes))
+            mean_pooling = recipe["pooling"] == "mean"
+            optimizer = torch.optim.AdamW(
+                model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"],
+                betas=(0.9, 0.999), eps=1e-8,
+            )
+            steps_per_epoch = math.ceil(len(train) / recipe["batch_size"])
+            total = steps_per_epoch * recipe["epochs"]
+            warmup = math.ceil(recipe["warmup_ratio"] * total)
+            schedule = get_linear_schedule_with_warmup(optimizer, warmup, total)
+            generator = torch.Generator().manual_seed(torch_seed)
 
-        def logits_of(input_ids, mask):
-            if not mean_pooling:
-                return model(input_ids=input_ids, attention_mask=mask).logits
-            hidden = model.bert(input_ids=input_ids, attention_mask=mask).last_hidden_state
-            weights = mask.unsqueeze(-1).float()
-            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
-            return model.classifier(model.dropout(pooled))
+            def batch(indices):
+                ids = [encoded[i] for i in indices]
+                longest = max(len(s) for s in ids)
+                input_ids = torch.tensor([s + [0] * (longest - len(s)) for s in ids])
+                mask = torch.tensor([[1] * len(s) + [0] * (longest - len(s)) for s in ids])
+                return input_ids, mask
 
-        started = time.time()
-        model.train()
-        for _ in range(recipe["epochs"]):
-            order = torch.randperm(len(train), generator=generator).tolist()
-            for start in range(0, len(order), recipe["batch_size"]):
-                chunk = [train[k] for k in order[start:start + recipe["batch_size"]]]
-                input_ids, mask = batch(chunk)
-                target = torch.tensor([labels[i] for i in chunk])
-                loss = torch.nn.functional.cross_entropy(logits_of(input_ids, mask), target)
-                loss.backward()
-                if recipe["max_grad_norm"] > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad()
-        seconds = time.time() - started
-        model.eval()
-        correct = 0
-        test = split["test"]
-        with torch.no_grad():
-            for start in range(0, len(test), 64):
-                chunk = test[start:start + 64]
-                input_ids, mask = batch(chunk)
-                predicted = logits_of(input_ids, mask).argmax(-1).tolist()
-                correct += sum(int(p == labels[i]) for p, i in zip(predicted, chunk))
-        accuracy = correct / len(test)
+            def logits_of(input_ids, mask):
+                if not mean_pooling:
+                    return model(input_ids=input_ids, attention_mask=mask).logits
+                hidden = model.bert(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                weights = mask.unsqueeze(-1).float()
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+                return model.classifier(model.dropout(pooled))
+
+            started = time.time()
+            model.train()
+            for _ in range(recipe["epochs"]):
+                order = torch.randperm(len(train), generator=generator).tolist()
+                for start in range(0, len(order), recipe["batch_size"]):
+                    chunk = [train[k] for k in order[start:start + recipe["batch_size"]]]
+                    input_ids, mask = batch(chunk)
+                    target = torch.tensor([labels[i] for i in chunk])
+                    loss = torch.nn.functional.cross_entropy(logits_of(input_ids, mask), target)
+                    loss.backward()
+                    if recipe["max_grad_norm"] > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])
+                    optimizer.step()
+                    schedule.step()
+                    optimizer.zero_grad()
+            seconds = time.time() - started
+            model.eval()
+            correct = 0
+            with torch.no_grad():
+                for start in range(0, len(test), 64):
+                    chunk = test[start:start + 64]
+                    input_ids, mask = batch(chunk)
+                    predicted = logits_of(input_ids, mask).argmax(-1).tolist()
+                    correct += sum(int(p == labels[i]) for p, i in zip(predicted, chunk))
+            return correct / len(test), seconds
+
+        accuracy, seconds = fine_tune(seed)
+        for k in range(args.repeats):
+            torch_seed = seed + 1000 * k
+            value = accuracy if k == 0 else fine_tune(torch_seed)[0]
+            repeats.append({"seed": seed, "torch_seed": torch_seed, "pytorch": value})
+            print(f"seed {seed}, torch seed {torch_seed}: pytorch {100 * value:.2f}%", flush=True)
         apprentice = ours(seed)
         rows.append({"seed": seed, "pytorch": accuracy,
                      "pytorch_train_s": seconds, "train": len(train), "test": len(test)})
@@ -209,6 +223,10 @@ def main():
         print(f"{key:>10}: {100 * mean:.2f} +- {100 * std:.2f} %")
     difference = summary("apprentice")[0] - summary("pytorch")[0]
     print(f"apprentice - pytorch: {100 * difference:+.2f} points")
+    if args.repeats > 1:
+        values = [r["pytorch"] for r in repeats]
+        print(f"pytorch over {len(values)} fine-tunings: {100 * statistics.mean(values):.2f} +- "
+              f"{100 * statistics.stdev(values):.2f} %")
     if args.out:
         document = {
             "run": os.path.basename(os.path.normpath(args.run_dir)),
@@ -216,6 +234,7 @@ def main():
             "threads": args.threads,
             "torch": torch.__version__,
             "seeds": [{k: v for k, v in row.items() if k != "apprentice"} for row in rows],
+            "repeats": repeats,
             "difference_points": 100 * difference,
         }
         with open(args.out, "w") as handle:

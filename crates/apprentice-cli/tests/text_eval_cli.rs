@@ -191,7 +191,8 @@ fn a_text_runs_models_score_their_recorded_test_metrics_and_are_timed() {
     assert!(line(&stdout, "cnn-kd").contains("/s"), "{stdout}");
 }
 
-/// A fine-tuned teacher and shallow and narrow students on a tiny random encoder.
+/// A fine-tuned teacher and shallow and narrow students on a tiny random encoder, with two
+/// inner-layer losses beside plain KD.
 const TRANSFORMER_RUN: &str = r#"
 name = "tiny-transformers"
 seeds = [1]
@@ -245,6 +246,13 @@ epochs = 1
 batch_size = 16
 lr = 1e-3
 max_length = 20
+
+[[distill.layers]]
+loss = "hidden"
+
+[[distill.layers]]
+loss = "attention"
+students = ["shallow"]
 "#;
 
 #[test]
@@ -280,7 +288,17 @@ fn a_text_runs_transformers_score_their_recorded_test_metrics() {
     );
     let seed = only_run_folder(&out).join("seed-1");
     let mut nlls = Vec::new();
-    for model in ["teacher", "shallow", "shallow-kd", "narrow", "narrow-kd"] {
+    let models = [
+        "teacher",
+        "shallow",
+        "shallow-kd",
+        "shallow-kd-hidden",
+        "shallow-kd-attention",
+        "narrow",
+        "narrow-kd",
+        "narrow-kd-hidden",
+    ];
+    for model in models {
         let record: StudentRecord = serde_json::from_str(
             &std::fs::read_to_string(seed.join(format!("{model}.record.json"))).unwrap(),
         )
@@ -300,6 +318,8 @@ fn a_text_runs_transformers_score_their_recorded_test_metrics() {
         nlls.push(record.metrics.nll);
     }
     assert!(nlls.iter().any(|&n| n != nlls[0]), "{nlls:?}");
+    // Only the entries' students: attention transfer was for the shallow student alone.
+    assert!(!seed.join("narrow-kd-attention.record.json").exists());
     let narrow = seed.join("narrow-kd.hf");
     let output = apprentice(&["eval", narrow.to_str().unwrap(), "--split", "all"]);
     let stdout = text(&output.stdout);

@@ -265,6 +265,19 @@ fn a_killed_text_run_resumes_to_the_uninterrupted_metrics() {
         |v: &serde_json::Value| v["models"][0]["test"]["accuracy"]["per_seed"][0].clone();
     assert_eq!(teacher_accuracy(&loaded), teacher_accuracy(&expected));
     assert_eq!(loaded["models"][0]["method"], "loaded");
+    // The loaded teacher is copied into the run folder, where `eval` scores it as recorded.
+    let copy = run_dir(&loaded_out).join("seed-0/teacher.hf");
+    let output = Command::new(env!("CARGO_BIN_EXE_apprentice"))
+        .args(["eval", copy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", stderr(&output));
+    let recorded = teacher_accuracy(&loaded).as_f64().unwrap();
+    assert!(
+        stdout.contains(&format!("{:.2}%", 100.0 * recorded)),
+        "eval of the copied teacher: {stdout} (recorded {recorded})"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! and their gradients against central finite differences.
 
 use apprentice::backend::ComputeDevice;
+use apprentice::text::layer_distill::relation_split;
 use apprentice::text::losses::attention::attention_kl;
 use apprentice::text::losses::cosine::cosine_hidden;
 use apprentice::text::losses::hidden::hidden_mse;
@@ -98,6 +99,17 @@ fn losses_match_the_numpy_reference() {
         mask.clone(),
     );
     assert_close(value(loss), &f["value_relation_kl"], "value_relation_kl");
+    // Models of different head counts compare values regrouped into shared relation heads.
+    let loss = value_relation_kl(
+        relation_split(tensor(&f["student_values"], &device), 1),
+        relation_split(tensor(&f["teacher_values"], &device), 1),
+        mask.clone(),
+    );
+    assert_close(
+        value(loss),
+        &f["value_relation_kl_one_head"],
+        "value_relation_kl, one relation head",
+    );
     let loss = cosine_hidden(
         tensor(&f["cosine_student"], &device),
         tensor(&f["teacher_hidden"], &device),
@@ -182,6 +194,18 @@ fn gradients_match_finite_differences() {
         let device = v.device();
         value_relation_kl(v, tensor(&f["teacher_values"], &device), mask(&device))
     });
+    check_gradient::<4>(
+        "value_relation_kl, one relation head / values",
+        &f["student_values"],
+        |v| {
+            let device = v.device();
+            value_relation_kl(
+                relation_split(v, 1),
+                relation_split(tensor(&f["teacher_values"], &device), 1),
+                mask(&device),
+            )
+        },
+    );
     check_gradient::<3>("cosine_hidden / student", &f["cosine_student"], |s| {
         let device = s.device();
         cosine_hidden(s, tensor(&f["teacher_hidden"], &device), mask(&device))

@@ -183,6 +183,7 @@ fn learning(view: &View<'_>) -> Result<Chart, String> {
         y_axis: "validation accuracy (%)".to_string(),
         percent: true,
         legend_low: true,
+        log_y: false,
         panels,
     };
     draw("learning", &chart.title.clone(), &chart)
@@ -328,6 +329,7 @@ fn complexity(view: &View<'_>) -> Result<Chart, String> {
         y_axis: "supervision complexity".to_string(),
         percent: false,
         legend_low: false,
+        log_y: false,
         panels,
     };
     draw("complexity", &chart.title.clone(), &chart)

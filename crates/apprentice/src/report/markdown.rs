@@ -26,6 +26,7 @@ use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
 use super::methods_table::{methods_markdown, verdicts_markdown};
 use super::render::{ReportError, load_run};
 use super::results::{ModelResult, Results, Role, Summary};
+use super::speed_ratio_table::{parse_speed_ratios, speed_ratios_markdown};
 use super::study_tables::{complexity_markdown, trace_vs_block_markdown};
 use super::text_tables::{reference_markdown, text_speed_markdown};
 use super::tune_table::{parse_tune, tune_markdown};
@@ -80,6 +81,9 @@ pub enum TableKind {
     /// The teacher's accuracy against a reference implementation's on the same splits
     /// ([`reference_markdown`]; the reference's file given by `--reference=PATH`).
     Reference,
+    /// Throughputs against PyTorch's and their ratios, from a benchmark script's raw file
+    /// ([`super::speed_ratio_table::speed_ratios_markdown`]).
+    SpeedVsPytorch,
 }
 
 impl TableKind {
@@ -100,6 +104,7 @@ impl TableKind {
         "verdicts",
         "complexity-curves",
         "tune",
+        "speed-vs-pytorch",
     ];
 
     /// Parses one of [`TableKind::NAMES`].
@@ -120,6 +125,7 @@ impl TableKind {
             "verdicts" => Some(Self::Verdicts),
             "complexity-curves" => Some(Self::ComplexityCurves),
             "tune" => Some(Self::Tune),
+            "speed-vs-pytorch" => Some(Self::SpeedVsPytorch),
             _ => None,
         }
     }
@@ -479,6 +485,7 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
             | TableKind::Continual
             | TableKind::Tune
             | TableKind::LmSpeed
+            | TableKind::SpeedVsPytorch
     ) {
         let path = root.join(&spec.source);
         let text = std::fs::read_to_string(&path)
@@ -491,6 +498,10 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         if spec.kind == TableKind::LmSpeed {
             let run = parse_lm_speed(&text, &name).map_err(ReportError::Results)?;
             return Ok(lm_speed_markdown(&run));
+        }
+        if spec.kind == TableKind::SpeedVsPytorch {
+            let ratios = parse_speed_ratios(&text, &name).map_err(ReportError::Results)?;
+            return Ok(speed_ratios_markdown(&ratios));
         }
         if spec.kind == TableKind::Continual {
             let results = parse_continual(&text, &name).map_err(ReportError::Results)?;
@@ -528,6 +539,7 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         | TableKind::Continual
         | TableKind::Tune
         | TableKind::LmSpeed
+        | TableKind::SpeedVsPytorch
         | TableKind::TextSpeed
         | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run

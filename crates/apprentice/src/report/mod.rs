@@ -23,6 +23,7 @@ mod perplexity_chart;
 mod plots;
 pub mod render;
 pub mod results;
+pub mod speed_ratio_table;
 pub mod study_tables;
 mod summary;
 pub mod table;

@@ -57,9 +57,11 @@ pub(crate) fn perplexity(view: &View<'_>) -> Result<PanelChart, String> {
     Ok(PanelChart {
         title: "Held-out perplexity over training (lower is better)".to_string(),
         x_axis: "training step".to_string(),
-        y_axis: "perplexity".to_string(),
+        y_axis: "perplexity (log scale)".to_string(),
         percent: false,
         legend_low: false,
+        // Perplexities of students and teacher span orders of magnitude.
+        log_y: true,
         panels: vec![LinePanel {
             title: "the curve's held-out texts; mean over seeds, their range shaded".to_string(),
             lines,

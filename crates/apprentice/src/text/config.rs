@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::data::{TextDataOptions, TextFormat};
+use super::layer_distill::{LayerLossConfig, validate_layer_losses};
+pub use super::student_kind::StudentKind;
 use super::transformer_config::{FinetuneConfig, NarrowConfig, ShallowConfig, TeacherKind};
 use crate::backend::DeviceKind;
 use crate::config::{ConfigError, TrainConfig};
@@ -169,36 +171,6 @@ pub struct HeadConfig {
     pub optimizer: OptimizerSpec,
 }
 
-/// A student architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StudentKind {
-    /// The mean of the token embeddings, then an MLP.
-    Bag,
-    /// A 1-D convolution over the token embeddings, max-pooled over time, then an MLP.
-    Cnn,
-    /// The bag-of-embeddings architecture with its token vectors initialised from the
-    /// teacher's output for each vocabulary token, reduced by PCA; trained by distillation.
-    Static,
-    /// A BERT made of a subset of the teacher's layers (DistilBERT), `[students.shallow]`.
-    Shallow,
-    /// A narrower BERT from random initialisation, `[students.narrow]`.
-    Narrow,
-}
-
-impl StudentKind {
-    /// The name used in results (`bag`, `cnn`, `static`).
-    pub fn name(self) -> &'static str {
-        match self {
-            StudentKind::Bag => "bag",
-            StudentKind::Cnn => "cnn",
-            StudentKind::Static => "static",
-            StudentKind::Shallow => "shallow",
-            StudentKind::Narrow => "narrow",
-        }
-    }
-}
-
 /// The `[students]` table: the architectures and their shared training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -262,6 +234,10 @@ pub struct TextDistillConfig {
     /// teacher. Absent: yes for that teacher, no for the others.
     #[serde(default)]
     pub embedding: Option<bool>,
+    /// Inner-layer losses, each adding one student per transformer architecture trained by
+    /// KD plus that loss (`shallow-kd-hidden`), beside the plain KD student.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerLossConfig>,
 }
 
 fn default_temperature() -> f64 {
@@ -277,6 +253,7 @@ impl Default for TextDistillConfig {
             temperature: default_temperature(),
             alpha: default_alpha(),
             embedding: None,
+            layers: Vec::new(),
         }
     }
 }
@@ -433,6 +410,7 @@ impl TextExperimentConfig {
                 self.teacher.kind.name()
             ));
         }
+        validate_layer_losses(&distill.layers, &students.kinds)?;
         Ok(())
     }
 

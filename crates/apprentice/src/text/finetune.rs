@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use burn::module::{Module, ModuleVisitor, Param};
+use burn::nn::Linear;
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
@@ -16,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use super::bert::BertConfig;
 use super::classifier::{BertClassifier, batch_tensors};
 use super::error::TextError;
+use super::layer_distill::LayerTeacher;
 use crate::distill::loss::{KdWeights, kd_loss};
 use crate::distill::optim::{OptimizerKind, OptimizerSpec};
 
@@ -160,6 +162,35 @@ pub enum FinetuneObjective<'a> {
         /// Temperature and label weight.
         weights: KdWeights,
     },
+    /// Hinton's KD plus an inner-layer loss against the teacher's encoder (hidden states,
+    /// attentions or value relations), computed on each batch.
+    KdLayers {
+        /// `sequences × classes` teacher logits, row-major, in the order of the sequences.
+        teacher_logits: &'a [f32],
+        /// Temperature and label weight.
+        weights: KdWeights,
+        /// The teacher's encoder and the inner-layer loss.
+        layers: &'a LayerTeacher,
+    },
+}
+
+impl<'a> FinetuneObjective<'a> {
+    /// The teacher's logits of the KD objectives.
+    fn teacher_logits(&self) -> Option<&'a [f32]> {
+        match *self {
+            FinetuneObjective::Labels => None,
+            FinetuneObjective::Kd { teacher_logits, .. }
+            | FinetuneObjective::KdLayers { teacher_logits, .. } => Some(teacher_logits),
+        }
+    }
+}
+
+/// What the optimiser updates: the classifier, and the projection a hidden-state loss learns
+/// beside it (TinyBERT's `W_h`, dropped after training).
+#[derive(Module, Debug)]
+struct Trainee {
+    model: BertClassifier,
+    projection: Option<Linear>,
 }
 
 /// Texts on which [`finetune_with`] measures accuracy after each epoch.
@@ -230,7 +261,7 @@ pub fn finetune_with(
     observer: &mut dyn FinetuneObserver,
 ) -> Result<FinetuneOutcome, TextError> {
     let classes = model.labels();
-    if let FinetuneObjective::Kd { teacher_logits, .. } = objective
+    if let Some(teacher_logits) = objective.teacher_logits()
         && teacher_logits.len() != sequences.len() * classes
     {
         return Err(TextError::Invalid(format!(
@@ -257,10 +288,15 @@ pub fn finetune_with(
             "finetune: batch_size and max_length must be at least 1".into(),
         ));
     }
-    let mut model = match settings.train_top_layers {
+    let model = match settings.train_top_layers {
         Some(top) => freeze_below_top(model, top),
         None => model,
     };
+    let projection = match objective {
+        FinetuneObjective::KdLayers { layers, .. } => layers.projection(device),
+        _ => None,
+    };
+    let mut trainee = Trainee { model, projection };
     let spec = OptimizerSpec {
         optimizer: OptimizerKind::Adamw,
         lr: settings.lr,
@@ -293,14 +329,17 @@ pub fn finetune_with(
         for (step, chunk) in order.chunks(settings.batch_size).enumerate() {
             let batch: Vec<&[u32]> = chunk.iter().map(|&i| sequences[i].as_slice()).collect();
             let (ids, mask) = batch_tensors(&batch, config.pad_token_id, max_length, device);
-            let logits = model.forward(ids, mask, &dropout, head_dropout);
+            let output = trainee
+                .model
+                .bert
+                .forward_detailed(ids.clone(), mask.clone(), &dropout);
+            let logits = trainee
+                .model
+                .head(&output, mask.clone(), &dropout, head_dropout);
             let targets: Vec<u32> = chunk.iter().map(|&i| labels[i]).collect();
-            let loss = match objective {
-                FinetuneObjective::Labels => cross_entropy(logits, &targets, device),
-                FinetuneObjective::Kd {
-                    teacher_logits,
-                    weights,
-                } => {
+            let loss = match objective.teacher_logits() {
+                None => cross_entropy(logits, &targets, device),
+                Some(teacher_logits) => {
                     let rows: Vec<f32> = chunk
                         .iter()
                         .flat_map(|&i| teacher_logits[i * classes..(i + 1) * classes].iter())
@@ -308,7 +347,18 @@ pub fn finetune_with(
                         .collect();
                     let teacher = crate::backend::matrix(rows, chunk.len(), classes, device);
                     let targets = crate::backend::class_indices(&targets, device);
-                    kd_loss(logits, teacher, targets, None, weights)
+                    let weights = match objective {
+                        FinetuneObjective::Kd { weights, .. }
+                        | FinetuneObjective::KdLayers { weights, .. } => weights,
+                        FinetuneObjective::Labels => unreachable!("labels have no teacher"),
+                    };
+                    let kd = kd_loss(logits, teacher, targets, None, weights);
+                    match objective {
+                        FinetuneObjective::KdLayers { layers, .. } => {
+                            kd + layers.loss(&output, ids, mask, trainee.projection.as_ref())
+                        }
+                        _ => kd,
+                    }
                 }
             };
             let value = crate::backend::scalar(loss.clone()) as f64;
@@ -319,13 +369,13 @@ pub fn finetune_with(
                     step + 1
                 )));
             }
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let mut grads = GradientsParams::from_grads(loss.backward(), &trainee);
             if settings.max_grad_norm > 0.0 {
-                clip_grad_norm(&model, &mut grads, settings.max_grad_norm);
+                clip_grad_norm(&trainee, &mut grads, settings.max_grad_norm);
             }
             let global = epoch * steps_per_epoch + step;
             let rate = linear_schedule(global, warmup, total, settings.lr);
-            model = optimizer.step(rate, model, grads);
+            trainee = optimizer.step(rate, trainee, grads);
             step_losses.push(value);
             epoch_loss += value;
         }
@@ -333,7 +383,7 @@ pub fn finetune_with(
         epoch_losses.push(mean_loss);
         if let Some(validation) = validation {
             validation_accuracy.push(accuracy_on(
-                &model.valid(),
+                &trainee.model.valid(),
                 config,
                 validation,
                 max_length,
@@ -344,7 +394,7 @@ pub fn finetune_with(
     }
     let seconds = started.elapsed().as_secs_f64();
     Ok(FinetuneOutcome {
-        model: model.valid(),
+        model: trainee.model.valid(),
         step_losses,
         epoch_losses,
         validation_accuracy,

@@ -36,6 +36,7 @@ pub mod error;
 pub mod evaluate;
 pub mod experiment;
 pub mod finetune;
+pub mod layer_distill;
 pub mod losses;
 pub mod model_bench;
 #[cfg(feature = "onnx")]
@@ -49,6 +50,7 @@ pub mod run_store;
 pub mod saved_model;
 pub mod seed_context;
 pub mod speed;
+pub mod student_kind;
 pub mod student_stage;
 pub mod students;
 pub mod teacher_stage;

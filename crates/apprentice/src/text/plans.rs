@@ -2,6 +2,7 @@
 //! baseline before its distilled students).
 
 use super::config::{StudentKind, TextExperimentConfig};
+use super::layer_distill::LayerLossKind;
 use crate::distill::record::Role;
 
 /// How one student is trained.
@@ -13,6 +14,12 @@ pub enum Objective {
     Kd,
     /// Cosine regression of the teacher's sentence embeddings, no labels.
     Embedding,
+    /// KD plus the inner-layer loss of `[[distill.layers]]` entry `index` (transformer
+    /// students only).
+    KdLayers {
+        /// The entry's position in `distill.layers`.
+        index: usize,
+    },
 }
 
 /// One student of the run.
@@ -57,41 +64,30 @@ pub fn student_plans(config: &TextExperimentConfig) -> Vec<StudentPlan> {
     };
     let (scratch, distilled) = (Role::Scratch, Role::Distilled);
     let mut plans = Vec::new();
-    if kinds.contains(&StudentKind::Shallow) {
-        plans.push(plan(
-            "shallow",
-            StudentKind::Shallow,
-            scratch,
-            "ce",
-            false,
-            Labels,
-        ));
-        plans.push(plan(
-            "shallow-kd",
-            StudentKind::Shallow,
-            distilled,
-            "kd",
-            false,
-            Kd,
-        ));
-    }
-    if kinds.contains(&StudentKind::Narrow) {
-        plans.push(plan(
-            "narrow",
-            StudentKind::Narrow,
-            scratch,
-            "ce",
-            false,
-            Labels,
-        ));
-        plans.push(plan(
-            "narrow-kd",
-            StudentKind::Narrow,
-            distilled,
-            "kd",
-            false,
-            Kd,
-        ));
+    for kind in [StudentKind::Shallow, StudentKind::Narrow] {
+        if !kinds.contains(&kind) {
+            continue;
+        }
+        let (name, kd) = match kind {
+            StudentKind::Shallow => ("shallow", "shallow-kd"),
+            _ => ("narrow", "narrow-kd"),
+        };
+        plans.push(plan(name, kind, scratch, "ce", false, Labels));
+        plans.push(plan(kd, kind, distilled, "kd", false, Kd));
+        for (index, entry) in config.distill.layers.iter().enumerate() {
+            if !entry.teaches(kind) {
+                continue;
+            }
+            let (name, method) = layer_student(kind, entry.loss);
+            plans.push(plan(
+                name,
+                kind,
+                distilled,
+                method,
+                false,
+                Objective::KdLayers { index },
+            ));
+        }
     }
     if kinds.contains(&StudentKind::Bag) {
         plans.push(plan("bag", StudentKind::Bag, scratch, "ce", false, Labels));
@@ -130,8 +126,31 @@ pub fn scratch_baseline(name: &str) -> Option<&'static str> {
     match name {
         "bag-kd" | "static-kd" | "bag-embed" => Some("bag"),
         "cnn-kd" => Some("cnn"),
-        "shallow-kd" => Some("shallow"),
-        "narrow-kd" => Some("narrow"),
+        _ if name.starts_with("shallow-kd") => Some("shallow"),
+        _ if name.starts_with("narrow-kd") => Some("narrow"),
         _ => None,
     }
+}
+
+/// The name and method of the student of architecture `kind` trained by KD plus `loss`
+/// (`shallow-kd-hidden`, `kd+hidden`).
+fn layer_student(kind: StudentKind, loss: LayerLossKind) -> (&'static str, &'static str) {
+    use LayerLossKind::{Attention, Cosine, Hidden, ValueRelation};
+    let name = match (kind, loss) {
+        (StudentKind::Shallow, Hidden) => "shallow-kd-hidden",
+        (StudentKind::Shallow, Attention) => "shallow-kd-attention",
+        (StudentKind::Shallow, ValueRelation) => "shallow-kd-value-relation",
+        (StudentKind::Shallow, Cosine) => "shallow-kd-cosine",
+        (_, Hidden) => "narrow-kd-hidden",
+        (_, Attention) => "narrow-kd-attention",
+        (_, ValueRelation) => "narrow-kd-value-relation",
+        (_, Cosine) => "narrow-kd-cosine",
+    };
+    let method = match loss {
+        Hidden => "kd+hidden",
+        Attention => "kd+attention",
+        ValueRelation => "kd+value-relation",
+        Cosine => "kd+cosine",
+    };
+    (name, method)
 }

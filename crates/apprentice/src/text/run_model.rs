@@ -179,22 +179,33 @@ fn transformer(
     let positions = loaded.config.max_position_embeddings;
     let transformer_teacher = config.teacher.kind != TeacherKind::Head;
     let (name, max_length, origin) = if stem == layout::file_stem(TEACHER) {
-        if config.teacher.kind != TeacherKind::Finetune {
-            return Err(TextError::model(
-                path,
-                "not the fine-tuned teacher of the run (its teacher.kind is not \"finetune\")",
-            ));
-        }
-        let recipe = config.teacher.finetune.clone().unwrap_or_default();
         let encoder_name = encoder
             .dir
             .file_name()
             .map_or_else(|| "encoder".into(), |n| n.to_string_lossy().into_owned());
-        (
-            TEACHER.to_string(),
-            recipe.max_length,
-            format!("fine-tuned from {encoder_name}"),
-        )
+        match config.teacher.kind {
+            TeacherKind::Finetune => {
+                let recipe = config.teacher.finetune.clone().unwrap_or_default();
+                (
+                    TEACHER.to_string(),
+                    recipe.max_length,
+                    format!("fine-tuned from {encoder_name}"),
+                )
+            }
+            // The run's copy of a teacher read from a folder, read at the encoder's length as
+            // the run read it.
+            TeacherKind::Folder => (
+                TEACHER.to_string(),
+                encoder.max_length,
+                "loaded".to_string(),
+            ),
+            TeacherKind::Head => {
+                return Err(TextError::model(
+                    path,
+                    "not a transformer teacher (the run's teacher.kind is \"head\")",
+                ));
+            }
+        }
     } else {
         let plans = student_plans(config);
         let plan = plans

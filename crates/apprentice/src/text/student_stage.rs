@@ -6,6 +6,7 @@
 use super::config::StudentKind;
 use super::error::TextError;
 use super::finetune::FinetuneObjective;
+use super::layer_distill::LayerTeacher;
 use super::plans::{Objective, StudentPlan};
 use super::seed_context::{RecordParts, RunContext, SeedSplit};
 use super::students::TextStudent;
@@ -170,6 +171,12 @@ fn small(
                 head,
             }
         }
+        Objective::KdLayers { .. } => {
+            return Err(TextError::Invalid(format!(
+                "{}: inner-layer losses train transformer students only",
+                plan.name
+            )));
+        }
     };
     let settings = small_settings(context, seed);
     let outcome = train_student(
@@ -282,10 +289,26 @@ fn transformer(
         context.labels_of(&split.train),
         context.labels_of(&split.validation),
     );
-    let objective = match plan.objective {
-        Objective::Kd => FinetuneObjective::Kd {
+    let layer_teacher = match plan.objective {
+        Objective::KdLayers { index } => Some(LayerTeacher::new(
+            &context.config.distill.layers[index],
+            index,
+            source.bert,
+            source.config,
+            &untrained.config,
+            &device.training(),
+        )?),
+        _ => None,
+    };
+    let objective = match (plan.objective, &layer_teacher) {
+        (Objective::Kd, _) => FinetuneObjective::Kd {
             teacher_logits: &teacher.train_logits,
             weights: kd_weights(context),
+        },
+        (Objective::KdLayers { .. }, Some(layers)) => FinetuneObjective::KdLayers {
+            teacher_logits: &teacher.train_logits,
+            weights: kd_weights(context),
+            layers,
         },
         _ => FinetuneObjective::Labels,
     };

@@ -111,6 +111,18 @@ pub fn seed_teacher(
                 config: model.config.clone(),
                 max_length: model.max_length,
             };
+            // A copy in the run folder, so that the run's `eval` and `bench-model` find its
+            // teacher as they find a fine-tuned one, and the run outlives the original folder.
+            if earlier.is_none() {
+                store.save_classifier(
+                    seed,
+                    TEACHER,
+                    &model.model,
+                    &model.config,
+                    &context.data.classes,
+                    &context.encoder.dir,
+                )?;
+            }
             finish_transformer(context, split, model, earlier, None, note)
         }
     }

@@ -60,8 +60,40 @@ pub(crate) struct PanelChart {
     /// Put the legend at the middle right (for rising curves, whose right end is high) or
     /// top right (falling ones).
     pub legend_low: bool,
+    /// A logarithmic vertical axis (for values over orders of magnitude, e.g. perplexity).
+    pub log_y: bool,
     /// Panels, laid out two per row.
     pub panels: Vec<LinePanel>,
+}
+
+impl LinePanel {
+    /// The same panel with every value replaced by its base-10 logarithm: a linear axis over
+    /// these is a logarithmic axis over the values (non-positive values become NaN, skipped).
+    pub(super) fn log10(&self) -> LinePanel {
+        let log = |v: f64| if v > 0.0 { v.log10() } else { f64::NAN };
+        LinePanel {
+            title: self.title.clone(),
+            lines: self
+                .lines
+                .iter()
+                .map(|line| Line {
+                    label: line.label.clone(),
+                    color: line.color,
+                    mean: line.mean.iter().map(|&(x, y)| (x, log(y))).collect(),
+                    band: line.band.iter().map(|&(x, a, b)| (x, log(a), log(b))).collect(),
+                    marker: line.marker.clone().map(|(x, y, text)| (x, log(y), text)),
+                })
+                .collect(),
+            levels: self
+                .levels
+                .iter()
+                .map(|level| Level {
+                    value: log(level.value),
+                    ..level.clone()
+                })
+                .collect(),
+        }
+    }
 }
 
 impl PanelChart {
@@ -103,6 +135,13 @@ impl PanelChart {
         panel: &LinePanel,
         pen: Pen,
     ) -> Result<(), String> {
+        let logged;
+        let panel = if self.log_y {
+            logged = panel.log10();
+            &logged
+        } else {
+            panel
+        };
         let xs = || {
             panel
                 .lines
@@ -150,7 +189,10 @@ impl PanelChart {
                     String::new()
                 }
             })
-            .y_label_formatter(&|v| significant(*v, 3))
+            .y_label_formatter(&|v| {
+                let value = if self.log_y { 10f64.powf(*v) } else { *v };
+                significant(value, 3)
+            })
             .draw()
             .map_err(fail)?;
 

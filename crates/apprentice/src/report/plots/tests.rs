@@ -33,6 +33,7 @@ fn every_chart_kind_draws_even_when_degenerate() {
         y_axis: "y".into(),
         percent: true,
         legend_low: true,
+        log_y: false,
         panels: vec![LinePanel {
             title: "p".into(),
             lines: vec![Line {
@@ -50,6 +51,17 @@ fn every_chart_kind_draws_even_when_degenerate() {
         }],
     };
     render("learning", "t", &panels).unwrap();
+    // A logarithmic axis draws the logarithms; a value it cannot take is skipped, not drawn.
+    let mut logged = panels.clone();
+    logged.log_y = true;
+    logged.panels[0].lines[0].mean = vec![(0.0, 100.0), (1.0, 10.0), (2.0, 0.0)];
+    logged.panels[0].levels[0].value = 1000.0;
+    let values = logged.panels[0].log10();
+    let means: Vec<f64> = values.lines[0].mean.iter().map(|p| p.1).collect();
+    assert_eq!(&means[..2], &[2.0, 1.0]);
+    assert!(means[2].is_nan());
+    assert_eq!(values.levels[0].value, 3.0);
+    render("perplexity", "t", &logged).unwrap();
     let scatter = ScatterChart {
         title: "t".into(),
         y_axis: "y".into(),
