@@ -88,7 +88,7 @@ pub enum TableKind {
 
 impl TableKind {
     /// Every table's name, as `--markdown=KIND` takes it.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 16] = [
         "comparison",
         "fractions",
         "efficiency",
