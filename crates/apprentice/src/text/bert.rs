@@ -6,6 +6,7 @@
 //! The modules are built with zero weights; [`super::pretrained`] fills them from a model
 //! folder.
 
+use crate::models::kernels::linear_forward;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -411,9 +412,9 @@ impl BertLayer {
         let split = |t: Tensor<3>| -> Tensor<4> {
             t.reshape([batch, len, heads, head_width]).swap_dims(1, 2)
         };
-        let query = split(self.query.forward(x.clone()));
-        let key = split(self.key.forward(x.clone()));
-        let value = split(self.value.forward(x.clone()));
+        let query = split(linear_forward(&self.query, x.clone()));
+        let key = split(linear_forward(&self.key, x.clone()));
+        let value = split(linear_forward(&self.value, x.clone()));
         let scores = query.matmul(key.swap_dims(2, 3)) / (head_width as f64).sqrt() + bias.clone();
         let probabilities = activation::softmax(scores, 3);
         let weights = dropout.apply(dropout.attention, probabilities.clone());
@@ -421,10 +422,10 @@ impl BertLayer {
             .matmul(value.clone())
             .swap_dims(1, 2)
             .reshape([batch, len, hidden]);
-        let attended = dropout.hidden(self.attention_output.forward(context));
+        let attended = dropout.hidden(linear_forward(&self.attention_output, context));
         let x = self.attention_norm.forward(attended + x);
-        let inner = activation::gelu(self.intermediate.forward(x.clone()));
-        let out = dropout.hidden(self.output.forward(inner));
+        let inner = activation::gelu(linear_forward(&self.intermediate, x.clone()));
+        let out = dropout.hidden(linear_forward(&self.output, inner));
         (self.output_norm.forward(out + x), probabilities, value)
     }
 
@@ -434,9 +435,9 @@ impl BertLayer {
         let split = |t: Tensor<3>| -> Tensor<4> {
             t.reshape([batch, len, heads, head_width]).swap_dims(1, 2)
         };
-        let query = split(self.query.forward(x.clone()));
-        let key = split(self.key.forward(x.clone()));
-        let value = split(self.value.forward(x.clone()));
+        let query = split(linear_forward(&self.query, x.clone()));
+        let key = split(linear_forward(&self.key, x.clone()));
+        let value = split(linear_forward(&self.value, x.clone()));
         let context = attention(
             query,
             key,
@@ -448,8 +449,9 @@ impl BertLayer {
         let context: Tensor<3> = context.swap_dims(1, 2).reshape([batch, len, hidden]);
         let x = self
             .attention_norm
-            .forward(self.attention_output.forward(context) + x);
-        let inner = activation::gelu(self.intermediate.forward(x.clone()));
-        self.output_norm.forward(self.output.forward(inner) + x)
+            .forward(linear_forward(&self.attention_output, context) + x);
+        let inner = activation::gelu(linear_forward(&self.intermediate, x.clone()));
+        self.output_norm
+            .forward(linear_forward(&self.output, inner) + x)
     }
 }

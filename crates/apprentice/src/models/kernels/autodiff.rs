@@ -17,7 +17,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::Tensor;
 
 use super::conv::{self, ConvGeometry};
-use super::{f32_values, flex_from_vec, pool};
+use super::{f32_values, flex_from_vec, linear, pool};
 
 /// burn's autodiff over flex, with the checkpointing strategy that `Device::autodiff` uses.
 type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
@@ -178,6 +178,101 @@ pub(super) fn max_pool2x2(dims: [usize; 4], input: &Tensor<4>) -> Option<Tensor<
             let (out, _) = pool::forward(dims, &xv, false);
             prep.finish(flex_from_vec(out, pool::output_dims(dims)))
         }
+    };
+    Some(Tensor::from_primitive::<AutodiffFlex>(output))
+}
+
+/// What the linear product's backward step needs from its forward pass.
+#[derive(Clone, Debug)]
+struct ProductState {
+    input: FlexTensor,
+    weight: FlexTensor,
+    /// Sequences in the input (1 for a plain matrix); `rows` is a multiple of it.
+    batch: usize,
+    rows: usize,
+    d_in: usize,
+    d_out: usize,
+}
+
+/// The backward step of [`linear_product`].
+#[derive(Debug)]
+struct ProductBackward;
+
+impl Backward<Flex, 2> for ProductBackward {
+    type State = ProductState;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_input, node_weight] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let s = ops.state;
+        let dy = values(&grad);
+        if let Some(node) = node_input {
+            let w = values(&s.weight);
+            let dx = linear::backward_input(&dy, &w, s.batch, [s.rows, s.d_in, s.d_out]);
+            grads.register::<Flex>(node.id, flex_from_vec(dx, [s.rows, s.d_in]));
+        }
+        if let Some(node) = node_weight {
+            let x = values(&s.input);
+            let dw = if s.batch == 1 {
+                flex_from_vec(
+                    linear::backward_weight(&x, &dy, [s.rows, s.d_in, s.d_out]),
+                    [s.d_in, s.d_out],
+                )
+            } else {
+                let shape = [s.batch, s.rows / s.batch, s.d_in, s.d_out];
+                let partials = linear::weight_partials(&x, &dy, shape);
+                // burn's own sum over the batch, so that the order of the additions is burn's.
+                let partials: Tensor<3> = Tensor::from_primitive::<Flex>(flex_from_vec(
+                    partials,
+                    [s.batch, s.d_in, s.d_out],
+                ));
+                let summed: Tensor<2> = partials.sum_dim(0).reshape([s.d_in, s.d_out]);
+                summed
+                    .try_into_primitive::<Flex>()
+                    .expect("a flex tensor made above")
+            };
+            grads.register::<Flex>(node.id, dw);
+        }
+    }
+}
+
+/// `input · weight` on autodiff-over-flex tensors (`[rows, d_in]` and `[d_in, d_out]`), the
+/// rows being `batch` sequences of equal length; `None` when either is not one or is not
+/// float32.
+pub(super) fn linear_product(
+    input: &Tensor<2>,
+    weight: &Tensor<2>,
+    batch: usize,
+) -> Option<Tensor<2>> {
+    let (x, w) = (primitive(input)?, primitive(weight)?);
+    let (xp, wp) = (x.primitive(), w.primitive());
+    let (xv, wv) = (f32_values(xp)?, f32_values(wp)?);
+    let [rows, d_in] = input.dims();
+    let d_out = weight.dims()[1];
+    let out = linear::forward(&xv, &wv, batch, [rows, d_in, d_out]);
+    let out = flex_from_vec(out, [rows, d_out]);
+    let output = match ProductBackward
+        .prepare::<NoCheckpointing>([x.node(), w.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = ProductState {
+                input: xp.clone(),
+                weight: wp.clone(),
+                batch,
+                rows,
+                d_in,
+                d_out,
+            };
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Some(Tensor::from_primitive::<AutodiffFlex>(output))
 }

@@ -1,4 +1,5 @@
-//! Our own CPU kernels for the convolution block of the CNN models.
+//! Our own CPU kernels: the convolution block of the CNN models, and the matrix product of
+//! linear layers on every core ([`linear_forward`]).
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -20,13 +21,16 @@
 
 mod autodiff;
 mod conv;
+mod linear;
 mod matmul;
 mod parallel;
 mod pool;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
+use burn::nn::Linear;
 use burn::tensor::{DType, Tensor, TensorData};
+use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPolicy};
 
 use conv::ConvGeometry;
 
@@ -90,6 +94,60 @@ pub fn max_pool2x2(input: &Tensor<4>) -> Option<Tensor<4>> {
     let x = plain_f32(input)?;
     let (output, _) = pool::forward(dims, &x, false);
     Some(from_vec(output, pool::output_dims(dims)))
+}
+
+/// A linear layer's forward pass, `x · w + b` over the last dimension of `x`, with the matrix
+/// product split over every core (see the `linear` module) when `x` and the weight are float32
+/// flex tensors of rank 2 or 3, and burn's own `Linear::forward` otherwise. The values are burn's, bit for bit,
+/// in the forward pass and in the gradients; the bias is added by burn, as `Linear` does.
+pub fn linear_forward<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let dims = x.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product::<usize>();
+    let weight = layer.weight.val();
+    let d_out = weight.dims()[1];
+    // burn sums a weight gradient over the leading dimensions one way for a matrix and for a
+    // batch of sequences (see `linear::weight_partials`); other ranks are left to burn.
+    if !(D == 2 || D == 3) || rows == 0 || weight.dims()[0] != d_in {
+        return layer.forward(x);
+    }
+    // burn runs a batch of sequences as one product per sequence or, when that tiles badly, as
+    // one product over all the rows; the weight gradient is summed accordingly.
+    let analysis = MatmulTransformAnalysis::from_shapes(&x.shape(), &weight.shape());
+    let batch = match MatmulTransformPolicy::default().action(&analysis) {
+        MatmulTransformAction::Keep if D == 3 => dims[0],
+        _ => 1,
+    };
+    let flat: Tensor<2> = x.clone().reshape([rows, d_in]);
+    let product = autodiff::linear_product(&flat, &weight, batch).or_else(|| {
+        let (xv, wv) = (plain_f32(&flat)?, plain_f32(&weight)?);
+        let out = linear::forward(&xv, &wv, batch, [rows, d_in, d_out]);
+        Some(from_vec(out, [rows, d_out]))
+    });
+    let Some(product) = product else {
+        return layer.forward(x);
+    };
+    let mut out_dims = dims;
+    out_dims[D - 1] = d_out;
+    // The bias is added where burn adds it (to the rows of the one product, or at the input's
+    // rank), so that its gradient is summed over the leading dimensions in burn's order.
+    let bias = layer.bias.as_ref().map(|bias| bias.val());
+    if batch == 1 {
+        let product = match bias {
+            Some(bias) => product + bias.reshape([1, d_out]),
+            None => product,
+        };
+        return product.reshape(out_dims);
+    }
+    let product: Tensor<D> = product.reshape(out_dims);
+    match bias {
+        Some(bias) => {
+            let mut bias_dims = [1; D];
+            bias_dims[D - 1] = d_out;
+            product + bias.reshape(bias_dims)
+        }
+        None => product,
+    }
 }
 
 /// The values of a flex float32 tensor without autodiff, in row-major order.

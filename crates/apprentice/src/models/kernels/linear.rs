@@ -1,0 +1,174 @@
+//! The matrix products of a linear layer, `y = x · w`, and of its two gradients, split over
+//! every core, giving burn's own floats bit for bit.
+//!
+//! burn's CPU backend runs a linear layer's products on one thread in the default build. It runs
+//! a batch of sequences either as one product per sequence or, when that tiles badly, as one
+//! product over all the rows (`burn_std::MatmulTransformPolicy`), and sums the weight gradient
+//! accordingly. The kernels here make the same `gemm` calls where that matters and split the
+//! rest into blocks of rows run on rayon's pool:
+//!
+//! - one product per sequence: the sequences are split into fixed blocks, each sequence is the
+//!   very call burn makes;
+//! - one product over all rows: the rows are split into at most 8 blocks of at least
+//!   [`MIN_BLOCK`] rows, and only when the output has at least [`MIN_BLOCK`] columns. `gemm` sums
+//!   each output element over the inner dimension in an order that depends only on that
+//!   dimension, except on its paths for small products (at most 64 × 64 outputs, or 16 × 16, or
+//!   vectors); with both sides above 64 every block takes the same path as the whole product,
+//!   so every element is the same float.
+//!
+//! The block boundaries depend only on the shapes, never on the number of threads.
+//! `tests/linear_kernel.rs` checks the bits against burn's `Linear`.
+
+use super::matmul::{MatRef, matmul};
+use super::parallel;
+
+/// The fewest rows of a block, and the fewest output columns for splitting at all: above
+/// `gemm`'s small-product limit of 64 (see the module documentation).
+const MIN_BLOCK: usize = 65;
+
+/// `dst` (`rows × cols`, row-major) = `lhs` (`rows × k`) · `rhs` (`k × cols`), split into blocks
+/// of rows run in parallel when both sides are large enough to keep `gemm`'s path. `lhs_rows(r,
+/// n)` gives the view of `lhs`'s `n` rows starting at row `r`.
+fn split_rows<'a>(
+    rows: usize,
+    cols: usize,
+    lhs_rows: impl Fn(usize, usize) -> MatRef<'a> + Sync,
+    rhs: MatRef<'_>,
+) -> Vec<f32> {
+    let mut dst = vec![0.0f32; rows * cols];
+    let blocks = if cols >= MIN_BLOCK {
+        (rows / MIN_BLOCK).min(8)
+    } else {
+        0
+    };
+    if blocks <= 1 {
+        matmul(&mut dst, lhs_rows(0, rows), rhs, false);
+        return dst;
+    }
+    let ranges: Vec<_> = (0..blocks)
+        .map(|b| b * rows / blocks..(b + 1) * rows / blocks)
+        .collect();
+    let slices = parallel::split_by_samples(&mut dst, cols, &ranges);
+    parallel::run(&ranges, slices, |_, range, out: &mut [f32]| {
+        matmul(out, lhs_rows(range.start, range.len()), rhs, false);
+    });
+    dst
+}
+
+/// `dst` = `lhs` · `rhs` for each of `batch` sequences of `rows / batch` rows (burn's one product
+/// per sequence), the sequences split into fixed blocks run in parallel.
+fn per_sequence<'a>(
+    batch: usize,
+    rows: usize,
+    cols: usize,
+    lhs_rows: impl Fn(usize, usize) -> MatRef<'a> + Sync,
+    rhs: MatRef<'_>,
+) -> Vec<f32> {
+    let len = rows / batch;
+    let mut dst = vec![0.0f32; rows * cols];
+    let ranges = parallel::chunks(batch);
+    let slices = parallel::split_by_samples(&mut dst, len * cols, &ranges);
+    parallel::run(&ranges, slices, |_, range, out: &mut [f32]| {
+        for (i, b) in range.enumerate() {
+            let block = &mut out[i * len * cols..(i + 1) * len * cols];
+            matmul(block, lhs_rows(b * len, len), rhs, false);
+        }
+    });
+    dst
+}
+
+/// `dst` = `lhs` · `rhs` as burn computes it for `batch` sequences (1: one product over all
+/// rows).
+fn product<'a>(
+    batch: usize,
+    rows: usize,
+    cols: usize,
+    lhs_rows: impl Fn(usize, usize) -> MatRef<'a> + Sync,
+    rhs: MatRef<'_>,
+) -> Vec<f32> {
+    if batch > 1 {
+        per_sequence(batch, rows, cols, lhs_rows, rhs)
+    } else {
+        split_rows(rows, cols, lhs_rows, rhs)
+    }
+}
+
+/// `x · w` for `x` of `rows × d_in` (`batch` sequences, see [`product`]) and `w` of
+/// `d_in × d_out`, both row-major.
+pub(super) fn forward(
+    x: &[f32],
+    w: &[f32],
+    batch: usize,
+    [rows, d_in, d_out]: [usize; 3],
+) -> Vec<f32> {
+    let rhs = MatRef::row_major(w, d_in, d_out);
+    product(
+        batch,
+        rows,
+        d_out,
+        |start, n| MatRef::row_major(&x[start * d_in..(start + n) * d_in], n, d_in),
+        rhs,
+    )
+}
+
+/// The gradient of `x`: `dy · wᵀ`, `rows × d_in`, as burn computes it for `batch` sequences.
+pub(super) fn backward_input(
+    dy: &[f32],
+    w: &[f32],
+    batch: usize,
+    [rows, d_in, d_out]: [usize; 3],
+) -> Vec<f32> {
+    let rhs = MatRef::row_major(w, d_in, d_out).t();
+    product(
+        batch,
+        rows,
+        d_in,
+        |start, n| MatRef::row_major(&dy[start * d_out..(start + n) * d_out], n, d_out),
+        rhs,
+    )
+}
+
+/// The gradient of `w` as one product over all rows: `xᵀ · dy`, `d_in × d_out`. Its rows are
+/// the columns of `x`, so a block of them reads a band of `x`'s columns.
+pub(super) fn backward_weight(x: &[f32], dy: &[f32], [rows, d_in, d_out]: [usize; 3]) -> Vec<f32> {
+    let rhs = MatRef::row_major(dy, rows, d_out);
+    split_rows(
+        d_in,
+        d_out,
+        |start, n| MatRef {
+            data: &x[start..],
+            rows: n,
+            cols: rows,
+            row_stride: 1,
+            col_stride: d_in,
+        },
+        rhs,
+    )
+}
+
+/// The gradient of `w` sequence by sequence: `x_bᵀ · dy_b` for each of the `batch` sequences of
+/// `len` rows, `[batch, d_in, d_out]`, the sequences split into fixed blocks run in parallel.
+/// burn's autodiff computes a linear layer's weight gradient on a `[batch, len, d_in]` input
+/// this way (a batched product, then a sum over the batch), and the caller sums these with
+/// burn's own reduction so that the gradient is burn's, bit for bit.
+pub(super) fn weight_partials(x: &[f32], dy: &[f32], shape: [usize; 4]) -> Vec<f32> {
+    let [batch, len, d_in, d_out] = shape;
+    let per = d_in * d_out;
+    let mut dst = vec![0.0f32; batch * per];
+    let ranges = parallel::chunks(batch);
+    let slices = parallel::split_by_samples(&mut dst, per, &ranges);
+    parallel::run(&ranges, slices, |_, range, out: &mut [f32]| {
+        for (i, b) in range.enumerate() {
+            let lhs = MatRef {
+                data: &x[b * len * d_in..(b + 1) * len * d_in],
+                rows: d_in,
+                cols: len,
+                row_stride: 1,
+                col_stride: d_in,
+            };
+            let rhs = MatRef::row_major(&dy[b * len * d_out..(b + 1) * len * d_out], len, d_out);
+            matmul(&mut out[i * per..(i + 1) * per], lhs, rhs, false);
+        }
+    });
+    dst
+}
