@@ -23,7 +23,8 @@ pub struct LmRunArgs<'a> {
     pub seeds: Option<Vec<u64>>,
     /// Device overriding the file's.
     pub device: Option<String>,
-    /// A teacher cache file (or a run folder holding one) to reuse when it matches.
+    /// A teacher cache file (or a run folder holding one) to reuse when it matches, or a
+    /// folder of shards written by `apprentice cache-teacher`.
     pub teacher_cache: Option<PathBuf>,
     /// Whether to write student checkpoints.
     pub save_checkpoints: bool,
@@ -81,13 +82,6 @@ fn finish(
 ) -> anyhow::Result<()> {
     let layout = RunLayout::new(&run_dir);
     let now = apprentice::task::now_unix_s();
-    let teacher_cache = teacher_cache.map(|path| {
-        if path.is_dir() {
-            apprentice::layout::lm_teacher_logits(&RunLayout::new(&path))
-        } else {
-            path
-        }
-    });
     let options = LmRunOptions {
         device,
         run_dir: run_dir.clone(),

@@ -47,8 +47,10 @@ pub struct LmRunOptions {
     pub save_checkpoints: bool,
     /// Unix time of the run, for the results file.
     pub created_unix_s: u64,
-    /// A teacher cache written by an earlier run, read when it was computed for this teacher
-    /// and these sequences (else the teacher runs and the cache goes into the run folder).
+    /// A teacher cache written by an earlier run (the file, or its run folder), read when it
+    /// was computed for this teacher and these sequences (else the teacher runs and the cache
+    /// goes into the run folder); or a folder of shards written by `apprentice cache-teacher`,
+    /// which must hold every sequence.
     pub teacher_cache: Option<PathBuf>,
 }
 

@@ -17,7 +17,8 @@
 //!
 //! The metadata records the SHA-256 of the teacher file, of the token sequences and of the
 //! tensor bytes; a file written for another teacher or other sequences, or damaged, is
-//! refused with one line naming it.
+//! refused with one line naming it. The same layout, with the range of sequences it holds,
+//! is one shard of a cache written by several machines ([`super::logit_shards`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::distill::cache::reconstruct_top_k;
+use crate::distill::cache::{ShardRange, reconstruct_top_k, short_hash};
 use crate::fsutil::write_atomic;
 
 /// Version of the file layout.
@@ -112,6 +113,17 @@ impl TopKLogits {
         self.offsets.len() - 1
     }
 
+    /// Appends the sequences of `other` (kept with the same `k` of the same vocabulary) after
+    /// this store's, as if they had been pushed one by one.
+    pub fn append(&mut self, other: &TopKLogits) {
+        let base = self.log_rest.len();
+        self.offsets
+            .extend(other.offsets[1..].iter().map(|&o| base + o));
+        self.indices.extend_from_slice(&other.indices);
+        self.log_probs.extend_from_slice(&other.log_probs);
+        self.log_rest.extend_from_slice(&other.log_rest);
+    }
+
     /// The reconstructed logits of `sequences` as one right-padded batch `[rows, width,
     /// vocab]`, row-major; positions past a sequence's end are zero (they are masked).
     pub fn dense_batch(&self, sequences: &[usize], width: usize) -> Vec<f32> {
@@ -150,6 +162,10 @@ pub struct LogitCacheHeader {
     pub k: usize,
     /// Vocabulary size.
     pub vocab: usize,
+    /// The sequences `[start, end)` this file holds when it is one shard of a sharded cache
+    /// (its `offsets` then start at its first sequence); absent when it holds every sequence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ShardRange>,
     /// SHA-256 of the tensor bytes: `offsets`, `indices`, `log_probs`, `log_rest`.
     pub checksum_sha256: String,
 }
@@ -236,6 +252,18 @@ pub fn write_logit_cache(
     teacher_sha256: &str,
     tokens_sha256: &str,
 ) -> Result<(), LogitCacheError> {
+    write_logit_file(path, logits, teacher_sha256, tokens_sha256, None)
+}
+
+/// Writes `logits` to `path` (atomically): the whole cache when `range` is `None`, else the
+/// shard holding sequences `range` of the sequences hashed `tokens_sha256`.
+pub(crate) fn write_logit_file(
+    path: &Path,
+    logits: &TopKLogits,
+    teacher_sha256: &str,
+    tokens_sha256: &str,
+    range: Option<ShardRange>,
+) -> Result<(), LogitCacheError> {
     let error = |message: String| LogitCacheError {
         path: path.to_path_buf(),
         message,
@@ -248,6 +276,7 @@ pub fn write_logit_cache(
         tokens_sha256: tokens_sha256.to_string(),
         k: logits.k,
         vocab: logits.vocab,
+        range,
         checksum_sha256: checksum(&parts),
     };
     let shapes = [
@@ -278,6 +307,99 @@ pub fn read_logit_cache(
     teacher_sha256: &str,
     tokens_sha256: &str,
 ) -> Result<TopKLogits, LogitCacheError> {
+    let header = read_logit_header(path)?;
+    check_hashes(path, &header, teacher_sha256, tokens_sha256)?;
+    if let Some(range) = header.range {
+        return Err(LogitCacheError {
+            path: path.to_path_buf(),
+            message: format!(
+                "one shard (sequences {}..{}) of a sharded cache; pass the folder of every shard",
+                range.start, range.end
+            ),
+        });
+    }
+    read_logit_file(path).map(|(_, logits)| logits)
+}
+
+/// Refuses a file whose header records another teacher or other sequences.
+pub(crate) fn check_hashes(
+    path: &Path,
+    header: &LogitCacheHeader,
+    teacher_sha256: &str,
+    tokens_sha256: &str,
+) -> Result<(), LogitCacheError> {
+    let error = |message: String| LogitCacheError {
+        path: path.to_path_buf(),
+        message,
+    };
+    if header.teacher_sha256 != teacher_sha256 {
+        return Err(error(format!(
+            "written for another teacher file (sha256 {}…, expected {}…)",
+            short_hash(&header.teacher_sha256),
+            short_hash(teacher_sha256)
+        )));
+    }
+    if header.tokens_sha256 != tokens_sha256 {
+        return Err(error(
+            "written for other token sequences (corpus, tokenizer or max_len changed)".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The header of a cache file, read without its tensors (a few kilobytes at its start), so
+/// that the shards of a cache can be checked against each other before any is loaded.
+pub(crate) fn read_logit_header(path: &Path) -> Result<LogitCacheHeader, LogitCacheError> {
+    use std::io::Read;
+    let error = |message: String| LogitCacheError {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| error(e.to_string()))?;
+    let mut prefix = [0u8; 8];
+    file.read_exact(&mut prefix)
+        .map_err(|e| error(format!("not a safetensors file: {e}")))?;
+    let length = u64::from_le_bytes(prefix);
+    if length > 100_000_000 {
+        return Err(error(format!(
+            "not a safetensors file (header length {length})"
+        )));
+    }
+    let mut json = vec![0u8; length as usize];
+    file.read_exact(&mut json)
+        .map_err(|e| error(format!("not a safetensors file: {e}")))?;
+    let entries: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&json).map_err(|e| error(format!("not a safetensors file: {e}")))?;
+    let header = entries
+        .get("__metadata__")
+        .and_then(|m| m.get(METADATA_KEY))
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| {
+            error(format!(
+                "no {METADATA_KEY} metadata: not a teacher-logit cache"
+            ))
+        })
+        .and_then(|json| parse_header(json).map_err(error))?;
+    Ok(header)
+}
+
+fn parse_header(json: &str) -> Result<LogitCacheHeader, String> {
+    let header: LogitCacheHeader =
+        serde_json::from_str(json).map_err(|e| format!("bad {METADATA_KEY}: {e}"))?;
+    if header.format_version != LOGIT_CACHE_VERSION {
+        return Err(format!(
+            "format version {} (this build reads {LOGIT_CACHE_VERSION})",
+            header.format_version
+        ));
+    }
+    Ok(header)
+}
+
+/// Reads a cache file (a whole cache or one shard) with its header, after checking its
+/// layout and checksum but not which teacher and sequences it was written for.
+pub(crate) fn read_logit_file(
+    path: &Path,
+) -> Result<(LogitCacheHeader, TopKLogits), LogitCacheError> {
     let error = |message: String| LogitCacheError {
         path: path.to_path_buf(),
         message,
@@ -285,7 +407,7 @@ pub fn read_logit_cache(
     let bytes = std::fs::read(path).map_err(|e| error(e.to_string()))?;
     let (_, meta) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| error(format!("not a safetensors file: {e}")))?;
-    let header: LogitCacheHeader = meta
+    let header = meta
         .metadata()
         .as_ref()
         .and_then(|m| m.get(METADATA_KEY))
@@ -294,23 +416,7 @@ pub fn read_logit_cache(
                 "no {METADATA_KEY} metadata: not a teacher-logit cache"
             ))
         })
-        .and_then(|json| {
-            serde_json::from_str(json).map_err(|e| error(format!("bad {METADATA_KEY}: {e}")))
-        })?;
-    if header.format_version != LOGIT_CACHE_VERSION {
-        return Err(error(format!(
-            "format version {} (this build reads {LOGIT_CACHE_VERSION})",
-            header.format_version
-        )));
-    }
-    if header.teacher_sha256 != teacher_sha256 {
-        return Err(error("written for another teacher file".to_string()));
-    }
-    if header.tokens_sha256 != tokens_sha256 {
-        return Err(error(
-            "written for other token sequences (corpus, tokenizer or max_len changed)".to_string(),
-        ));
-    }
+        .and_then(|json| parse_header(json).map_err(error))?;
     let tensors = SafeTensors::deserialize(&bytes)
         .map_err(|e| error(format!("not a safetensors file: {e}")))?;
     let tensor = |name: &str, dtype: Dtype| {
@@ -360,19 +466,23 @@ pub fn read_logit_cache(
         && indices_shape == [positions, k]
         && probs_shape == [positions, k]
         && k > 0
-        && k <= header.vocab;
+        && k <= header.vocab
+        && header
+            .range
+            .is_none_or(|r| !r.is_empty() && offsets.len() == r.len() + 1);
     let indices = words(&indices);
     if !consistent || indices.iter().any(|&i| i as usize >= header.vocab) {
         return Err(error(
             "inconsistent shapes, offsets or token ids; delete it to recompute".to_string(),
         ));
     }
-    Ok(TopKLogits {
+    let logits = TopKLogits {
         k,
         vocab: header.vocab,
         offsets,
         indices,
         log_probs: floats(&log_probs),
         log_rest: floats(&log_rest),
-    })
+    };
+    Ok((header, logits))
 }

@@ -14,6 +14,8 @@
 //! - [`corpus`]: text corpora (lines, CSV, JSON lines; gzip, bzip2) and the held-out split;
 //! - [`config`]: the experiment file of a language-model run (its `[lm]` table);
 //! - [`logit_cache`]: the teacher's top-k distributions, computed once per run;
+//! - [`logit_shards`]: those distributions as shards written by several machines at once;
+//! - [`teacher_shard`]: one shard scored by the teacher (`apprentice cache-teacher`);
 //! - [`metrics`]: held-out perplexity, accuracy, agreement and KL against the teacher;
 //! - [`sequences`]: training sequences a model writes from the texts' prompts (sequence-level
 //!   KD's teacher continuations, on-policy distillation's student continuations);
@@ -34,6 +36,7 @@ pub mod gguf;
 pub mod gguf_value;
 pub mod llama;
 pub mod logit_cache;
+pub mod logit_shards;
 pub mod metrics;
 pub mod objectives;
 pub mod quant;
@@ -43,6 +46,7 @@ pub mod speed;
 pub mod student;
 pub mod teacher;
 pub mod teacher_data;
+pub mod teacher_shard;
 pub mod tokenizer;
 pub mod train;
 

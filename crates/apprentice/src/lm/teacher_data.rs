@@ -11,8 +11,10 @@ use burn::tensor::Device;
 use super::config::{Continuations, SequenceSource};
 use super::error::{LmError, LmRunError};
 use super::logit_cache::{TopKLogits, read_logit_cache, tokens_hash, write_logit_cache};
+use super::logit_shards::{ShardExpectation, logit_shard_files, read_logit_shards};
 use super::sequences::{SequenceWriter, teacher_sequences};
 use super::teacher::Teacher;
+use crate::layout::{RunLayout, lm_teacher_logits};
 
 /// Tokenises every text, cut to `max_len` tokens; texts of fewer than two tokens are dropped
 /// (nothing to predict). Returns the sequences and how many texts were dropped.
@@ -35,7 +37,10 @@ pub fn tokenize_corpus(
 
 /// The teacher's top-k distributions on `sequences`: read from `reuse` (or else `path`) when
 /// it holds them for this teacher, these sequences and at least `top_k` tokens, else computed
-/// and written to `path`. Returns them, whether they were reused, and the seconds spent.
+/// and written to `path`. `reuse` is a cache file, a run folder holding one, or a folder of
+/// shards written by `apprentice cache-teacher` ([`super::logit_shards`]), which must then
+/// hold every sequence (anything wrong with them stops the run, rather than scoring the whole
+/// corpus again unasked). Returns them, whether they were reused, and the seconds spent.
 #[allow(clippy::too_many_arguments)]
 pub fn teacher_distributions(
     teacher: &Teacher,
@@ -49,12 +54,43 @@ pub fn teacher_distributions(
 ) -> Result<(TopKLogits, bool, f64), LmRunError> {
     let started = Instant::now();
     let tokens = tokens_hash(sequences);
-    for candidate in reuse.into_iter().chain([path]) {
+    let vocab = teacher.config.vocab_size;
+    let k = top_k.min(vocab - 1);
+    if let Some(folder) = reuse.filter(|p| !logit_shard_files(p).is_empty()) {
+        let expected = ShardExpectation {
+            teacher_sha256,
+            tokens_sha256: &tokens,
+            sequences: sequences.len(),
+            k,
+            vocab,
+        };
+        let (cache, shards) = read_logit_shards(folder, &expected)?;
+        log(&format!(
+            "teacher cache: {} shards from {}",
+            shards.len(),
+            folder.display()
+        ));
+        return Ok((cache, true, started.elapsed().as_secs_f64()));
+    }
+    let reuse = reuse.map(|p| {
+        if p.is_dir() {
+            lm_teacher_logits(&RunLayout::new(p))
+        } else {
+            p.to_path_buf()
+        }
+    });
+    if let Some(candidate) = reuse.as_deref().filter(|p| !p.is_file()) {
+        log(&format!(
+            "{}: no teacher cache there (neither a cache file nor shards)",
+            candidate.display()
+        ));
+    }
+    for candidate in reuse.as_deref().into_iter().chain([path]) {
         if !candidate.is_file() {
             continue;
         }
         match read_logit_cache(candidate, teacher_sha256, &tokens) {
-            Ok(cache) if cache.k == top_k.min(cache.vocab - 1) => {
+            Ok(cache) if cache.k == k => {
                 return Ok((cache, true, started.elapsed().as_secs_f64()));
             }
             Ok(cache) => log(&format!(
@@ -65,8 +101,23 @@ pub fn teacher_distributions(
             Err(e) => log(&format!("not reusing the teacher cache: {e}")),
         }
     }
+    let cache = score_sequences(teacher, sequences, k, batch, log)?;
+    write_logit_cache(path, &cache, teacher_sha256, &tokens)?;
+    Ok((cache, false, started.elapsed().as_secs_f64()))
+}
+
+/// The teacher's `k` most probable next tokens at every position of `sequences`, scored
+/// `batch` sequences at a time in order (a shard starting on a multiple of `batch` is scored in
+/// the same batches as the whole list, so its numbers are the same).
+pub fn score_sequences(
+    teacher: &Teacher,
+    sequences: &[Vec<u32>],
+    k: usize,
+    batch: usize,
+    log: &mut dyn FnMut(&str),
+) -> Result<TopKLogits, LmError> {
     let vocab = teacher.config.vocab_size;
-    let mut cache = TopKLogits::new(top_k.min(vocab - 1), vocab);
+    let mut cache = TopKLogits::new(k, vocab);
     for (index, chunk) in sequences.chunks(batch.max(1)).enumerate() {
         let inputs: Vec<Vec<u32>> = chunk.iter().map(|s| s[..s.len() - 1].to_vec()).collect();
         let logits = teacher.logits(&inputs)?;
@@ -82,8 +133,7 @@ pub fn teacher_distributions(
             ));
         }
     }
-    write_logit_cache(path, &cache, teacher_sha256, &tokens)?;
-    Ok((cache, false, started.elapsed().as_secs_f64()))
+    Ok(cache)
 }
 
 /// Sequences the teacher wrote, with its distributions on them.
