@@ -160,10 +160,10 @@ pub fn reference_markdown(results: &Results, reference_path: &Path) -> Result<St
     let runs: Vec<f64> = reference.repeats.iter().map(|r| r.pytorch).collect();
     if runs.len() > reference.seeds.len() {
         let all = Summary::from_values(&runs);
-        let _ = write!(
+        let _ = writeln!(
             md,
             "PyTorch over {} fine-tunings ({} per split, other torch seeds): {} %; apprentice − \
-             that mean: {:+.2} points.\n",
+             that mean: {:+.2} points.",
             runs.len(),
             runs.len() / reference.seeds.len().max(1),
             all.percent_cell(2),

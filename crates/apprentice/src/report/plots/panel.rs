@@ -80,7 +80,11 @@ impl LinePanel {
                     label: line.label.clone(),
                     color: line.color,
                     mean: line.mean.iter().map(|&(x, y)| (x, log(y))).collect(),
-                    band: line.band.iter().map(|&(x, a, b)| (x, log(a), log(b))).collect(),
+                    band: line
+                        .band
+                        .iter()
+                        .map(|&(x, a, b)| (x, log(a), log(b)))
+                        .collect(),
                     marker: line.marker.clone().map(|(x, y, text)| (x, log(y), text)),
                 })
                 .collect(),
