@@ -1,7 +1,8 @@
 //! `apprentice run` on a tiny language-model experiment (the real SmolLM2 teacher, a dozen
 //! review snippets, a few steps) and `apprentice generate` on the students it saves: the run
 //! folder, the table, the teacher cache reused by a second run with the same numbers, the
-//! checkpoints, and one-line errors.
+//! checkpoints, and one-line errors; and a run whose students start from the teacher's
+//! embeddings, which records it and resumes.
 
 mod cli_common;
 mod shared_data;
@@ -79,6 +80,17 @@ fn results(run_dir: &Path) -> serde_json::Value {
     serde_json::from_str(&text).unwrap()
 }
 
+/// The snippets as a CSV file in `dir`, a third of them in a category the filter drops.
+fn write_corpus(dir: &Path) -> PathBuf {
+    let corpus = dir.join("snippets.csv");
+    let mut csv = String::from("category,text\n");
+    for (i, s) in SNIPPETS.iter().enumerate() {
+        csv.push_str(&format!("{},{s:?}\n", ["fresh", "rotten", "plot"][i % 3]));
+    }
+    std::fs::write(&corpus, csv).unwrap();
+    corpus
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -100,12 +112,7 @@ fn a_tiny_lm_run_writes_its_folder_and_its_students_generate() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("snippets.csv");
-    let mut csv = String::from("category,text\n");
-    for (i, s) in SNIPPETS.iter().enumerate() {
-        csv.push_str(&format!("{},{s:?}\n", ["fresh", "rotten", "plot"][i % 3]));
-    }
-    std::fs::write(&corpus, csv).unwrap();
+    let corpus = write_corpus(dir.path());
     let config = dir.path().join("tiny.toml");
     std::fs::write(&config, tiny_config(&corpus)).unwrap();
     let data = data.to_str().unwrap();
@@ -289,4 +296,86 @@ fn a_tiny_lm_run_writes_its_folder_and_its_students_generate() {
         message.contains("bad.toml") && message.contains("max_length"),
         "{message}"
     );
+}
+
+#[test]
+fn a_run_from_the_teachers_embeddings_records_it_and_resumes() {
+    let Some(data) = shared_data("a_run_from_the_teachers_embeddings_records_it_and_resumes")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let config = dir.path().join("pca.toml");
+    let text_config = tiny_config(&corpus)
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace("ffn = 32\n", "ffn = 32\ninit = \"pca-embeddings\"\n");
+    std::fs::write(&config, text_config).unwrap();
+    let out = dir.path().join("runs");
+    let output = apprentice(&[
+        "run",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    let init = "the teacher's token embeddings reduced from 576 to 16 dimensions by PCA";
+    assert!(
+        stderr.contains(&format!("students start from {init}")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("Every student starts from {init}.")),
+        "{stdout}"
+    );
+    let run_dir = only_run_folder(&out);
+    let saved = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
+    assert!(saved.contains("init = \"pca-embeddings\""), "{saved}");
+    let first = results(&run_dir);
+    assert_eq!(first["lm"]["student_init"], init);
+    assert_eq!(first["config"]["student"]["init"], "pca-embeddings");
+    assert!(
+        first["models"][1]["architecture"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("from {init}")),
+        "{}",
+        first["models"][1]["architecture"]
+    );
+    let meta = std::fs::read_to_string(run_dir.join("seed-0/scratch.json")).unwrap();
+    assert!(meta.contains(init), "{meta}");
+    // The scratch baseline and the distilled student start from the same weights.
+    let curve =
+        |doc: &serde_json::Value, model: usize| doc["lm"]["models"][model]["curves"][0].clone();
+    assert_eq!(
+        curve(&first, 1)["perplexity"][0],
+        curve(&first, 2)["perplexity"][0]
+    );
+
+    // Killed before the distilled student finished: it trains again from the same initial
+    // weights, and the results are the uninterrupted run's.
+    for file in [
+        "results.json",
+        "seed-0/gkd.safetensors",
+        "seed-0/gkd.json",
+        "seed-0/gkd.record.json",
+    ] {
+        std::fs::remove_file(run_dir.join(file)).unwrap();
+    }
+    let output = apprentice(&["run", "--resume", run_dir.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("seed 0: scratch read back"), "{stderr}");
+    assert!(stderr.contains("seed 0: training gkd"), "{stderr}");
+    let resumed = results(&run_dir);
+    for model in 0..3 {
+        assert_eq!(
+            first["models"][model]["test"], resumed["models"][model]["test"],
+            "model {model}"
+        );
+        assert_eq!(curve(&first, model), curve(&resumed, model));
+    }
 }

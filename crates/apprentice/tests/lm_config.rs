@@ -5,6 +5,7 @@ use std::path::Path;
 
 use apprentice::lm::config::LmExperimentConfig;
 use apprentice::lm::llama::LlamaConfig;
+use apprentice::lm::student_init::StudentInit;
 use apprentice::task::TaskKind;
 
 fn committed() -> String {
@@ -54,6 +55,42 @@ fn the_committed_config_reads_with_a_student_under_a_tenth_of_the_teacher() {
 }
 
 #[test]
+fn the_student_init_defaults_to_random_and_survives_the_saved_config() {
+    let base = committed();
+    let config = LmExperimentConfig::from_toml(&base, "lm.toml").unwrap();
+    assert_eq!(config.student.init, StudentInit::Random);
+    assert_eq!(config.student.layers_from, None);
+    // A resumed run reads the config the run saved, so the students start the same way.
+    for (to, init, layers) in [
+        (
+            "init = \"pca-embeddings\"",
+            StudentInit::PcaEmbeddings,
+            None,
+        ),
+        (
+            "init = \"teacher-layers\"",
+            StudentInit::TeacherLayers,
+            None,
+        ),
+        (
+            "init = \"teacher-layers\"\nlayers_from = [0, 9, 20, 29]",
+            StudentInit::TeacherLayers,
+            Some(vec![0, 9, 20, 29]),
+        ),
+    ] {
+        let text = base.replacen("hidden = 128\n", &format!("hidden = 128\n{to}\n"), 1);
+        let config = LmExperimentConfig::from_toml(&text, "lm.toml").unwrap();
+        assert_eq!(config.student.init, init);
+        assert_eq!(config.student.layers_from, layers);
+        let saved = toml::to_string(&config).unwrap();
+        assert_eq!(
+            LmExperimentConfig::from_toml(&saved, "config.toml").unwrap(),
+            config
+        );
+    }
+}
+
+#[test]
 fn bad_files_get_one_line_naming_the_key() {
     let base = committed();
     for (from, to, expected) in [
@@ -99,6 +136,21 @@ fn bad_files_get_one_line_naming_the_key() {
         ("max_texts = 300", "max_texts = 0", "corpus.max_texts"),
         ("filter_column = \"category\"\n", "", "corpus.filter_column"),
         ("hidden = 128\n", "hidden = 128\nwidth = 3\n", "width"),
+        (
+            "hidden = 128\n",
+            "hidden = 128\ninit = \"pca\"\n",
+            "student.init",
+        ),
+        (
+            "hidden = 128\n",
+            "hidden = 128\nlayers_from = [0, 1, 2, 3]\n",
+            "student.layers_from: not a setting of init = \"random\"",
+        ),
+        (
+            "hidden = 128\n",
+            "hidden = 128\ninit = \"teacher-layers\"\nlayers_from = [0, 29]\n",
+            "student.layers_from: expected 4 teacher layers",
+        ),
     ] {
         assert!(base.contains(from), "{from:?} not in the config");
         let text = base.replacen(from, to, 1);

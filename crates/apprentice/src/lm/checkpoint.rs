@@ -36,6 +36,10 @@ pub struct LmCheckpointMeta {
     pub tokenizer: PathBuf,
     /// SHA-256 of the teacher file it learned from.
     pub teacher_sha256: String,
+    /// Where its initial weights came from, in words, when not from the seed alone (absent in
+    /// checkpoints of randomly initialised students, as before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
 }
 
 /// The description file of the weights at `weights` (`x.safetensors` → `x.json`).

@@ -43,8 +43,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::corpus::CorpusSpec;
+use super::error::LmError;
+use super::llama::LlamaConfig;
 use super::objectives::{TokenDivergence, TokenLoss};
 use super::student::StudentShape;
+use super::student_init::StudentInit;
 use crate::backend::DeviceKind;
 use crate::config::ConfigError;
 use crate::distill::optim::OptimizerSpec;
@@ -65,8 +68,8 @@ pub struct LmExperimentConfig {
     pub lm: LmSection,
     /// The texts.
     pub corpus: CorpusSpec,
-    /// The students' shape (every student has the same one).
-    pub student: StudentShape,
+    /// The students' shape and initial weights (every student has the same ones).
+    pub student: StudentSection,
     /// The training budget, the same for every student.
     pub train: LmTrainConfig,
     /// The students to train, one per objective.
@@ -133,6 +136,65 @@ fn default_speed_prompt() -> String {
 }
 fn default_speed_tokens() -> usize {
     32
+}
+
+/// The `[student]` table: the students' shape (the rest of their configuration is the
+/// teacher's) and where their initial weights come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentSection {
+    /// Decoder layers.
+    pub layers: usize,
+    /// Width of token representations.
+    pub hidden: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (divides `heads`).
+    pub kv_heads: usize,
+    /// Width of the SwiGLU block.
+    pub ffn: usize,
+    /// `random` (the default), `pca-embeddings` or `teacher-layers`
+    /// ([`super::student_init`]).
+    #[serde(default)]
+    pub init: StudentInit,
+    /// The teacher layers a `teacher-layers` student copies, one per student layer (default:
+    /// evenly spaced from the first to the last).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers_from: Option<Vec<usize>>,
+}
+
+impl StudentSection {
+    /// The students' shape.
+    pub fn shape(&self) -> StudentShape {
+        StudentShape {
+            layers: self.layers,
+            hidden: self.hidden,
+            heads: self.heads,
+            kv_heads: self.kv_heads,
+            ffn: self.ffn,
+        }
+    }
+
+    /// The students' full configuration next to `teacher` ([`StudentShape::config`]).
+    pub fn config(&self, teacher: &LlamaConfig) -> Result<LlamaConfig, LmError> {
+        self.shape().config(teacher)
+    }
+
+    /// Checks that need no teacher; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.layers_from, self.init) {
+            (Some(_), init) if init != StudentInit::TeacherLayers => Err(format!(
+                "student.layers_from: not a setting of init = \"{}\" (only of \"teacher-layers\")",
+                init.name()
+            )),
+            (Some(layers), _) if layers.len() != self.layers => Err(format!(
+                "student.layers_from: expected {} teacher layers (one per student layer), found {}",
+                self.layers,
+                layers.len()
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The `[train]` table.
@@ -474,6 +536,7 @@ impl LmExperimentConfig {
             }
         }
         self.corpus.validate()?;
+        self.student.validate()?;
         self.train.optimizer.validate("train.optimizer")?;
         if self.objectives.is_empty() {
             return Err("objectives: expected at least one [[objectives]] entry".to_string());

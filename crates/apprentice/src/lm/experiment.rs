@@ -1,7 +1,8 @@
 //! A whole language-model run: the teacher read from its GGUF file, the corpus tokenised, the
 //! teacher's top-k distributions on every sequence computed once (or reused from the run
 //! folder), then per seed a held-out split, one student per objective from the same initial
-//! weights on the same batches, and the held-out comparison with the teacher.
+//! weights (random or from the teacher, `[student] init`) on the same batches, and the
+//! held-out comparison with the teacher.
 //!
 //! The result is the usual `results.json` envelope ([`Results`]) with the language-model
 //! section ([`LmSection`]) under its own key.
@@ -22,7 +23,7 @@ use super::metrics::{LmMetrics, evaluate_against_teacher};
 use super::objectives::TokenLoss;
 use super::run_store::{LmRunStore, TrainingRecord};
 use super::speed::{generation_tokens_per_second, scoring_tokens_per_second};
-use super::student::init_student;
+use super::student_init::StudentInitializer;
 use super::teacher::Teacher;
 use super::teacher_data::{SetsContext, TeacherSets};
 pub use super::teacher_data::{teacher_distributions, tokenize_corpus};
@@ -112,6 +113,7 @@ pub struct LmTask<'a> {
     teacher: Teacher,
     teacher_sha256: String,
     student_config: LlamaConfig,
+    initializer: StudentInitializer,
     sequences: Vec<Vec<u32>>,
     cache: TopKLogits,
     cache_path: PathBuf,
@@ -139,6 +141,18 @@ impl<'a> LmTask<'a> {
         let teacher_sha256 = file_hash(&config.lm.teacher)
             .map_err(|e| LmRunError::Invalid(format!("{}: {e}", config.lm.teacher.display())))?;
         let student_config = config.student.config(&teacher.config)?;
+        // Before the corpus and the teacher's distributions, so that a student that cannot
+        // start from this teacher is refused at once.
+        let initializer = StudentInitializer::new(
+            config.student.init,
+            config.student.layers_from.as_deref(),
+            &teacher.model,
+            &teacher.config,
+            &student_config,
+        )?;
+        if let Some(init) = initializer.describe() {
+            log(&format!("students start from {init}"));
+        }
         let texts = load_corpus(&config.corpus)?;
         let (sequences, dropped) = tokenize_corpus(&teacher, &texts, config.lm.max_len)?;
         log(&format!(
@@ -201,6 +215,7 @@ impl<'a> LmTask<'a> {
             teacher,
             teacher_sha256,
             student_config,
+            initializer,
             sequences,
             cache,
             cache_path,
@@ -238,6 +253,7 @@ impl Task for LmTask<'_> {
             teacher,
             teacher_sha256,
             student_config,
+            initializer,
             sequences,
             cache,
             tokenizer_path,
@@ -283,6 +299,7 @@ impl Task for LmTask<'_> {
                 config: student_config.clone(),
                 tokenizer: relative_to(tokenizer_path, Some(layout.seed(seed).dir())),
                 teacher_sha256: teacher_sha256.clone(),
+                init: initializer.describe(),
             };
             if let Some((model, record)) = store.finished(&meta, &options.device)? {
                 log(&format!(
@@ -298,7 +315,14 @@ impl Task for LmTask<'_> {
                 continue;
             }
             log(&format!("seed {seed}: training {}", objective.name));
-            let initial = init_student(student_config, seed, &options.device.training());
+            // The same initialiser for every objective: the scratch baseline starts where the
+            // distilled students start.
+            let initial = initializer.student(
+                &teacher.model,
+                student_config,
+                seed,
+                &options.device.training(),
+            );
             // Sequence-level KD trains on the teacher's sequences and its distributions on them.
             let set = teacher_sets.of(index);
             let objective_cache = set.map_or(&*cache, |s| &s.cache);
@@ -432,6 +456,7 @@ impl Task for LmTask<'_> {
             teacher,
             teacher_sha256,
             student_config,
+            initializer,
             sequences,
             cache,
             cache_path,
@@ -451,6 +476,7 @@ impl Task for LmTask<'_> {
                 .collect::<Option<Vec<f64>>>()
                 .map(&summary)
         };
+        let student_init = initializer.describe();
         let epochs =
             (config.train.steps * config.train.batch_size) as f64 / split_sizes.0.max(1) as f64;
         let mut models = Vec::new();
@@ -509,7 +535,10 @@ impl Task for LmTask<'_> {
                 method,
                 label_fraction: 1.0,
                 transfer: (role == Role::Distilled).then(|| "all".to_string()),
-                architecture: architecture(model_config),
+                architecture: match (index, &student_init) {
+                    (0, _) | (_, None) => architecture(model_config),
+                    (_, Some(init)) => format!("{}, from {init}", architecture(model_config)),
+                },
                 params: model_config.parameters(),
                 test: TestSummary {
                     accuracy: metric(&|m| m.accuracy),
@@ -606,6 +635,7 @@ impl Task for LmTask<'_> {
                 seconds: cache_seconds,
             },
             models: sections,
+            student_init,
         };
         Ok(LmRunOutput { results, lm })
     }

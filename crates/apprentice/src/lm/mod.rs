@@ -9,7 +9,9 @@
 //! - [`teacher`]: a frozen decoder loaded from a GGUF file, its logits and likelihoods;
 //! - [`generate`]: greedy and sampled generation with the KV cache;
 //! - [`objectives`]: token-level distillation losses;
-//! - [`student`]: small student decoders, their initialisation and training step;
+//! - [`student`]: small student decoders, their seeded initialisation and training step;
+//! - [`student_init`]: students initialised from the teacher (PCA of its embeddings, or a
+//!   subset of its layers);
 //! - [`speed`]: tokens per second of generation and scoring;
 //! - [`corpus`]: text corpora (lines, CSV, JSON lines; gzip, bzip2) and the held-out split;
 //! - [`config`]: the experiment file of a language-model run (its `[lm]` table);
@@ -44,6 +46,7 @@ pub mod run_store;
 pub mod sequences;
 pub mod speed;
 pub mod student;
+pub mod student_init;
 pub mod teacher;
 pub mod teacher_data;
 pub mod teacher_shard;

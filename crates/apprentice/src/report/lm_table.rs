@@ -42,6 +42,10 @@ pub struct LmSection {
     pub cache: LmCacheUse,
     /// One entry per model, in the order of the results' models.
     pub models: Vec<LmModelSection>,
+    /// Where every student's initial weights came from, in words, when not from the seed
+    /// alone (`[student] init`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student_init: Option<String>,
 }
 
 /// How the teacher's distributions on the training texts were obtained.
@@ -150,9 +154,16 @@ const HEADER: [&str; 10] = [
     "score tok/s",
 ];
 
-/// The closing line of both tables: what the numbers are over.
+/// The closing line of both tables: what the numbers are over (and where the students
+/// started, when not from random weights).
 fn footnote(results: &Results, section: &LmSection) -> String {
     let seeds = results.seeds.len();
+    let init = section
+        .student_init
+        .as_ref()
+        .map_or_else(String::new, |init| {
+            format!(" Every student starts from {init}.")
+        });
     format!(
         "{}: {} texts of {} (at most {} tokens), {} held-out tokens per seed; {} steps of {} \
          sequences; mean ± sample std over {} seed{}; speeds on a machine of {} hardware \
@@ -169,7 +180,7 @@ fn footnote(results: &Results, section: &LmSection) -> String {
         section.threads,
         if section.threads == 1 { "" } else { "s" },
         section.score_batch,
-    )
+    ) + &init
 }
 
 /// The comparison of a language-model run as plain text, for the terminal.
