@@ -30,7 +30,7 @@ fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().to_vec::<f32>().expect("float32")
+    t.into_data().try_to_vec::<f32>().expect("float32")
 }
 
 /// The layer of the case with seeded weights, on `device`.
