@@ -211,7 +211,10 @@ fn teacher_and_transformer_student_tables_are_checked() {
             "distill.embedding: regressing the teacher's sentence embeddings",
         ),
         (
-            good.replace("kinds = [\"shallow\", \"cnn\"]", "kinds = [\"cnn\"]"),
+            good.replace(
+                "kinds = [\"shallow\", \"narrow\", \"cnn\"]",
+                "kinds = [\"narrow\", \"cnn\"]",
+            ),
             "students.shallow: set, but \"shallow\" is not in students.kinds",
         ),
         (
@@ -224,8 +227,7 @@ fn teacher_and_transformer_student_tables_are_checked() {
             "students.shallow.layers: expected at least one layer",
         ),
         (
-            good.replace("kinds = [\"shallow\", \"cnn\"]", "kinds = [\"shallow\", \"narrow\"]")
-                + "\n[students.narrow]\nhidden = 30\nheads = 4\n",
+            good.replace("hidden = 192\nheads = 12", "hidden = 30\nheads = 4"),
             "students.narrow.heads: expected a divisor of hidden 30",
         ),
         (

@@ -118,7 +118,7 @@ fn optional(summary: Option<&Summary>, digits: usize, scale: f64) -> String {
 
 /// The cells of every row: model, objective, perplexity, accuracy %, agreement %, KL,
 /// non-embedding and total parameters, generation and scoring tokens/s.
-fn rows(results: &Results, section: &LmSection) -> Vec<[String; 10]> {
+fn rows(results: &Results, section: &LmSection) -> Vec<[String; 11]> {
     section
         .models
         .iter()
@@ -134,6 +134,7 @@ fn rows(results: &Results, section: &LmSection) -> Vec<[String; 10]> {
                 optional(test.and_then(|t| t.kl_from_teacher.as_ref()), 3, 1.0),
                 thousands(lm.non_embedding_params as u64),
                 thousands(lm.params as u64),
+                weights_megabytes(lm.params),
                 optional(lm.generation_tokens_per_s.as_ref(), 1, 1.0),
                 optional(lm.scoring_tokens_per_s.as_ref(), 0, 1.0),
             ]
@@ -141,7 +142,13 @@ fn rows(results: &Results, section: &LmSection) -> Vec<[String; 10]> {
         .collect()
 }
 
-const HEADER: [&str; 10] = [
+/// The memory the model's weights take when loaded: every parameter as float32 (the teacher's
+/// quantised GGUF blocks are dequantised on load), in megabytes.
+fn weights_megabytes(params: usize) -> String {
+    format!("{:.1}", params as f64 * 4.0 / 1e6)
+}
+
+const HEADER: [&str; 11] = [
     "model",
     "objective",
     "perplexity",
@@ -150,6 +157,7 @@ const HEADER: [&str; 10] = [
     "KL(t‖s)",
     "non-emb. params",
     "params",
+    "weights MB",
     "gen. tok/s",
     "score tok/s",
 ];
@@ -167,7 +175,8 @@ fn footnote(results: &Results, section: &LmSection) -> String {
     format!(
         "{}: {} texts of {} (at most {} tokens), {} held-out tokens per seed; {} steps of {} \
          sequences; mean ± sample std over {} seed{}; speeds on a machine of {} hardware \
-         thread{} (scoring {} sequences per batch, generation at batch 1).",
+         thread{} (scoring {} sequences per batch, generation at batch 1); weights MB: every \
+         parameter as float32 in memory, the teacher dequantised from its GGUF file.",
         results.experiment,
         section.texts,
         results.data.name,
@@ -224,7 +233,7 @@ pub fn lm_table(results: &Results, section: &LmSection) -> String {
 /// The comparison of a language-model run as a Markdown table.
 pub fn lm_markdown(results: &Results, section: &LmSection) -> String {
     let mut md = format!("| {} |\n", HEADER.join(" | "));
-    md.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    md.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for row in rows(results, section) {
         let _ = writeln!(md, "| {} |", row.join(" | "));
     }
