@@ -5,6 +5,8 @@
 //! every step (λ = 0: on the corpus, exactly as without on-policy training); batched
 //! generation continues each prompt as generation of that prompt alone does.
 
+mod common;
+
 use apprentice::backend::ComputeDevice;
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::lm::config::{Continuations, LmExperimentConfig, SequenceSource};
@@ -54,18 +56,7 @@ prompt_tokens = 3
 "#;
 
 fn teacher_config() -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 40,
-        hidden: 32,
-        layers: 2,
-        heads: 4,
-        kv_heads: 2,
-        ffn: 48,
-        rope_theta: 10_000.0,
-        rms_eps: 1e-5,
-        max_len: 64,
-        tied: true,
-    }
+    common::lm::tiny_llama(2)
 }
 
 fn corpus() -> Vec<Vec<u32>> {

@@ -2,6 +2,8 @@
 //! repeats itself, and a student's loss falls over a few training steps, both on the next
 //! tokens alone and distilled from a teacher's logits.
 
+mod common;
+
 use apprentice::backend::{ComputeDevice, to_host};
 use apprentice::distill::optim::OptimizerSpec;
 use apprentice::lm::generate::{Sampling, generate};
@@ -11,18 +13,7 @@ use apprentice::lm::student::{LmBatch, StudentShape, init_student, train_step};
 use burn::tensor::{Int, Tensor, TensorData};
 
 fn teacher_config() -> LlamaConfig {
-    LlamaConfig {
-        vocab_size: 40,
-        hidden: 32,
-        layers: 2,
-        heads: 4,
-        kv_heads: 2,
-        ffn: 48,
-        rope_theta: 10_000.0,
-        rms_eps: 1e-5,
-        max_len: 64,
-        tied: true,
-    }
+    common::lm::tiny_llama(2)
 }
 
 fn sequences() -> Vec<Vec<u32>> {

@@ -57,18 +57,7 @@ fn truncated(teacher: &Llama, layers: &[usize]) -> Llama {
 }
 
 fn tiny_teacher() -> (Llama, LlamaConfig) {
-    let config = LlamaConfig {
-        vocab_size: 40,
-        hidden: 32,
-        layers: 5,
-        heads: 4,
-        kv_heads: 2,
-        ffn: 48,
-        rope_theta: 10_000.0,
-        rms_eps: 1e-5,
-        max_len: 64,
-        tied: true,
-    };
+    let config = common::lm::tiny_llama(5);
     let model = init_student(&config, 11, &ComputeDevice::cpu().inference());
     (model, config)
 }
