@@ -91,6 +91,7 @@ mod tests {
             ("fashion-mnist-methods.toml", TaskKind::Image),
             ("rotten-tomatoes.toml", TaskKind::Text),
             ("rotten-tomatoes-finetune.toml", TaskKind::Text),
+            ("rotten-tomatoes-unlabelled.toml", TaskKind::Text),
             ("lm-rotten-tomatoes.toml", TaskKind::Language),
             ("continual-fashion.toml", TaskKind::Continual),
         ];
@@ -99,6 +100,16 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(file.kind(), kind, "{name}");
             assert_eq!(TaskKind::of_toml(&config(name)), kind, "{name}");
+        }
+        // And every other committed config reads too.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                ExperimentFile::from_toml(&config(&name), &name)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+            }
         }
     }
 

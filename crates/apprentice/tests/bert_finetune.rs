@@ -3,6 +3,9 @@
 //! - the loss falls on a task the model can learn, and two runs with one seed are identical;
 //! - with `train_top_layers` only the top layers (and the head) move;
 //! - save → load gives the same logits;
+//! - from a saved folder, with dropout off, the recipe takes the steps PyTorch + `transformers`
+//!   take (losses, learning rates, final logits of the committed `training-steps.json`, made by
+//!   `make_training_steps.py` beside the fixture);
 //! - a folder saved by apprentice gives, in `transformers`, the logits of the committed fixture
 //!   (`fixtures/bert-classifier/`, made by `make_logits.py` beside it), to 1e-4;
 //! - a missing classifier, mismatched `num_labels` or an unknown architecture is one line that
@@ -104,8 +107,9 @@ fn the_loss_falls_and_a_seed_repeats_the_run() {
 
 #[test]
 fn the_schedule_warms_up_then_decays_to_zero() {
-    assert!((linear_schedule(0, 4, 20, 1.0) - 0.25).abs() < 1e-12);
-    assert!((linear_schedule(3, 4, 20, 1.0) - 1.0).abs() < 1e-12);
+    assert_eq!(linear_schedule(0, 4, 20, 1.0), 0.0);
+    assert!((linear_schedule(3, 4, 20, 1.0) - 0.75).abs() < 1e-12);
+    assert!((linear_schedule(4, 4, 20, 1.0) - 1.0).abs() < 1e-12);
     assert!((linear_schedule(12, 4, 20, 1.0) - 0.5).abs() < 1e-12);
     assert_eq!(linear_schedule(20, 4, 20, 1.0), 0.0);
 }
@@ -310,4 +314,90 @@ fn broken_folders_are_named_in_one_line() {
         architecture.contains("config.json") && architecture.contains("unknown architecture"),
         "{architecture}"
     );
+}
+
+#[derive(serde::Deserialize)]
+struct ReferenceRecipe {
+    epochs: usize,
+    batch_size: usize,
+    lr: f64,
+    weight_decay: f64,
+    warmup_ratio: f64,
+    max_grad_norm: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferenceStep {
+    loss: f64,
+    learning_rate: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct ReferenceSteps {
+    recipe: ReferenceRecipe,
+    sequences: Vec<Vec<u32>>,
+    labels: Vec<u32>,
+    steps: Vec<ReferenceStep>,
+    logits: Vec<Vec<f32>>,
+}
+
+#[test]
+fn the_recipe_takes_the_steps_pytorch_takes() {
+    let folder = fixture();
+    let reference: ReferenceSteps =
+        serde_json::from_str(&std::fs::read_to_string(folder.join("training-steps.json")).unwrap())
+            .unwrap();
+    let device = ComputeDevice::cpu().training();
+    let loaded = load_classifier(&folder, &device).unwrap();
+    // Dropout off on both sides: the masks are each side's own random draws.
+    let mut config = loaded.config.clone();
+    config.hidden_dropout_prob = 0.0;
+    config.attention_probs_dropout_prob = 0.0;
+    let recipe = &reference.recipe;
+    let settings = FinetuneSettings {
+        epochs: recipe.epochs,
+        batch_size: recipe.batch_size,
+        lr: recipe.lr,
+        weight_decay: recipe.weight_decay,
+        warmup_ratio: recipe.warmup_ratio,
+        max_grad_norm: recipe.max_grad_norm,
+        max_length: 32,
+        head_dropout: Some(0.0),
+        ..FinetuneSettings::default()
+    };
+    let outcome = finetune(
+        loaded.model,
+        &config,
+        &reference.sequences,
+        &reference.labels,
+        &settings,
+        &device,
+        &mut (),
+    )
+    .unwrap();
+    let total = reference.steps.len();
+    let warmup = (recipe.warmup_ratio * total as f64).ceil() as usize;
+    assert_eq!(outcome.step_losses.len(), total);
+    for (k, (ours, theirs)) in outcome.step_losses.iter().zip(&reference.steps).enumerate() {
+        let rate = linear_schedule(k, warmup, total, recipe.lr);
+        assert!(
+            (rate - theirs.learning_rate).abs() < 1e-12,
+            "step {k}: learning rate {rate}, PyTorch {}",
+            theirs.learning_rate
+        );
+        assert!(
+            (ours - theirs.loss).abs() < 1e-4,
+            "step {k}: loss {ours}, PyTorch {}",
+            theirs.loss
+        );
+    }
+    let ours = outcome.model.logits(
+        &reference.sequences,
+        0,
+        32,
+        reference.sequences.len(),
+        &ComputeDevice::cpu().inference(),
+    );
+    let worst = max_difference(&ours, &reference.logits.concat());
+    assert!(worst < 1e-4, "logits after training differ by {worst}");
 }

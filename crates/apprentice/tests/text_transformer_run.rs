@@ -3,12 +3,15 @@
 //!   cross-entropy, with α = 0 and a teacher that inverts the labels the student learns the
 //!   inversion;
 //! - a wrong number of teacher logits is an error, not a panic;
+//! - texts past the labels (a transfer set) learn from the teacher alone: the loss leaves them
+//!   out of the label term, a teacher teaching on them lifts a student that has few labels,
+//!   and fewer labels than texts without a teacher is an error;
 //! - the text experiment file's teacher and transformer-student tables: a valid fine-tuning
 //!   config parses, and keys that do not fit the teacher's kind are one-line errors naming
 //!   the key.
 
 use apprentice::backend::ComputeDevice;
-use apprentice::distill::loss::KdWeights;
+use apprentice::distill::loss::{KdWeights, cross_entropy, kd_loss, labelled_mask, soft_target_kl};
 use apprentice::text::bert::{Bert, BertConfig};
 use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
 use apprentice::text::config::TextExperimentConfig;
@@ -234,6 +237,16 @@ fn teacher_and_transformer_student_tables_are_checked() {
             good.replace("max_train = 800", "max_train = 0"),
             "data.max_train: expected at least 1",
         ),
+        (
+            good.replace("alpha = 0.5", "alpha = 0.5\nunlabelled_texts = 0"),
+            "distill.unlabelled_texts: expected at least 1",
+        ),
+        (
+            good.replace("max_train = 800", "")
+                .replace("alpha = 0.5", "alpha = 0.5\nunlabelled_texts = 100"),
+            "distill.unlabelled_texts: the unlabelled texts are the training texts that \
+             data.max_train leaves out; set data.max_train",
+        ),
     ];
     for (text, expected) in cases {
         let error = TextExperimentConfig::from_toml(&text, "ft.toml")
@@ -242,4 +255,122 @@ fn teacher_and_transformer_student_tables_are_checked() {
         assert!(error.contains(expected), "{expected}: {error}");
         assert!(!error.contains('\n'), "{error}");
     }
+}
+
+#[test]
+fn the_label_term_leaves_out_the_texts_past_the_labels() {
+    let device = ComputeDevice::cpu().inference();
+    let student = apprentice::backend::matrix(
+        vec![0.3, -1.2, 2.0, 0.1, -0.4, 0.9, 1.5, 1.5, -2.0, 0.7],
+        5,
+        2,
+        &device,
+    );
+    let teacher = apprentice::backend::matrix(
+        vec![1.0, 0.0, -0.5, 2.5, 0.2, 0.2, 3.0, -1.0, 0.0, 1.0],
+        5,
+        2,
+        &device,
+    );
+    // Rows 1 and 3 are past the first 3 texts (indices 3 and 4 of the training texts).
+    let batch = [0, 4, 2, 3, 1];
+    let labels = [1, 1, 0, 0, 1];
+    let weights = KdWeights {
+        temperature: 2.0,
+        alpha: 0.4,
+    };
+    let (masked_labels, mask) = labelled_mask(&batch, &labels, 3, &device);
+    assert_eq!(masked_labels, [1, 0, 0, 0, 1]);
+    let ours = apprentice::backend::scalar(kd_loss(
+        student.clone(),
+        teacher.clone(),
+        apprentice::backend::class_indices(&masked_labels, &device),
+        mask,
+        weights,
+    ));
+    // The same loss another way: the soft term over all five rows, cross-entropy over the
+    // three labelled rows alone.
+    let keep = apprentice::backend::class_indices(&[0, 2, 4], &device);
+    let labelled = student.clone().select(0, keep);
+    let soft = apprentice::backend::scalar(soft_target_kl(student, teacher, 2.0));
+    let hard = apprentice::backend::scalar(cross_entropy(
+        labelled,
+        apprentice::backend::class_indices(&[1, 0, 1], &device),
+        None,
+    ));
+    let expected = 0.6 * soft + 0.4 * hard;
+    assert!((ours - expected).abs() < 1e-6, "{ours} vs {expected}");
+    // A batch of labelled texts only needs no mask.
+    assert!(labelled_mask(&[0, 2], &labels, 3, &device).1.is_none());
+}
+
+#[test]
+fn a_teacher_on_unlabelled_texts_lifts_a_student_with_few_labels() {
+    let config = tiny_config();
+    let (sequences, labels) = task(160);
+    let (validation, validation_labels) = (&sequences[96..], &labels[96..]);
+    let train = &sequences[..96];
+    let device = ComputeDevice::cpu().training();
+    // A teacher that is right on every training text, with a clear margin.
+    let teacher = logits_for(&labels[..96], 4.0, |l| l);
+    let weights = KdWeights {
+        temperature: 2.0,
+        alpha: 0.5,
+    };
+    let run = |texts: &[Vec<u32>], objective, epochs| {
+        let outcome = finetune_with(
+            classifier(&config),
+            &config,
+            texts,
+            &labels[..2],
+            objective,
+            Some(FinetuneValidation {
+                sequences: validation,
+                labels: validation_labels,
+            }),
+            &settings(epochs),
+            &device,
+            &mut (),
+        )
+        .unwrap();
+        *outcome.validation_accuracy.last().unwrap()
+    };
+    // 2 labelled texts (one per class) alone, with as many steps as the run with the
+    // unlabelled ones.
+    let few = run(
+        &train[..2],
+        FinetuneObjective::Kd {
+            teacher_logits: &teacher[..4],
+            weights,
+        },
+        48,
+    );
+    let with_unlabelled = run(
+        train,
+        FinetuneObjective::Kd {
+            teacher_logits: &teacher,
+            weights,
+        },
+        8,
+    );
+    assert!(
+        with_unlabelled > few + 0.15 && with_unlabelled > 0.85,
+        "validation accuracy {with_unlabelled} with 94 unlabelled texts, {few} without"
+    );
+
+    // Without a teacher every text needs its label.
+    let error = finetune_with(
+        classifier(&config),
+        &config,
+        train,
+        &labels[..4],
+        FinetuneObjective::Labels,
+        None,
+        &settings(1),
+        &device,
+        &mut (),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("96 sequences and 4 labels"), "{error}");
 }

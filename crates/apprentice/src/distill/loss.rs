@@ -71,6 +71,27 @@ pub fn kd_loss(
     total
 }
 
+/// The labels of `batch` (indices into the training texts) and, when some of them are past the
+/// first `labelled` texts, the mask that keeps those out of the label term (their labels are
+/// replaced by class 0, which the mask then ignores).
+pub fn labelled_mask(
+    batch: &[usize],
+    labels: &[u32],
+    labelled: usize,
+    device: &burn::tensor::Device,
+) -> (Vec<u32>, Option<Tensor<1>>) {
+    if batch.iter().all(|&i| i < labelled) {
+        return (labels.to_vec(), None);
+    }
+    let mask: Vec<f32> = batch.iter().map(|&i| f32::from(i < labelled)).collect();
+    let labels = batch
+        .iter()
+        .zip(labels)
+        .map(|(&i, &label)| if i < labelled { label } else { 0 })
+        .collect();
+    (labels, Some(crate::backend::vector(mask, device)))
+}
+
 /// Learning without Forgetting's settings (Li & Hoiem, 2016): the previous model teaches the
 /// current one on the classes it knew, while the new labels are learned with cross-entropy.
 #[derive(Debug, Clone, PartialEq)]

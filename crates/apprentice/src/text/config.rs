@@ -238,6 +238,13 @@ pub struct TextDistillConfig {
     /// KD plus that loss (`shallow-kd-hidden`), beside the plain KD student.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub layers: Vec<LayerLossConfig>,
+    /// Distilled students also learn from up to this many of the training texts that
+    /// `data.max_train` leaves out, on the teacher's soft targets alone (their labels are never
+    /// read): the transfer set of DistilBERT and of Tang et al. (2019). Students from scratch
+    /// cannot use texts without labels; they get as many optimiser steps instead, as more
+    /// passes over their labelled texts. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlabelled_texts: Option<usize>,
 }
 
 fn default_temperature() -> f64 {
@@ -254,6 +261,7 @@ impl Default for TextDistillConfig {
             alpha: default_alpha(),
             embedding: None,
             layers: Vec::new(),
+            unlabelled_texts: None,
         }
     }
 }
@@ -411,6 +419,19 @@ impl TextExperimentConfig {
             ));
         }
         validate_layer_losses(&distill.layers, &students.kinds)?;
+        match (distill.unlabelled_texts, data.max_train) {
+            (Some(0), _) => {
+                return Err("distill.unlabelled_texts: expected at least 1".to_string());
+            }
+            (Some(_), None) => {
+                return Err(
+                    "distill.unlabelled_texts: the unlabelled texts are the training texts that \
+                     data.max_train leaves out; set data.max_train"
+                        .to_string(),
+                );
+            }
+            _ => {}
+        }
         Ok(())
     }
 

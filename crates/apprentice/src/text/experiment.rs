@@ -409,19 +409,26 @@ impl Task for TextTask<'_> {
             config.data.test_fraction,
             seed,
         )?;
+        let mut unlabelled = Vec::new();
         if let Some(max_train) = config.data.max_train {
-            split.train = subsample(split.train, max_train, seed);
+            let (kept, left_out) = subsample(split.train, max_train, seed);
+            split.train = kept;
+            let count = config.distill.unlabelled_texts.unwrap_or(0);
+            unlabelled = left_out.into_iter().take(count).collect();
+            unlabelled.sort_unstable();
         }
         *split_sizes = (split.train.len(), split.validation.len(), split.test.len());
         let split = SeedSplit {
             seed,
             train: split.train,
+            unlabelled,
             validation: split.validation,
             test: split.test,
         };
         store.save_split(
             seed,
             [&split.train, &split.validation, &split.test],
+            &split.unlabelled,
             data.len(),
         )?;
         let teacher = seed_teacher(&context, &split, folder.as_ref(), observer, *note)?;
@@ -507,18 +514,19 @@ impl Task for TextTask<'_> {
     }
 }
 
-/// At most `count` of `indices`, drawn at random from `seed`, in their original order.
-fn subsample(mut indices: Vec<usize>, count: usize, seed: u64) -> Vec<usize> {
+/// At most `count` of `indices`, drawn at random from `seed`, in their original order; and the
+/// rest, in the order of the draw (so that a prefix of them is a random sample too).
+fn subsample(mut indices: Vec<usize>, count: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
     use rand::SeedableRng;
     use rand::seq::SliceRandom;
     if indices.len() <= count {
-        return indices;
+        return (indices, Vec::new());
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x5eb5_a3c1_e000_0000);
     indices.shuffle(&mut rng);
-    indices.truncate(count);
+    let rest = indices.split_off(count);
     indices.sort_unstable();
-    indices
+    (indices, rest)
 }
 
 /// Tokenizes a batch of texts and computes a transformer's logits.

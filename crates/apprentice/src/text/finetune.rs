@@ -18,7 +18,7 @@ use super::bert::BertConfig;
 use super::classifier::{BertClassifier, batch_tensors};
 use super::error::TextError;
 use super::layer_distill::LayerTeacher;
-use crate::distill::loss::{KdWeights, kd_loss};
+use crate::distill::loss::{KdWeights, kd_loss, labelled_mask};
 use crate::distill::optim::{OptimizerKind, OptimizerSpec};
 
 /// The fine-tuning recipe.
@@ -67,11 +67,12 @@ impl Default for FinetuneSettings {
 }
 
 /// The learning rate of step `step` (from 0) of `total`: linear warm-up over `warmup` steps
-/// from `peak / warmup` to `peak`, then linear decay to 0 at `total` (as `transformers`'
-/// `get_linear_schedule_with_warmup`, evaluated after the step is counted).
+/// from 0 to `peak`, then linear decay to 0 at `total`. This is `transformers`'
+/// `get_linear_schedule_with_warmup` as PyTorch steps it (the scheduler is stepped after the
+/// optimiser, so the first step runs at the rate of step 0, which is 0 when there is a warm-up).
 pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f64 {
     if step < warmup {
-        return peak * (step + 1) as f64 / warmup as f64;
+        return peak * step as f64 / warmup as f64;
     }
     let remaining = total.saturating_sub(step) as f64;
     let span = total.saturating_sub(warmup).max(1) as f64;
@@ -248,6 +249,10 @@ pub fn finetune(
 /// [`finetune`] with a choice of objective (labels, or KD from a teacher's logits) and,
 /// when `validation` is given, the accuracy on it after each epoch. The model of the last
 /// epoch is returned, as `transformers`' Trainer does by default.
+///
+/// `labels` are the classes of the first `labels.len()` sequences. With a KD objective there
+/// may be fewer labels than sequences: the sequences past them are unlabelled and learn from
+/// the teacher's soft targets alone (a transfer set).
 #[allow(clippy::too_many_arguments)]
 pub fn finetune_with(
     model: BertClassifier,
@@ -271,9 +276,14 @@ pub fn finetune_with(
             sequences.len() * classes
         )));
     }
-    if sequences.len() != labels.len() || sequences.is_empty() {
+    let unlabelled_allowed = objective.teacher_logits().is_some();
+    if labels.len() > sequences.len()
+        || (labels.len() < sequences.len() && !unlabelled_allowed)
+        || labels.is_empty()
+    {
         return Err(TextError::Invalid(format!(
-            "finetune: {} sequences and {} labels; expected the same, non-zero count",
+            "finetune: {} sequences and {} labels; expected a label for every sequence (or, \
+             with a teacher, at least one label and at most one per sequence)",
             sequences.len(),
             labels.len()
         )));
@@ -336,7 +346,10 @@ pub fn finetune_with(
             let logits = trainee
                 .model
                 .head(&output, mask.clone(), &dropout, head_dropout);
-            let targets: Vec<u32> = chunk.iter().map(|&i| labels[i]).collect();
+            let targets: Vec<u32> = chunk
+                .iter()
+                .map(|&i| labels.get(i).copied().unwrap_or(0))
+                .collect();
             let loss = match objective.teacher_logits() {
                 None => cross_entropy(logits, &targets, device),
                 Some(teacher_logits) => {
@@ -346,13 +359,14 @@ pub fn finetune_with(
                         .copied()
                         .collect();
                     let teacher = crate::backend::matrix(rows, chunk.len(), classes, device);
+                    let (targets, labelled) = labelled_mask(chunk, &targets, labels.len(), device);
                     let targets = crate::backend::class_indices(&targets, device);
                     let weights = match objective {
                         FinetuneObjective::Kd { weights, .. }
                         | FinetuneObjective::KdLayers { weights, .. } => weights,
                         FinetuneObjective::Labels => unreachable!("labels have no teacher"),
                     };
-                    let kd = kd_loss(logits, teacher, targets, None, weights);
+                    let kd = kd_loss(logits, teacher, targets, labelled, weights);
                     match objective {
                         FinetuneObjective::KdLayers { layers, .. } => {
                             kd + layers.loss(&output, ids, mask, trainee.projection.as_ref())

@@ -153,12 +153,14 @@ impl TextRunStore {
     }
 
     /// Writes the seed's split (`seed-N/split.json`: the row indices of the training,
-    /// validation and test texts, and the number of rows), so that a reference
+    /// validation and test texts, the `unlabelled` ones distilled students also learn from when
+    /// there are any, and the number of rows), so that a reference
     /// implementation can train on exactly the same texts.
     pub fn save_split(
         &self,
         seed: u64,
         [train, validation, test]: [&[usize]; 3],
+        unlabelled: &[usize],
         rows: usize,
     ) -> Result<(), TextError> {
         let Some(layout) = &self.layout else {
@@ -167,13 +169,16 @@ impl TextRunStore {
         let seed_layout = layout.seed(seed);
         std::fs::create_dir_all(seed_layout.dir()).map_err(io(seed_layout.dir()))?;
         let path = seed_layout.split();
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "seed": seed,
             "rows": rows,
             "train": train,
             "validation": validation,
             "test": test,
         });
+        if !unlabelled.is_empty() {
+            value["unlabelled"] = serde_json::json!(unlabelled);
+        }
         write_atomic(&path, value.to_string().as_bytes()).map_err(io(&path))
     }
 

@@ -38,6 +38,9 @@ pub struct SeedSplit {
     pub seed: u64,
     /// Training texts (cut at `data.max_train`).
     pub train: Vec<usize>,
+    /// Training texts left out by `data.max_train` that distilled students learn from without
+    /// their labels (`distill.unlabelled_texts`); empty without.
+    pub unlabelled: Vec<usize>,
     /// Validation texts.
     pub validation: Vec<usize>,
     /// Test texts.

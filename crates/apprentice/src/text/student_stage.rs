@@ -135,7 +135,17 @@ fn small(
             .map(|&i| context.sequences[i].as_slice())
             .collect()
     };
-    let (train_sequences, train_labels) = (refs(&split.train), context.labels_of(&split.train));
+    // Distilled students also see the unlabelled texts, after the labelled ones.
+    let learns_from_teacher = plan.objective != Objective::Labels;
+    let unlabelled: &[usize] = if learns_from_teacher {
+        &split.unlabelled
+    } else {
+        &[]
+    };
+    let mut train_sequences = refs(&split.train);
+    train_sequences.extend(refs(unlabelled));
+    let mut train_labels = context.labels_of(&split.train);
+    train_labels.resize(train_sequences.len(), 0);
     let (validation_sequences, validation_labels) = (
         refs(&split.validation),
         context.labels_of(&split.validation),
@@ -152,11 +162,13 @@ fn small(
         },
     };
     let embedding_targets;
+    let teacher_logits = with_unlabelled(teacher, unlabelled);
     let objective = match plan.objective {
         Objective::Labels => StudentObjective::Labels,
         Objective::Kd => StudentObjective::Kd {
-            teacher_logits: &teacher.train_logits,
+            teacher_logits: &teacher_logits,
             weights: kd_weights(context),
+            labelled: split.train.len(),
         },
         Objective::Embedding => {
             let head = head.ok_or_else(|| {
@@ -165,7 +177,8 @@ fn small(
                     plan.name
                 ))
             })?;
-            embedding_targets = context.embedding_set("train", &split.train).features;
+            let texts: Vec<usize> = split.train.iter().chain(unlabelled).copied().collect();
+            embedding_targets = context.embedding_set("train", &texts).features;
             StudentObjective::Embedding {
                 targets: &embedding_targets,
                 head,
@@ -178,7 +191,15 @@ fn small(
             )));
         }
     };
-    let settings = small_settings(context, seed);
+    let mut settings = small_settings(context, seed);
+    let equal_steps;
+    if !learns_from_teacher && !split.unlabelled.is_empty() {
+        equal_steps = crate::config::TrainConfig {
+            epochs: scratch_epochs(settings.train.epochs, split),
+            ..settings.train.clone()
+        };
+        settings.train = &equal_steps;
+    }
     let outcome = train_student(
         &format!("{} (seed {seed})", plan.name),
         build(&device.training()),
@@ -273,7 +294,7 @@ fn transformer(
             head: None,
         },
     };
-    let untrained = transformer_student(
+    let mut untrained = transformer_student(
         plan.architecture,
         students,
         &source,
@@ -281,10 +302,20 @@ fn transformer(
         seed,
         device,
     )?;
-    let (train, validation) = (
-        context.sequences_of(&split.train),
-        context.sequences_of(&split.validation),
-    );
+    let learns_from_teacher = plan.objective != Objective::Labels;
+    let unlabelled: &[usize] = if learns_from_teacher {
+        &split.unlabelled
+    } else {
+        &[]
+    };
+    if !learns_from_teacher && !split.unlabelled.is_empty() {
+        untrained.recipe.epochs = scratch_epochs(untrained.recipe.epochs, split);
+    }
+    // The labelled texts first: `finetune_with` reads the texts past the labels as unlabelled.
+    let mut train = context.sequences_of(&split.train);
+    train.extend(context.sequences_of(unlabelled));
+    let validation = context.sequences_of(&split.validation);
+    let teacher_logits = with_unlabelled(teacher, unlabelled);
     let (train_labels, validation_labels) = (
         context.labels_of(&split.train),
         context.labels_of(&split.validation),
@@ -302,18 +333,26 @@ fn transformer(
     };
     let objective = match (plan.objective, &layer_teacher) {
         (Objective::Kd, _) => FinetuneObjective::Kd {
-            teacher_logits: &teacher.train_logits,
+            teacher_logits: &teacher_logits,
             weights: kd_weights(context),
         },
         (Objective::KdLayers { .. }, Some(layers)) => FinetuneObjective::KdLayers {
-            teacher_logits: &teacher.train_logits,
+            teacher_logits: &teacher_logits,
             weights: kd_weights(context),
             layers,
         },
         _ => FinetuneObjective::Labels,
     };
     let what = format!("{} (seed {seed})", plan.name);
-    note(&format!("{what}: training on {} texts", train.len()));
+    note(&format!(
+        "{what}: training on {} texts{}",
+        split.train.len(),
+        if unlabelled.is_empty() {
+            String::new()
+        } else {
+            format!(" and {} without labels", unlabelled.len())
+        }
+    ));
     let (model, history) = train_transformer(
         &what,
         untrained,
@@ -367,4 +406,22 @@ fn transformer(
     )?;
     context.store.save_record(seed, plan.name, &record)?;
     Ok((TrainedStudent::Transformer(Box::new(model)), record))
+}
+
+/// The teacher's logits on the seed's training texts, followed by those on `unlabelled` (the
+/// seed's unlabelled texts, or none), in the order the student's training texts are laid out.
+fn with_unlabelled(teacher: &SeedTeacher, unlabelled: &[usize]) -> Vec<f32> {
+    let mut logits = teacher.train_logits.clone();
+    if !unlabelled.is_empty() {
+        logits.extend_from_slice(&teacher.unlabelled_logits);
+    }
+    logits
+}
+
+/// Epochs that give a student from scratch, which trains on the labelled texts alone, at least
+/// as many optimiser steps as a distilled student of `epochs` over the labelled and unlabelled
+/// texts, so that the baseline is not short of training.
+fn scratch_epochs(epochs: usize, split: &SeedSplit) -> usize {
+    let labelled = split.train.len().max(1);
+    (epochs * (labelled + split.unlabelled.len())).div_ceil(labelled)
 }

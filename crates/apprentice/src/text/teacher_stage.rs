@@ -36,6 +36,9 @@ pub struct SeedTeacher {
     pub model: TeacherModel,
     /// `train × classes` logits, in the order of the seed's training texts.
     pub train_logits: Vec<f32>,
+    /// `unlabelled × classes` logits, in the order of the seed's unlabelled texts (empty
+    /// without them).
+    pub unlabelled_logits: Vec<f32>,
     /// `test × classes` logits.
     pub test_logits: Vec<f32>,
     /// Its record.
@@ -216,6 +219,7 @@ fn finish_transformer(
         "{TEACHER} (seed {seed}): logits of the training and test texts"
     ));
     let train_logits = model.logits(&context.sequences_of(&split.train), &inference);
+    let unlabelled_logits = model.logits(&context.sequences_of(&split.unlabelled), &inference);
     let test_logits = model.logits(&context.sequences_of(&split.test), &inference);
     let record = match earlier {
         Some(record) => record,
@@ -267,6 +271,7 @@ fn finish_transformer(
     Ok(SeedTeacher {
         model: TeacherModel::Transformer(Box::new(model)),
         train_logits,
+        unlabelled_logits,
         test_logits,
         record,
     })
@@ -358,10 +363,20 @@ fn head_teacher(
         }
     };
     let train_logits = predict_logits(&head, &train_set, device);
+    let unlabelled_logits = if split.unlabelled.is_empty() {
+        Vec::new()
+    } else {
+        predict_logits(
+            &head,
+            &context.embedding_set("unlabelled", &split.unlabelled),
+            device,
+        )
+    };
     let test_logits = predict_logits(&head, &test_set, device);
     Ok(SeedTeacher {
         model: TeacherModel::Head(head),
         train_logits,
+        unlabelled_logits,
         test_logits,
         record,
     })

@@ -17,7 +17,7 @@ use super::students::TextStudent;
 use super::tokenizer::{TokenBatch, pad_batch};
 use crate::backend::{self, ComputeDevice};
 use crate::config::TrainConfig;
-use crate::distill::loss::{KdWeights, cross_entropy, kd_loss};
+use crate::distill::loss::{KdWeights, cross_entropy, kd_loss, labelled_mask};
 use crate::distill::optim::OptimizerSpec;
 use crate::distill::train::{TrainError, TrainObserver, epoch_indices};
 use crate::eval::metrics::accuracy;
@@ -33,6 +33,9 @@ pub enum StudentObjective<'a> {
         teacher_logits: &'a [f32],
         /// Temperature and label weight.
         weights: KdWeights,
+        /// The first `labelled` training texts have labels; the rest learn from the soft
+        /// targets alone (their entries in `labels` are never read).
+        labelled: usize,
     },
     /// `1 − cos(student output, teacher embedding)`, no labels: `targets` has one row of the
     /// teacher's sentence embedding per training text. The student's outputs then go through
@@ -222,6 +225,7 @@ pub fn train_student(
                 StudentObjective::Kd {
                     teacher_logits,
                     weights,
+                    labelled,
                 } => {
                     let rows: Vec<f32> = batch
                         .iter()
@@ -232,11 +236,12 @@ pub fn train_student(
                         })
                         .collect();
                     let teacher = backend::matrix(rows, batch.len(), classes, &train_device);
+                    let (labels, mask) = labelled_mask(batch, &labels, *labelled, &train_device);
                     kd_loss(
                         outputs,
                         teacher,
                         backend::class_indices(&labels, &train_device),
-                        None,
+                        mask,
                         *weights,
                     )
                 }
