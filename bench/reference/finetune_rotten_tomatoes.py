@@ -16,7 +16,8 @@ recipe of `[teacher.finetune]`, as apprentice does:
 - linear warm-up over ceil(warmup_ratio x steps) steps, then linear decay to 0
   (`get_linear_schedule_with_warmup`);
 - gradient clipping at `max_grad_norm` (`clip_grad_norm_`);
-- dropout from the model's config.json (0.1), on the encoder and before the classifier;
+- dropout from the model's config.json (0.1), on the encoder and before the classifier, or
+  the recipe's `dropout` everywhere when it sets one;
 - batches of `batch_size` texts shuffled each epoch from the seed, padded to their longest;
 - the `cls` head (`BertForSequenceClassification`'s pooler, started from the folder's
   `pooler.dense`), or, for `pooling = "mean"`, mean pooling of the last hidden states;
@@ -111,7 +112,7 @@ def main():
         sys.exit(f"{args.run_dir}: the teacher is not fine-tuned (teacher.kind = {teacher.get('kind')!r})")
     recipe = {
         "epochs": 3, "batch_size": 32, "lr": 2e-5, "weight_decay": 0.01, "warmup_ratio": 0.1,
-        "max_grad_norm": 1.0, "max_length": 128, "pooling": "cls",
+        "max_grad_norm": 1.0, "max_length": 128, "pooling": "cls", "dropout": None,
     }
     recipe.update(teacher.get("finetune", {}))
     if recipe.get("top_layers") is not None:
@@ -145,7 +146,13 @@ def main():
         def fine_tune(torch_seed):
             """PyTorch's test accuracy and training seconds with this torch seed."""
             torch.manual_seed(torch_seed)
-            model = BertForSequenceClassification.from_pretrained(model_dir, num_labels=len(classes))
+            overrides = {}
+            if recipe["dropout"] is not None:
+                p = recipe["dropout"]
+                overrides = {"hidden_dropout_prob": p, "attention_probs_dropout_prob": p,
+                             "classifier_dropout": p}
+            model = BertForSequenceClassification.from_pretrained(
+                model_dir, num_labels=len(classes), **overrides)
             mean_pooling = recipe["pooling"] == "mean"
             optimizer = torch.optim.AdamW(
                 model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"],

@@ -2,6 +2,8 @@
 //! it runs in seconds:
 //! - the loss falls on a task the model can learn, and two runs with one seed are identical;
 //! - with `train_top_layers` only the top layers (and the head) move;
+//! - the recipe's `dropout` replaces the config's everywhere (0: the run of a config without
+//!   dropout, step for step);
 //! - save → load gives the same logits;
 //! - from a saved folder, with dropout off, the recipe takes the steps PyTorch + `transformers`
 //!   take (losses, learning rates, final logits of the committed `training-steps.json`, made by
@@ -400,4 +402,43 @@ fn the_recipe_takes_the_steps_pytorch_takes() {
     );
     let worst = max_difference(&ours, &reference.logits.concat());
     assert!(worst < 1e-4, "logits after training differ by {worst}");
+}
+
+#[test]
+fn the_recipe_dropout_replaces_the_configs() {
+    let config = tiny_config();
+    let (sequences, labels) = task(48);
+    let device = ComputeDevice::cpu().training();
+    let run = |config: &BertConfig, settings: FinetuneSettings| {
+        finetune(
+            classifier(config, 6, ClassifierPooling::Cls),
+            config,
+            &sequences,
+            &labels,
+            &settings,
+            &device,
+            &mut (),
+        )
+        .unwrap()
+        .step_losses
+    };
+    let mut silent = config.clone();
+    silent.hidden_dropout_prob = 0.0;
+    silent.attention_probs_dropout_prob = 0.0;
+    let without = run(
+        &silent,
+        FinetuneSettings {
+            head_dropout: Some(0.0),
+            ..settings()
+        },
+    );
+    let overridden = run(
+        &config,
+        FinetuneSettings {
+            dropout: Some(0.0),
+            ..settings()
+        },
+    );
+    assert_eq!(without, overridden);
+    assert_ne!(run(&config, settings()), without, "the config's dropout is on");
 }

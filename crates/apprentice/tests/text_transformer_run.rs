@@ -234,6 +234,10 @@ fn teacher_and_transformer_student_tables_are_checked() {
             "students.narrow.heads: expected a divisor of hidden 30",
         ),
         (
+            good.replace("pooling = \"cls\"", "pooling = \"cls\"\ndropout = 1.5"),
+            "teacher.finetune.dropout: expected a probability in [0, 1), found 1.5",
+        ),
+        (
             good.replace("max_train = 800", "max_train = 0"),
             "data.max_train: expected at least 1",
         ),

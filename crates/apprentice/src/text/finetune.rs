@@ -45,6 +45,10 @@ pub struct FinetuneSettings {
     /// Dropout before the classification layer; `None`: the config's `hidden_dropout_prob`
     /// (a loaded folder's `classifier_dropout` goes here).
     pub head_dropout: Option<f64>,
+    /// One dropout probability for the embeddings, the attention probabilities, the blocks'
+    /// outputs and (unless `head_dropout` is set) before the classification layer, in place of
+    /// the model config's; `None`: the config's.
+    pub dropout: Option<f64>,
 }
 
 impl Default for FinetuneSettings {
@@ -62,6 +66,7 @@ impl Default for FinetuneSettings {
             train_top_layers: None,
             seed: 0,
             head_dropout: None,
+            dropout: None,
         }
     }
 }
@@ -319,8 +324,15 @@ pub fn finetune_with(
     let warmup = (settings.warmup_ratio * total as f64).ceil() as usize;
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     let mut order: Vec<usize> = (0..sequences.len()).collect();
-    let dropout = config.dropout().seeded(settings.seed);
-    let head_dropout = settings.head_dropout.unwrap_or(config.hidden_dropout_prob);
+    let mut dropout = config.dropout().seeded(settings.seed);
+    if let Some(probability) = settings.dropout {
+        dropout.hidden = probability;
+        dropout.attention = probability;
+    }
+    let head_dropout = settings
+        .head_dropout
+        .or(settings.dropout)
+        .unwrap_or(config.hidden_dropout_prob);
     let max_length = settings.max_length.min(config.max_position_embeddings);
     let mut step_losses = Vec::with_capacity(total);
     let mut epoch_losses = Vec::with_capacity(settings.epochs);

@@ -68,6 +68,12 @@ pub struct FinetuneConfig {
     /// or `mean` (the mean of the token vectors, how sentence encoders are trained).
     #[serde(default)]
     pub pooling: ClassifierPooling,
+    /// One dropout probability for the embeddings, the attention probabilities, the blocks'
+    /// outputs and before the classification layer, in place of the model's `config.json`
+    /// (`hidden_dropout_prob`, `attention_probs_dropout_prob`, `classifier_dropout`); absent:
+    /// the model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
 }
 
 fn default_epochs() -> usize {
@@ -104,6 +110,7 @@ impl Default for FinetuneConfig {
             max_length: default_max_length(),
             top_layers: None,
             pooling: ClassifierPooling::default(),
+            dropout: None,
         }
     }
 }
@@ -139,6 +146,13 @@ impl FinetuneConfig {
                 ));
             }
         }
+        if let Some(dropout) = self.dropout
+            && !(0.0..1.0).contains(&dropout)
+        {
+            return Err(format!(
+                "{key}.dropout: expected a probability in [0, 1), found {dropout}"
+            ));
+        }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
             return Err(format!(
                 "{key}.warmup_ratio: expected a fraction in [0, 1), found {}",
@@ -161,6 +175,7 @@ impl FinetuneConfig {
             train_top_layers: self.top_layers,
             seed,
             head_dropout: None,
+            dropout: self.dropout,
         }
     }
 }
