@@ -7,83 +7,13 @@
 mod cli_common;
 mod shared_data;
 
-use cli_common::tiny_encoder;
+use cli_common::{FINETUNE, text_config, tiny_encoder};
 use shared_data::shared_data;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn config_text(model: &Path, teacher: &str) -> String {
-    format!(
-        r#"
-name = "tiny-resume"
-seeds = [0, 1]
-
-[text]
-model = "{model}"
-cache_dir = ""
-bench_seconds = 0.0
-
-[data]
-path = "rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
-text_column = "text"
-label_column = "category"
-classes = ["rotten", "fresh"]
-drop_labels = ["plot"]
-max_rows = 300
-max_train = 160
-validation_fraction = 0.15
-test_fraction = 0.25
-
-{teacher}
-
-[students]
-kinds = ["shallow", "narrow", "bag", "cnn"]
-embedding_dim = 8
-hidden = [8]
-channels = 8
-max_tokens = 32
-
-[students.train]
-epochs = 2
-batch_size = 16
-
-[students.shallow]
-layers = [1]
-
-[students.shallow.train]
-epochs = 2
-batch_size = 16
-lr = 1e-3
-max_length = 32
-
-[students.narrow]
-layers = 1
-hidden = 8
-heads = 2
-
-[students.narrow.train]
-epochs = 2
-batch_size = 16
-lr = 1e-3
-max_length = 32
-"#,
-        model = model.display()
-    )
-}
-
-const FINETUNE: &str = r#"
-[teacher]
-kind = "finetune"
-
-[teacher.finetune]
-epochs = 3
-batch_size = 16
-lr = 1e-3
-max_length = 32
-"#;
 
 fn apprentice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_apprentice"))
@@ -141,7 +71,7 @@ fn a_killed_text_run_resumes_to_the_uninterrupted_metrics() {
     let model = folder.path().join("tiny-bert");
     tiny_encoder(&data, &model);
     let config = folder.path().join("tiny.toml");
-    std::fs::write(&config, config_text(&model, FINETUNE)).unwrap();
+    std::fs::write(&config, text_config(&model, FINETUNE)).unwrap();
 
     let straight_out = folder.path().join("straight");
     let output = run(&config, &data, &straight_out);
@@ -254,7 +184,7 @@ fn a_killed_text_run_resumes_to_the_uninterrupted_metrics() {
     let loaded_config = folder.path().join("loaded.toml");
     std::fs::write(
         &loaded_config,
-        config_text(&model, &folder_teacher).replace("seeds = [0, 1]", "seeds = [0]"),
+        text_config(&model, &folder_teacher).replace("seeds = [0, 1]", "seeds = [0]"),
     )
     .unwrap();
     let loaded_out = folder.path().join("loaded");
@@ -300,7 +230,7 @@ fn a_folder_teacher_with_the_wrong_classes_is_a_one_line_error() {
         model.display()
     );
     let config = folder.path().join("bad.toml");
-    std::fs::write(&config, config_text(&model, &teacher)).unwrap();
+    std::fs::write(&config, text_config(&model, &teacher)).unwrap();
     let output = run(&config, &data, &folder.path().join("runs"));
     let log = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{log}");

@@ -8,64 +8,9 @@ mod cli_common;
 mod shared_data;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
-use cli_common::tiny_encoder;
+use cli_common::{FINETUNE, apprentice, only_run_folder, text, text_config, tiny_encoder};
 use shared_data::shared_data;
-
-const CONFIG: &str = r#"
-name = "tiny-unlabelled"
-seeds = [0]
-
-[text]
-model = "MODEL"
-cache_dir = ""
-bench_seconds = 0.0
-
-[data]
-path = "rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
-text_column = "text"
-label_column = "category"
-classes = ["rotten", "fresh"]
-drop_labels = ["plot"]
-max_rows = 300
-max_train = 100
-validation_fraction = 0.15
-test_fraction = 0.25
-
-[teacher]
-kind = "finetune"
-
-[teacher.finetune]
-epochs = 1
-batch_size = 16
-lr = 1e-3
-max_length = 32
-
-[students]
-kinds = ["narrow", "cnn"]
-embedding_dim = 8
-channels = 8
-max_tokens = 32
-
-[students.train]
-epochs = 2
-batch_size = 16
-
-[students.narrow]
-layers = 1
-hidden = 8
-heads = 2
-
-[students.narrow.train]
-epochs = 2
-batch_size = 16
-lr = 1e-3
-max_length = 32
-
-[distill]
-unlabelled_texts = 40
-"#;
 
 fn indices(value: &serde_json::Value) -> BTreeSet<u64> {
     value
@@ -90,34 +35,30 @@ fn distilled_students_learn_from_the_texts_max_train_left_out() {
     let folder = tempfile::tempdir().unwrap();
     let model = folder.path().join("tiny-bert");
     tiny_encoder(&data, &model);
+    // The shared tiny run, on one seed, with 100 labelled texts: 80 of the training part are
+    // left out, of which 40 are given to the distilled students without labels.
     let config = folder.path().join("tiny.toml");
-    std::fs::write(
-        &config,
-        CONFIG.replace("MODEL", &model.display().to_string()),
-    )
-    .unwrap();
+    let toml = text_config(&model, FINETUNE)
+        .replace("seeds = [0, 1]", "seeds = [0]")
+        .replace("max_train = 160", "max_train = 100")
+        + "\n[distill]\nunlabelled_texts = 40\n";
+    std::fs::write(&config, toml).unwrap();
     let out = folder.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_apprentice"))
-        .arg("run")
-        .arg(&config)
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let output = apprentice(&[
+        "run",
+        config.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let log = text(&output.stderr);
     assert!(output.status.success(), "{log}");
     assert!(
         log.contains("narrow-kd (seed 0): training on 100 texts and 40 without labels"),
         "{log}"
     );
-    let run = std::fs::read_dir(&out)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run = only_run_folder(&out);
 
     let split: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("seed-0/split.json")).unwrap())

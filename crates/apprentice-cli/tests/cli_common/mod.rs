@@ -1,6 +1,6 @@
 //! What the command-line tests of text and language-model runs share: running the binary,
-//! the only run folder of an output folder, a tiny random encoder and a text run's folder
-//! written without training. Each test file uses part of it.
+//! the only run folder of an output folder, a tiny random encoder, a text run's config on it
+//! and a text run's folder written without training. Each test file uses part of it.
 
 #![allow(dead_code)]
 
@@ -37,6 +37,80 @@ pub fn only_run_folder(out: &Path) -> PathBuf {
     assert_eq!(runs.len(), 1, "{runs:?}");
     runs.pop().unwrap()
 }
+
+/// A text run on the tiny encoder at `model`: two seeds, 300 snippets of which 160 train, with
+/// `teacher` (a `[teacher]` table such as [`FINETUNE`]) and shallow, narrow, bag and CNN
+/// students of a few epochs.
+pub fn text_config(model: &Path, teacher: &str) -> String {
+    format!(
+        r#"
+name = "tiny-resume"
+seeds = [0, 1]
+
+[text]
+model = "{model}"
+cache_dir = ""
+bench_seconds = 0.0
+
+[data]
+path = "rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2"
+text_column = "text"
+label_column = "category"
+classes = ["rotten", "fresh"]
+drop_labels = ["plot"]
+max_rows = 300
+max_train = 160
+validation_fraction = 0.15
+test_fraction = 0.25
+
+{teacher}
+
+[students]
+kinds = ["shallow", "narrow", "bag", "cnn"]
+embedding_dim = 8
+hidden = [8]
+channels = 8
+max_tokens = 32
+
+[students.train]
+epochs = 2
+batch_size = 16
+
+[students.shallow]
+layers = [1]
+
+[students.shallow.train]
+epochs = 2
+batch_size = 16
+lr = 1e-3
+max_length = 32
+
+[students.narrow]
+layers = 1
+hidden = 8
+heads = 2
+
+[students.narrow.train]
+epochs = 2
+batch_size = 16
+lr = 1e-3
+max_length = 32
+"#,
+        model = model.display()
+    )
+}
+
+/// The teacher of [`text_config`]: the tiny encoder fine-tuned for 3 epochs.
+pub const FINETUNE: &str = r#"
+[teacher]
+kind = "finetune"
+
+[teacher.finetune]
+epochs = 3
+batch_size = 16
+lr = 1e-3
+max_length = 32
+"#;
 
 /// A random 2-layer BERT of width 16 with all-MiniLM-L6-v2's vocabulary and tokenizer files.
 pub fn tiny_encoder(data: &Path, folder: &Path) {

@@ -135,17 +135,11 @@ fn small(
             .map(|&i| context.sequences[i].as_slice())
             .collect()
     };
-    // Distilled students also see the unlabelled texts, after the labelled ones.
-    let learns_from_teacher = plan.objective != Objective::Labels;
-    let unlabelled: &[usize] = if learns_from_teacher {
-        &split.unlabelled
-    } else {
-        &[]
-    };
+    // The labelled texts first: training reads the texts past the labels as unlabelled.
+    let unlabelled = unlabelled_texts(plan, split);
     let mut train_sequences = refs(&split.train);
     train_sequences.extend(refs(unlabelled));
-    let mut train_labels = context.labels_of(&split.train);
-    train_labels.resize(train_sequences.len(), 0);
+    let train_labels = context.labels_of(&split.train);
     let (validation_sequences, validation_labels) = (
         refs(&split.validation),
         context.labels_of(&split.validation),
@@ -168,7 +162,6 @@ fn small(
         Objective::Kd => StudentObjective::Kd {
             teacher_logits: &teacher_logits,
             weights: kd_weights(context),
-            labelled: split.train.len(),
         },
         Objective::Embedding => {
             let head = head.ok_or_else(|| {
@@ -193,9 +186,9 @@ fn small(
     };
     let mut settings = small_settings(context, seed);
     let equal_steps;
-    if !learns_from_teacher && !split.unlabelled.is_empty() {
+    if let Some(epochs) = scratch_epochs(plan, split, settings.train.epochs) {
         equal_steps = crate::config::TrainConfig {
-            epochs: scratch_epochs(settings.train.epochs, split),
+            epochs,
             ..settings.train.clone()
         };
         settings.train = &equal_steps;
@@ -302,14 +295,9 @@ fn transformer(
         seed,
         device,
     )?;
-    let learns_from_teacher = plan.objective != Objective::Labels;
-    let unlabelled: &[usize] = if learns_from_teacher {
-        &split.unlabelled
-    } else {
-        &[]
-    };
-    if !learns_from_teacher && !split.unlabelled.is_empty() {
-        untrained.recipe.epochs = scratch_epochs(untrained.recipe.epochs, split);
+    let unlabelled = unlabelled_texts(plan, split);
+    if let Some(epochs) = scratch_epochs(plan, split, untrained.recipe.epochs) {
+        untrained.recipe.epochs = epochs;
     }
     // The labelled texts first: `finetune_with` reads the texts past the labels as unlabelled.
     let mut train = context.sequences_of(&split.train);
@@ -418,10 +406,24 @@ fn with_unlabelled(teacher: &SeedTeacher, unlabelled: &[usize]) -> Vec<f32> {
     logits
 }
 
-/// Epochs that give a student from scratch, which trains on the labelled texts alone, at least
-/// as many optimiser steps as a distilled student of `epochs` over the labelled and unlabelled
-/// texts, so that the baseline is not short of training.
-fn scratch_epochs(epochs: usize, split: &SeedSplit) -> usize {
+/// The seed's unlabelled texts for a student that learns from the teacher; none for one that
+/// learns from labels alone.
+fn unlabelled_texts<'s>(plan: &StudentPlan, split: &'s SeedSplit) -> &'s [usize] {
+    if plan.objective == Objective::Labels {
+        &[]
+    } else {
+        &split.unlabelled
+    }
+}
+
+/// For a student from scratch in a run with unlabelled texts, the epochs that give it, on its
+/// labelled texts alone, at least as many optimiser steps as a distilled student of `epochs`
+/// over the labelled and unlabelled texts, so that the baseline is not short of training;
+/// `None` for every other student.
+fn scratch_epochs(plan: &StudentPlan, split: &SeedSplit, epochs: usize) -> Option<usize> {
+    if plan.objective != Objective::Labels || split.unlabelled.is_empty() {
+        return None;
+    }
     let labelled = split.train.len().max(1);
-    (epochs * (labelled + split.unlabelled.len())).div_ceil(labelled)
+    Some((epochs * (labelled + split.unlabelled.len())).div_ceil(labelled))
 }

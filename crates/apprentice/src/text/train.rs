@@ -33,9 +33,6 @@ pub enum StudentObjective<'a> {
         teacher_logits: &'a [f32],
         /// Temperature and label weight.
         weights: KdWeights,
-        /// The first `labelled` training texts have labels; the rest learn from the soft
-        /// targets alone (their entries in `labels` are never read).
-        labelled: usize,
     },
     /// `1 − cos(student output, teacher embedding)`, no labels: `targets` has one row of the
     /// teacher's sentence embedding per training text. The student's outputs then go through
@@ -52,7 +49,8 @@ pub enum StudentObjective<'a> {
 pub struct TokenSet<'a> {
     /// One id sequence per text, special tokens included.
     pub sequences: &'a [&'a [u32]],
-    /// One class per text.
+    /// The classes of the first `labels.len()` texts: every text's, except under KD, where
+    /// the texts past the labels are unlabelled and learn from the teacher's soft targets alone.
     pub labels: &'a [u32],
 }
 
@@ -181,6 +179,13 @@ pub fn train_student(
             "{name}: the training set is empty"
         )));
     }
+    let unlabelled_allowed = matches!(objective, StudentObjective::Kd { .. });
+    if train.labels.len() > count || (train.labels.len() < count && !unlabelled_allowed) {
+        return Err(TrainError::Invalid(format!(
+            "{name}: {} labels for {count} training texts; only KD takes texts without labels",
+            train.labels.len()
+        )));
+    }
     let classes = settings.num_classes;
     let train_device = device.training();
     let inference_device = device.inference();
@@ -215,7 +220,10 @@ pub fn train_student(
             let padded = pad_batch(&rows, settings.pad_id, settings.max_tokens);
             let (ids, mask) = batch_tensors(&padded, &train_device);
             let outputs = model.forward(ids, mask);
-            let labels: Vec<u32> = batch.iter().map(|&i| train.labels[i]).collect();
+            let labels: Vec<u32> = batch
+                .iter()
+                .map(|&i| train.labels.get(i).copied().unwrap_or(0))
+                .collect();
             let loss = match objective {
                 StudentObjective::Labels => cross_entropy(
                     outputs,
@@ -225,7 +233,6 @@ pub fn train_student(
                 StudentObjective::Kd {
                     teacher_logits,
                     weights,
-                    labelled,
                 } => {
                     let rows: Vec<f32> = batch
                         .iter()
@@ -236,7 +243,8 @@ pub fn train_student(
                         })
                         .collect();
                     let teacher = backend::matrix(rows, batch.len(), classes, &train_device);
-                    let (labels, mask) = labelled_mask(batch, &labels, *labelled, &train_device);
+                    let (labels, mask) =
+                        labelled_mask(batch, &labels, train.labels.len(), &train_device);
                     kd_loss(
                         outputs,
                         teacher,
