@@ -39,6 +39,13 @@ results.json). With --wait it runs beside the apprentice run, waiting for each s
 With --repeats R it fine-tunes R times on each seed's split, with torch seeds seed, seed + 1000,
 ..., so that PyTorch's own run-to-run spread on one split is measured too (the per-seed table
 uses the first; the file lists every run under "repeats"). Needs torch and transformers.
+
+With --trace DIR it also writes, for every fine-tuning, `DIR/seed-S-torch-T.json`: the
+recipe, the word-piece ids and labels of the training and test texts, the initial
+classification layer, each epoch's order of the training texts, the loss of every step and the
+test predictions. apprentice's `finetune_replay` example fine-tunes from that same layer in
+that same order and compares the two runs step by step (use it with dropout off, where
+nothing else is drawn at random).
 """
 
 import argparse
@@ -95,6 +102,7 @@ def main():
     parser.add_argument("--out")
     parser.add_argument("--repeats", type=int, default=1,
                         help="fine-tunings per split, torch seeds seed + 1000 k (default 1)")
+    parser.add_argument("--trace", help="write each fine-tuning's draws and steps to this folder")
     parser.add_argument("--wait", action="store_true",
                         help="wait for each seed's split.json (to run beside the apprentice run)")
     args = parser.parse_args()
@@ -153,6 +161,18 @@ def main():
                              "classifier_dropout": p}
             model = BertForSequenceClassification.from_pretrained(
                 model_dir, num_labels=len(classes), **overrides)
+            trace = {
+                "seed": seed, "torch_seed": torch_seed, "recipe": recipe,
+                "train_ids": [encoded[i] for i in train],
+                "train_labels": [labels[i] for i in train],
+                "test_ids": [encoded[i] for i in test],
+                "test_labels": [labels[i] for i in test],
+                "initial_classifier": {
+                    "weight": model.classifier.weight.detach().tolist(),
+                    "bias": model.classifier.bias.detach().tolist(),
+                },
+                "orders": [], "losses": [], "test_predictions": [],
+            }
             mean_pooling = recipe["pooling"] == "mean"
             optimizer = torch.optim.AdamW(
                 model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"],
@@ -183,11 +203,13 @@ def main():
             model.train()
             for _ in range(recipe["epochs"]):
                 order = torch.randperm(len(train), generator=generator).tolist()
+                trace["orders"].append(order)
                 for start in range(0, len(order), recipe["batch_size"]):
                     chunk = [train[k] for k in order[start:start + recipe["batch_size"]]]
                     input_ids, mask = batch(chunk)
                     target = torch.tensor([labels[i] for i in chunk])
                     loss = torch.nn.functional.cross_entropy(logits_of(input_ids, mask), target)
+                    trace["losses"].append(loss.item())
                     loss.backward()
                     if recipe["max_grad_norm"] > 0:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe["max_grad_norm"])
@@ -202,7 +224,14 @@ def main():
                     chunk = test[start:start + 64]
                     input_ids, mask = batch(chunk)
                     predicted = logits_of(input_ids, mask).argmax(-1).tolist()
+                    trace["test_predictions"].extend(predicted)
                     correct += sum(int(p == labels[i]) for p, i in zip(predicted, chunk))
+            trace["accuracy"] = correct / len(test)
+            if args.trace:
+                os.makedirs(args.trace, exist_ok=True)
+                name = os.path.join(args.trace, f"seed-{seed}-torch-{torch_seed}.json")
+                with open(name, "w") as handle:
+                    json.dump(trace, handle)
             return correct / len(test), seconds
 
         accuracy, seconds = fine_tune(seed)
@@ -221,7 +250,10 @@ def main():
         row["apprentice"] = ours(row["seed"])
 
     def summary(key):
-        values = [row[key] for row in rows]
+        # A seed whose apprentice record is missing (the run not finished) counts for neither.
+        values = [row[key] for row in rows if not math.isnan(row[key])]
+        if not values:
+            return float("nan"), float("nan")
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         return statistics.mean(values), std
 

@@ -4,6 +4,8 @@
 //! - with `train_top_layers` only the top layers (and the head) move;
 //! - the recipe's `dropout` replaces the config's everywhere (0: the run of a config without
 //!   dropout, step for step);
+//! - given epoch orders replace the seed's shuffle (the first step's loss is that of the given
+//!   first batch, computed here from the initial logits), and bad orders are refused;
 //! - save → load gives the same logits;
 //! - from a saved folder, with dropout off, the recipe takes the steps PyTorch + `transformers`
 //!   take (losses, learning rates, final logits of the committed `training-steps.json`, made by
@@ -447,4 +449,77 @@ fn the_recipe_dropout_replaces_the_configs() {
         without,
         "the config's dropout is on"
     );
+}
+
+#[test]
+fn given_epoch_orders_replace_the_seeds_shuffle() {
+    let config = tiny_config();
+    let (sequences, labels) = task(40);
+    let device = ComputeDevice::cpu().training();
+    let initial = classifier(&config, 8, ClassifierPooling::Cls);
+    let forward: Vec<usize> = (0..40).map(|i| (i * 7) % 40).collect();
+    let backward: Vec<usize> = forward.iter().rev().copied().collect();
+    let run = |seed: u64, orders: Vec<Vec<usize>>| {
+        let settings = FinetuneSettings {
+            epochs: 2,
+            seed,
+            dropout: Some(0.0),
+            epoch_orders: Some(orders),
+            ..settings()
+        };
+        finetune(
+            initial.clone(),
+            &config,
+            &sequences,
+            &labels,
+            &settings,
+            &device,
+            &mut (),
+        )
+        .map(|outcome| outcome.step_losses)
+    };
+    let given = run(3, vec![forward.clone(), backward.clone()]).unwrap();
+    assert_eq!(
+        given,
+        run(99, vec![forward.clone(), backward.clone()]).unwrap(),
+        "with the order given and dropout off, the seed draws nothing"
+    );
+    assert_ne!(
+        given,
+        run(3, vec![backward.clone(), forward.clone()]).unwrap()
+    );
+
+    // The first step's loss is the cross-entropy of the initial model on the first 16 given.
+    let first: Vec<Vec<u32>> = forward[..16]
+        .iter()
+        .map(|&i| sequences[i].clone())
+        .collect();
+    let logits = initial
+        .valid()
+        .logits(&first, 0, 32, 16, &ComputeDevice::cpu().inference());
+    let expected = forward[..16]
+        .iter()
+        .enumerate()
+        .map(|(row, &i)| {
+            let (a, b) = (logits[2 * row] as f64, logits[2 * row + 1] as f64);
+            let top = a.max(b);
+            let log_sum = top + ((a - top).exp() + (b - top).exp()).ln();
+            log_sum - [a, b][labels[i] as usize]
+        })
+        .sum::<f64>()
+        / 16.0;
+    assert!(
+        (given[0] - expected).abs() < 1e-5,
+        "first step {}, expected {expected}",
+        given[0]
+    );
+
+    let mut repeated = forward.clone();
+    repeated[1] = repeated[0];
+    let error = run(3, vec![forward.clone(), repeated])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("epoch 2 is not a permutation"), "{error}");
+    let error = run(3, vec![forward]).unwrap_err().to_string();
+    assert!(error.contains("1 epoch orders for 2 epochs"), "{error}");
 }

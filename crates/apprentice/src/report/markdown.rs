@@ -25,6 +25,7 @@ use super::lm_speed_table::{lm_speed_markdown, parse_lm_speed};
 use super::lm_table::{LM_KEY, LmSection, lm_curves_markdown, lm_markdown};
 use super::methods_table::{methods_markdown, verdicts_markdown};
 use super::render::{ReportError, load_run};
+use super::replay_table::{parse_replay, replay_markdown};
 use super::results::{ModelResult, Results, Role, Summary};
 use super::speed_ratio_table::{parse_speed_ratios, speed_ratios_markdown};
 use super::study_tables::{complexity_markdown, trace_vs_block_markdown};
@@ -84,11 +85,14 @@ pub enum TableKind {
     /// Throughputs against PyTorch's and their ratios, from a benchmark script's raw file
     /// ([`super::speed_ratio_table::speed_ratios_markdown`]).
     SpeedVsPytorch,
+    /// apprentice fine-tuning from a PyTorch run's own draws against that run, from the raw
+    /// file of the `finetune_replay` example ([`super::replay_table::replay_markdown`]).
+    Replay,
 }
 
 impl TableKind {
     /// Every table's name, as `--markdown=KIND` takes it.
-    pub const NAMES: [&'static str; 16] = [
+    pub const NAMES: [&'static str; 17] = [
         "comparison",
         "fractions",
         "efficiency",
@@ -105,6 +109,7 @@ impl TableKind {
         "complexity-curves",
         "tune",
         "speed-vs-pytorch",
+        "replay",
     ];
 
     /// Parses one of [`TableKind::NAMES`].
@@ -126,6 +131,7 @@ impl TableKind {
             "complexity-curves" => Some(Self::ComplexityCurves),
             "tune" => Some(Self::Tune),
             "speed-vs-pytorch" => Some(Self::SpeedVsPytorch),
+            "replay" => Some(Self::Replay),
             _ => None,
         }
     }
@@ -486,6 +492,7 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
             | TableKind::Tune
             | TableKind::LmSpeed
             | TableKind::SpeedVsPytorch
+            | TableKind::Replay
     ) {
         let path = root.join(&spec.source);
         let text = std::fs::read_to_string(&path)
@@ -498,6 +505,10 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         if spec.kind == TableKind::LmSpeed {
             let run = parse_lm_speed(&text, &name).map_err(ReportError::Results)?;
             return Ok(lm_speed_markdown(&run));
+        }
+        if spec.kind == TableKind::Replay {
+            let runs = parse_replay(&text, &name).map_err(ReportError::Results)?;
+            return Ok(replay_markdown(&runs));
         }
         if spec.kind == TableKind::SpeedVsPytorch {
             let ratios = parse_speed_ratios(&text, &name).map_err(ReportError::Results)?;
@@ -540,6 +551,7 @@ pub fn render_block(spec: &BlockSpec, root: &Path) -> Result<String, ReportError
         | TableKind::Tune
         | TableKind::LmSpeed
         | TableKind::SpeedVsPytorch
+        | TableKind::Replay
         | TableKind::TextSpeed
         | TableKind::Reference => unreachable!("handled above"),
         TableKind::Efficiency => run

@@ -22,6 +22,7 @@ pub mod methods_table;
 mod perplexity_chart;
 mod plots;
 pub mod render;
+pub mod replay_table;
 pub mod results;
 pub mod speed_ratio_table;
 pub mod study_tables;

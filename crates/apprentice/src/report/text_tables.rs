@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::methods_table::paired_difference;
 use super::render::ReportError;
 use super::results::{Results, Role, Summary};
 use super::units::{significant, thousands};
@@ -140,6 +141,7 @@ pub fn reference_markdown(results: &Results, reference_path: &Path) -> Result<St
             100.0 * row.pytorch
         );
     }
+    let paired = paired_difference(ours, &theirs);
     let theirs = Summary::from_values(&theirs);
     let _ = writeln!(
         md,
@@ -157,6 +159,16 @@ pub fn reference_markdown(results: &Results, reference_path: &Path) -> Result<St
             &reference.torch
         }
     );
+    if let Some(d) = paired.filter(|d| d.seeds > 1) {
+        let _ = writeln!(
+            md,
+            "Paired by split: {:+.2} ± {:.2} points over {} splits, {} (paired t-test at 5%).",
+            100.0 * d.mean,
+            100.0 * d.std,
+            d.seeds,
+            d.verdict.word()
+        );
+    }
     let runs: Vec<f64> = reference.repeats.iter().map(|r| r.pytorch).collect();
     if runs.len() > reference.seeds.len() {
         let all = Summary::from_values(&runs);

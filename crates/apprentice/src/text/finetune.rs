@@ -49,6 +49,10 @@ pub struct FinetuneSettings {
     /// outputs and (unless `head_dropout` is set) before the classification layer, in place of
     /// the model config's; `None`: the config's.
     pub dropout: Option<f64>,
+    /// The order of the sequences in each epoch, one permutation of their indices per epoch,
+    /// in place of the seed's shuffle; `None`: shuffled from `seed`. Given, it replays another
+    /// implementation's batches (the PyTorch reference's) so that whole runs can be compared.
+    pub epoch_orders: Option<Vec<Vec<usize>>>,
 }
 
 impl Default for FinetuneSettings {
@@ -67,6 +71,7 @@ impl Default for FinetuneSettings {
             seed: 0,
             head_dropout: None,
             dropout: None,
+            epoch_orders: None,
         }
     }
 }
@@ -303,6 +308,9 @@ pub fn finetune_with(
             "finetune: batch_size and max_length must be at least 1".into(),
         ));
     }
+    if let Some(orders) = &settings.epoch_orders {
+        check_epoch_orders(orders, settings.epochs, sequences.len())?;
+    }
     let model = match settings.train_top_layers {
         Some(top) => freeze_below_top(model, top),
         None => model,
@@ -340,7 +348,10 @@ pub fn finetune_with(
     let mut learning_rate = Vec::with_capacity(settings.epochs);
     let started = Instant::now();
     for epoch in 0..settings.epochs {
-        order.shuffle(&mut rng);
+        match &settings.epoch_orders {
+            Some(orders) => order.clone_from(&orders[epoch]),
+            None => order.shuffle(&mut rng),
+        }
         let mut epoch_loss = 0.0;
         learning_rate.push(linear_schedule(
             epoch * steps_per_epoch,
@@ -428,6 +439,35 @@ pub fn finetune_with(
         steps: total,
         seconds,
     })
+}
+
+/// Refuses epoch orders that are not one permutation of `0..sequences` per epoch.
+fn check_epoch_orders(
+    orders: &[Vec<usize>],
+    epochs: usize,
+    sequences: usize,
+) -> Result<(), TextError> {
+    if orders.len() != epochs {
+        return Err(TextError::Invalid(format!(
+            "finetune: {} epoch orders for {epochs} epochs; expected one per epoch",
+            orders.len()
+        )));
+    }
+    for (epoch, order) in orders.iter().enumerate() {
+        let mut seen = vec![false; sequences];
+        let permutation = order.len() == sequences
+            && order
+                .iter()
+                .all(|&i| i < sequences && !std::mem::replace(&mut seen[i], true));
+        if !permutation {
+            return Err(TextError::Invalid(format!(
+                "finetune: the order of epoch {} is not a permutation of the {sequences} \
+                 sequences",
+                epoch + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Mean cross-entropy of `logits` `[batch, classes]` against class indices.

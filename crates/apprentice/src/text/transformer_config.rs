@@ -176,6 +176,7 @@ impl FinetuneConfig {
             seed,
             head_dropout: None,
             dropout: self.dropout,
+            epoch_orders: None,
         }
     }
 }
