@@ -21,11 +21,10 @@ use std::path::PathBuf;
 
 use apprentice::backend::{ComputeDevice, keep_freed_buffers};
 use apprentice::text::PretrainedEncoder;
+use apprentice::text::classifier::linear_from_pytorch;
 use apprentice::text::finetune::{FinetuneObjective, FinetuneSettings, finetune_with};
 use apprentice::text::transformer_config::FinetuneConfig;
 use apprentice::text::transformer_run::teacher_to_finetune;
-use burn::module::Param;
-use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -165,22 +164,10 @@ fn replay(
     };
     let classes = trace.initial_classifier.bias.len();
     let mut untrained = teacher_to_finetune(encoder, &recipe, classes, trace.seed, device);
-    // PyTorch's initial classification layer, `[out, in]`, as burn's `[in, out]`.
+    // PyTorch's initial classification layer.
     let training = device.training();
     let initial = &trace.initial_classifier;
-    let inputs = initial.weight[0].len();
-    let transposed: Vec<f32> = (0..inputs)
-        .flat_map(|i| initial.weight.iter().map(move |row| row[i]))
-        .collect();
-    let classifier = &mut untrained.model.classifier;
-    classifier.weight = Param::from_tensor(Tensor::from_data(
-        TensorData::new(transposed, [inputs, classes]),
-        &training,
-    ));
-    classifier.bias = Some(Param::from_tensor(Tensor::from_data(
-        TensorData::new(initial.bias.clone(), [classes]),
-        &training,
-    )));
+    untrained.model.classifier = linear_from_pytorch(&initial.weight, &initial.bias, &training);
     let settings = FinetuneSettings {
         epoch_orders: Some(trace.orders.clone()),
         ..recipe.settings(trace.seed)

@@ -9,11 +9,10 @@ mod common;
 
 use apprentice::backend::ComputeDevice;
 use apprentice::text::PretrainedEncoder;
+use apprentice::text::classifier::linear_from_pytorch;
 use apprentice::text::finetune::{FinetuneObjective, finetune_with};
 use apprentice::text::transformer_config::FinetuneConfig;
 use apprentice::text::transformer_run::teacher_to_finetune;
-use burn::module::Param;
-use burn::tensor::{Tensor, TensorData};
 
 #[derive(serde::Deserialize)]
 struct Classifier {
@@ -63,22 +62,10 @@ fn fine_tuning_minilm_takes_the_steps_pytorch_takes() {
         ..FinetuneConfig::default()
     };
     let mut untrained = teacher_to_finetune(&encoder, &recipe, 2, 0, &device);
-    // PyTorch's initial classification layer, `[out, in]`, as burn's `[in, out]`.
+    // PyTorch's initial classification layer.
     let training = device.training();
     let initial = &reference.initial_classifier;
-    let (outputs, inputs) = (initial.weight.len(), initial.weight[0].len());
-    let transposed: Vec<f32> = (0..inputs)
-        .flat_map(|i| initial.weight.iter().map(move |row| row[i]))
-        .collect();
-    let classifier = &mut untrained.model.classifier;
-    classifier.weight = Param::from_tensor(Tensor::from_data(
-        TensorData::new(transposed, [inputs, outputs]),
-        &training,
-    ));
-    classifier.bias = Some(Param::from_tensor(Tensor::from_data(
-        TensorData::new(initial.bias.clone(), [outputs]),
-        &training,
-    )));
+    untrained.model.classifier = linear_from_pytorch(&initial.weight, &initial.bias, &training);
 
     let outcome = finetune_with(
         untrained.model,

@@ -48,6 +48,25 @@ pub(crate) fn bert_linear(inputs: usize, outputs: usize, std: f64, device: &Devi
     linear
 }
 
+/// A linear layer from PyTorch's weights: `weight` as `nn.Linear` stores it (one row of
+/// `inputs` per output), `bias` one per output; burn keeps the weight as `[inputs, outputs]`.
+pub fn linear_from_pytorch(weight: &[Vec<f32>], bias: &[f32], device: &Device) -> Linear {
+    let (outputs, inputs) = (weight.len(), weight.first().map_or(0, Vec::len));
+    let transposed: Vec<f32> = (0..inputs)
+        .flat_map(|i| weight.iter().map(move |row| row[i]))
+        .collect();
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(transposed, [inputs, outputs]),
+            device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(bias.to_vec(), [outputs]),
+            device,
+        ))),
+    }
+}
+
 impl BertClassifier {
     /// A classifier over `bert` with a new pooler and head (BERT's initialisation, from burn's
     /// generator for `device`) for `labels` classes.
