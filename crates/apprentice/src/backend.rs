@@ -165,7 +165,9 @@ pub fn scalar(tensor: Tensor<1>) -> f32 {
 /// burn's CPU backend writes every operation's result to a fresh buffer of a few MiB. With
 /// glibc's default thresholds such buffers are mapped and unmapped on every step, and the page
 /// faults of mapping them again cost a fifth of a training step (bench/RESULTS.md). Raising the
-/// trim and mmap thresholds makes glibc reuse them; call this once at start-up, before any
+/// trim threshold and taking no buffer from mmap at all makes glibc reuse them: buffers above
+/// glibc's largest mmap threshold (32 MiB), such as a transformer's word-embedding gradient,
+/// would otherwise still be mapped afresh on every step. Call this once at start-up, before any
 /// tensor is made. A no-op on other C libraries, and when `GLIBC_TUNABLES` already sets the
 /// allocator (the user's choice wins).
 pub fn keep_freed_buffers() {
@@ -177,8 +179,9 @@ pub fn keep_freed_buffers() {
             // other thread allocates through it.
             unsafe {
                 libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-                // 32 MiB is the largest mmap threshold glibc accepts on 64-bit machines.
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+                // Every buffer from the heap, however large; the same peak memory on the
+                // fine-tuning benchmark, a tenth faster per step (docs/results/bert-speed.md).
+                libc::mallopt(libc::M_MMAP_MAX, 0);
             }
         }
     }

@@ -139,7 +139,7 @@ impl ConvBlock {
 pub fn activate<const D: usize>(x: Tensor<D>, kind: Activation) -> Tensor<D> {
     match kind {
         Activation::Relu => activation::relu(x),
-        Activation::Gelu => activation::gelu(x),
+        Activation::Gelu => kernels::gelu(x),
         Activation::Tanh => activation::tanh(x),
         Activation::LeakyRelu => activation::leaky_relu(x, 0.01),
     }

@@ -6,7 +6,7 @@
 //! The modules are built with zero weights; [`super::pretrained`] fills them from a model
 //! folder.
 
-use crate::models::kernels::linear_forward;
+use crate::models::kernels::{gelu, linear_forward};
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -424,7 +424,7 @@ impl BertLayer {
             .reshape([batch, len, hidden]);
         let attended = dropout.hidden(linear_forward(&self.attention_output, context));
         let x = self.attention_norm.forward(attended + x);
-        let inner = activation::gelu(linear_forward(&self.intermediate, x.clone()));
+        let inner = gelu(linear_forward(&self.intermediate, x.clone()));
         let out = dropout.hidden(linear_forward(&self.output, inner));
         (self.output_norm.forward(out + x), probabilities, value)
     }
@@ -450,7 +450,7 @@ impl BertLayer {
         let x = self
             .attention_norm
             .forward(linear_forward(&self.attention_output, context) + x);
-        let inner = activation::gelu(linear_forward(&self.intermediate, x.clone()));
+        let inner = gelu(linear_forward(&self.intermediate, x.clone()));
         self.output_norm
             .forward(linear_forward(&self.output, inner) + x)
     }

@@ -14,10 +14,10 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 
 use super::conv::{self, ConvGeometry};
-use super::{f32_values, flex_from_vec, linear, pool};
+use super::{f32_values, flex_from_vec, gelu, linear, pool};
 
 /// burn's autodiff over flex, with the checkpointing strategy that `Device::autodiff` uses.
 type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
@@ -219,23 +219,12 @@ impl Backward<Flex, 2> for ProductBackward {
         if let Some(node) = node_weight {
             let x = values(&s.input);
             let dw = if s.batch == 1 {
-                flex_from_vec(
-                    linear::backward_weight(&x, &dy, [s.rows, s.d_in, s.d_out]),
-                    [s.d_in, s.d_out],
-                )
+                linear::backward_weight(&x, &dy, [s.rows, s.d_in, s.d_out])
             } else {
                 let shape = [s.batch, s.rows / s.batch, s.d_in, s.d_out];
-                let partials = linear::weight_partials(&x, &dy, shape);
-                // burn's own sum over the batch, so that the order of the additions is burn's.
-                let partials: Tensor<3> = Tensor::from_primitive::<Flex>(flex_from_vec(
-                    partials,
-                    [s.batch, s.d_in, s.d_out],
-                ));
-                let summed: Tensor<2> = partials.sum_dim(0).reshape([s.d_in, s.d_out]);
-                summed
-                    .try_into_primitive::<Flex>()
-                    .expect("a flex tensor made above")
+                linear::weight_gradient_by_sequence(&x, &dy, shape)
             };
+            let dw = flex_from_vec(dw, [s.d_in, s.d_out]);
             grads.register::<Flex>(node.id, dw);
         }
     }
@@ -272,6 +261,48 @@ pub(super) fn linear_product(
             };
             prep.finish(state, out)
         }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<AutodiffFlex>(output))
+}
+
+/// The backward step of [`gelu_on_autodiff`]; its state is GELU's input and its dimensions.
+#[derive(Debug)]
+struct GeluBackward;
+
+impl Backward<Flex, 1> for GeluBackward {
+    type State = (FlexTensor, Vec<usize>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_input] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node_input {
+            let (input, dims) = ops.state;
+            let dx = gelu::backward(&values(&input), &values(&grad));
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, dims)));
+        }
+    }
+}
+
+/// GELU of an autodiff-over-flex tensor on every core; `None` when it is not one or is not
+/// float32.
+pub(super) fn gelu_on_autodiff<const D: usize>(input: &Tensor<D>) -> Option<Tensor<D>> {
+    let x = primitive(input)?;
+    let xp = x.primitive();
+    let out = flex_from_vec(gelu::forward(&f32_values(xp)?), input.dims());
+    // Without checkpointing burn never recomputes a forward pass, so the bound is a formality;
+    // a compute-bound operation needs no recomputation step.
+    let output = match GeluBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((xp.clone(), input.dims().to_vec()), out),
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Some(Tensor::from_primitive::<AutodiffFlex>(output))

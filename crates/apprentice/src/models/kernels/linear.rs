@@ -146,29 +146,46 @@ pub(super) fn backward_weight(x: &[f32], dy: &[f32], [rows, d_in, d_out]: [usize
     )
 }
 
-/// The gradient of `w` sequence by sequence: `x_bᵀ · dy_b` for each of the `batch` sequences of
-/// `len` rows, `[batch, d_in, d_out]`, the sequences split into fixed blocks run in parallel.
-/// burn's autodiff computes a linear layer's weight gradient on a `[batch, len, d_in]` input
-/// this way (a batched product, then a sum over the batch), and the caller sums these with
-/// burn's own reduction so that the gradient is burn's, bit for bit.
-pub(super) fn weight_partials(x: &[f32], dy: &[f32], shape: [usize; 4]) -> Vec<f32> {
+/// The gradient of `w` sequence by sequence: the sum over the `batch` sequences of `len` rows of
+/// `x_bᵀ · dy_b`, `d_in × d_out`.
+///
+/// burn's autodiff computes a linear layer's weight gradient on a `[batch, len, d_in]` input this
+/// way: one product per sequence into a `[batch, d_in, d_out]` tensor, then a sum over the batch
+/// that adds each sequence's product, in sequence order, to a sum starting at 0. This makes the
+/// same products and the same additions in the same order, so the gradient is burn's bit for
+/// bit, without the batch of products in memory: the rows of the gradient are split into bands
+/// (as [`split_rows`] splits a product, so every band takes the whole product's `gemm` path),
+/// and each band's task adds the sequences' products one after another through a scratch band
+/// that stays in cache.
+pub(super) fn weight_gradient_by_sequence(x: &[f32], dy: &[f32], shape: [usize; 4]) -> Vec<f32> {
     let [batch, len, d_in, d_out] = shape;
-    let per = d_in * d_out;
-    let mut dst = vec![0.0f32; batch * per];
-    let ranges = parallel::chunks(batch);
-    let slices = parallel::split_by_samples(&mut dst, per, &ranges);
-    parallel::run(&ranges, slices, |_, range, out: &mut [f32]| {
-        for (i, b) in range.enumerate() {
+    let mut dw = vec![0.0f32; d_in * d_out];
+    let bands = if d_out >= MIN_BLOCK {
+        (d_in / MIN_BLOCK).clamp(1, 8)
+    } else {
+        1
+    };
+    let ranges: Vec<_> = (0..bands)
+        .map(|b| b * d_in / bands..(b + 1) * d_in / bands)
+        .collect();
+    let slices = parallel::split_by_samples(&mut dw, d_out, &ranges);
+    parallel::run(&ranges, slices, |_, band, sum: &mut [f32]| {
+        let mut scratch = vec![0.0f32; sum.len()];
+        for b in 0..batch {
+            // Columns `band` of this sequence's rows of `x`, transposed: `band.len() × len`.
             let lhs = MatRef {
-                data: &x[b * len * d_in..(b + 1) * len * d_in],
-                rows: d_in,
+                data: &x[b * len * d_in + band.start..(b + 1) * len * d_in],
+                rows: band.len(),
                 cols: len,
                 row_stride: 1,
                 col_stride: d_in,
             };
             let rhs = MatRef::row_major(&dy[b * len * d_out..(b + 1) * len * d_out], len, d_out);
-            matmul(&mut out[i * per..(i + 1) * per], lhs, rhs, false);
+            matmul(&mut scratch, lhs, rhs, false);
+            for (total, &term) in sum.iter_mut().zip(&scratch) {
+                *total += term;
+            }
         }
     });
-    dst
+    dw
 }

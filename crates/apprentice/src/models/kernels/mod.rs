@@ -1,5 +1,6 @@
-//! Our own CPU kernels: the convolution block of the CNN models, and the matrix product of
-//! linear layers on every core ([`linear_forward`]).
+//! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
+//! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
+//! ([`gelu`]).
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -21,6 +22,7 @@
 
 mod autodiff;
 mod conv;
+mod gelu;
 mod linear;
 mod matmul;
 mod parallel;
@@ -147,6 +149,19 @@ pub fn linear_forward<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D>
             product + bias.reshape(bias_dims)
         }
         None => product,
+    }
+}
+
+/// BERT's exact GELU, `0.5 · x · (1 + erf(x / √2))`, on every core when `x` is a float32 flex
+/// tensor (with or without autodiff), and burn's own `gelu` otherwise. The values and the
+/// gradient are burn's, bit for bit (see the `gelu` module).
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if let Some(out) = autodiff::gelu_on_autodiff(&x) {
+        return out;
+    }
+    match plain_f32(&x) {
+        Some(values) => from_vec(gelu::forward(&values), x.dims()),
+        None => burn::tensor::activation::gelu(x),
     }
 }
 
