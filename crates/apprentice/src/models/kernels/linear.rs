@@ -7,14 +7,17 @@
 //! accordingly. The kernels here make the same `gemm` calls where that matters and split the
 //! rest into blocks of rows run on rayon's pool:
 //!
-//! - one product per sequence: the sequences are split into fixed blocks, each sequence is the
-//!   very call burn makes;
-//! - one product over all rows: the rows are split into at most 8 blocks of at least
-//!   [`MIN_BLOCK`] rows, and only when the output has at least [`MIN_BLOCK`] columns. `gemm` sums
-//!   each output element over the inner dimension in an order that depends only on that
-//!   dimension, except on its paths for small products (at most 64 × 64 outputs, or 16 × 16, or
-//!   vectors); with both sides above 64 every block takes the same path as the whole product,
-//!   so every element is the same float.
+//! - `gemm` sums each output element over the inner dimension in an order that depends only on
+//!   that dimension, except on its paths for small products (at most 64 × 64 outputs, or
+//!   16 × 16, or vectors). So when the output has at least [`MIN_BLOCK`] columns, a product's
+//!   rows can be grouped any way that keeps blocks of at least [`MIN_BLOCK`] rows: the rows are
+//!   split into at most 8 such blocks, whether burn makes one product per sequence or one over
+//!   all rows (one call per block packs the weight once per block, where one call per sequence
+//!   packs it once per sequence);
+//! - with fewer output columns, each sequence is the very call burn makes (the sequences split
+//!   into fixed blocks), or the whole product is one call;
+//! - the weight gradient of a batch of sequences is burn's sum of per-sequence products, see
+//!   [`weight_gradient_by_sequence`].
 //!
 //! The block boundaries depend only on the shapes, never on the number of threads.
 //! `tests/linear_kernel.rs` checks the bits against burn's `Linear`.
@@ -78,7 +81,8 @@ fn per_sequence<'a>(
 }
 
 /// `dst` = `lhs` · `rhs` as burn computes it for `batch` sequences (1: one product over all
-/// rows).
+/// rows); with at least [`MIN_BLOCK`] output columns both give the same floats, and the rows are
+/// split into blocks either way.
 fn product<'a>(
     batch: usize,
     rows: usize,
@@ -86,7 +90,7 @@ fn product<'a>(
     lhs_rows: impl Fn(usize, usize) -> MatRef<'a> + Sync,
     rhs: MatRef<'_>,
 ) -> Vec<f32> {
-    if batch > 1 {
+    if batch > 1 && cols < MIN_BLOCK {
         per_sequence(batch, rows, cols, lhs_rows, rhs)
     } else {
         split_rows(rows, cols, lhs_rows, rhs)
