@@ -11,7 +11,7 @@
 # THREADS defaults to every core, BUDGET_S to 10 timed seconds per batch size (every batch runs
 # at least once), DOCUMENTS to 128. MODEL and TEXTS override the model folder and the corpus
 # (default: ../shared/data). ENGINES=host,burn also times burn's padded operations (the encoder
-# before the host kernels). FINETUNE_STEPS (default 10, 0 for none) also times fine-tuning
+# before the host kernels). FINETUNE_STEPS (default 20, 0 for none) also times fine-tuning
 # steps (batches of 32 documents cut to 64 word pieces) on both sides. The JSON of both sides
 # is kept in target/bert-vs-torch/; OUT=FILE also writes one raw file of every ratio (the
 # table of docs/results/bert-speed.md is generated from docs/results/data/bert-speed.json).
@@ -25,7 +25,7 @@ data="${APPRENTICE_SHARED_DATA:-../shared/data}"
 model="${MODEL:-$data/all-MiniLM-L6-v2}"
 texts="${TEXTS:-$data/rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2}"
 engines="${ENGINES:-host}"
-finetune_steps="${FINETUNE_STEPS:-10}"
+finetune_steps="${FINETUNE_STEPS:-20}"
 out="${OUT:-}"
 if ! python3 -c "import torch, transformers" 2>/dev/null; then
     echo "error: the PyTorch reference needs torch and transformers: pip install torch transformers" >&2

@@ -266,12 +266,21 @@ pub(super) fn linear_product(
     Some(Tensor::from_primitive::<AutodiffFlex>(output))
 }
 
-/// The backward step of [`gelu_on_autodiff`]; its state is GELU's input and its dimensions.
+/// What GELU's backward step needs: its input, `1 + erf(x / √2)` of each element, and the
+/// dimensions.
+#[derive(Clone, Debug)]
+struct GeluState {
+    input: FlexTensor,
+    one_plus_erf: Arc<Vec<f32>>,
+    dims: Vec<usize>,
+}
+
+/// The backward step of [`gelu_on_autodiff`].
 #[derive(Debug)]
 struct GeluBackward;
 
 impl Backward<Flex, 1> for GeluBackward {
-    type State = (FlexTensor, Vec<usize>);
+    type State = GeluState;
 
     fn backward(
         self,
@@ -282,9 +291,9 @@ impl Backward<Flex, 1> for GeluBackward {
         let [node_input] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
         if let Some(node) = node_input {
-            let (input, dims) = ops.state;
-            let dx = gelu::backward(&values(&input), &values(&grad));
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, dims)));
+            let s = ops.state;
+            let dx = gelu::backward(&values(&s.input), &s.one_plus_erf, &values(&grad));
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, s.dims)));
         }
     }
 }
@@ -294,7 +303,7 @@ impl Backward<Flex, 1> for GeluBackward {
 pub(super) fn gelu_on_autodiff<const D: usize>(input: &Tensor<D>) -> Option<Tensor<D>> {
     let x = primitive(input)?;
     let xp = x.primitive();
-    let out = flex_from_vec(gelu::forward(&f32_values(xp)?), input.dims());
+    let xv = f32_values(xp)?;
     // Without checkpointing burn never recomputes a forward pass, so the bound is a formality;
     // a compute-bound operation needs no recomputation step.
     let output = match GeluBackward
@@ -302,8 +311,18 @@ pub(super) fn gelu_on_autodiff<const D: usize>(input: &Tensor<D>) -> Option<Tens
         .compute_bound()
         .stateful()
     {
-        OpsKind::Tracked(prep) => prep.finish((xp.clone(), input.dims().to_vec()), out),
-        OpsKind::UnTracked(prep) => prep.finish(out),
+        OpsKind::Tracked(prep) => {
+            let (out, kept) = gelu::forward(&xv, true);
+            let state = GeluState {
+                input: xp.clone(),
+                one_plus_erf: Arc::new(kept.expect("kept when asked")),
+                dims: input.dims().to_vec(),
+            };
+            prep.finish(state, flex_from_vec(out, input.dims()))
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(flex_from_vec(gelu::forward(&xv, false).0, input.dims()))
+        }
     };
     Some(Tensor::from_primitive::<AutodiffFlex>(output))
 }

@@ -160,7 +160,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return out;
     }
     match plain_f32(&x) {
-        Some(values) => from_vec(gelu::forward(&values), x.dims()),
+        Some(values) => from_vec(gelu::forward(&values, false).0, x.dims()),
         None => burn::tensor::activation::gelu(x),
     }
 }
