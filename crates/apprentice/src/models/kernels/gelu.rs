@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-/// Elements per task: large enough that scheduling costs nothing next to 16 Ki `erf`s.
+/// The fewest elements per task: enough that scheduling costs nothing next to 16 Ki `erf`s.
 const CHUNK: usize = 1 << 14;
 
 /// `1 + erf(x / √2)`: the part of GELU that both passes share.
@@ -27,29 +27,23 @@ fn gelu_backward(x: f32, one_plus_erf: f32, g: f32, inv_sqrt_2pi: f32) -> f32 {
 /// `keep`, also each element's `1 + erf(x / √2)` for [`backward`], which then evaluates no
 /// `erf` (the costliest part of both passes) and still makes flex's floats.
 pub(super) fn forward(x: &[f32], keep: bool) -> (Vec<f32>, Option<Vec<f32>>) {
-    let mut out = vec![0.0; x.len()];
-    let mut kept = keep.then(|| vec![0.0; x.len()]);
-    match kept.as_mut() {
-        Some(kept) => out
-            .par_chunks_mut(CHUNK)
-            .zip(kept.par_chunks_mut(CHUNK))
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|((out, kept), x)| {
-                for ((o, k), &x) in out.iter_mut().zip(kept.iter_mut()).zip(x) {
-                    *k = one_plus_erf(x);
-                    *o = 0.5 * x * *k;
-                }
-            }),
-        None => out
-            .par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(out, x)| {
-                for (o, &x) in out.iter_mut().zip(x) {
-                    *o = 0.5 * x * one_plus_erf(x);
-                }
-            }),
+    // Collected rather than written into zeroed buffers: no pass to clear them first.
+    let values = x.par_iter().with_min_len(CHUNK);
+    let mut out = Vec::new();
+    if !keep {
+        values
+            .map(|&x| 0.5 * x * one_plus_erf(x))
+            .collect_into_vec(&mut out);
+        return (out, None);
     }
-    (out, kept)
+    let mut kept = Vec::new();
+    values
+        .map(|&x| {
+            let k = one_plus_erf(x);
+            (0.5 * x * k, k)
+        })
+        .unzip_into_vecs(&mut out, &mut kept);
+    (out, Some(kept))
 }
 
 /// The gradient with respect to `x` of GELU applied to `x`, given what [`forward`] kept for it
@@ -61,14 +55,12 @@ pub(super) fn backward(x: &[f32], one_plus_erf: &[f32], dy: &[f32]) -> Vec<f32> 
     );
     // Computed at run time in f32, as flex does, so that the constant is the same float.
     let inv_sqrt_2pi: f32 = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
-    let mut dx = vec![0.0; x.len()];
-    dx.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .zip(one_plus_erf.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
-        .for_each(|((dx, x), (kept, dy))| {
-            for (((d, &x), &k), &g) in dx.iter_mut().zip(x).zip(kept).zip(dy) {
-                *d = gelu_backward(x, k, g, inv_sqrt_2pi);
-            }
-        });
+    let mut dx = Vec::new();
+    x.par_iter()
+        .with_min_len(CHUNK)
+        .zip(one_plus_erf)
+        .zip(dy)
+        .map(|((&x, &k), &g)| gelu_backward(x, k, g, inv_sqrt_2pi))
+        .collect_into_vec(&mut dx);
     dx
 }
