@@ -2,6 +2,8 @@
 //! values and the gradients of input, weight and bias, on odd shapes, with and without padding,
 //! ReLU and pool; a finite-difference check; and bitwise-equal results on 1 and 2 threads.
 
+mod common;
+
 use apprentice::models::Activation;
 use apprentice::models::kernels::{conv2d_block, max_pool2x2};
 use apprentice::models::layers::ConvBlock;
@@ -10,6 +12,8 @@ use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+use common::bits::{assert_same_bits, on_threads};
 
 /// One block configuration.
 #[derive(Clone, Copy, Debug)]
@@ -325,20 +329,13 @@ fn gradients_match_finite_differences() {
 fn results_do_not_depend_on_the_thread_count() {
     let case = Case::new(13, 4, 12, 11, 8, 3, 1, true, true);
     let data = inputs(&case, 9);
-    let on = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-            .install(|| run(&case, &data, true))
-    };
+    let on = |threads: usize| on_threads(threads, || run(&case, &data, true));
     let one = on(1);
     let two = on(2);
-    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&one.0), bits(&two.0), "output");
-    assert_eq!(bits(&one.1), bits(&two.1), "input gradient");
-    assert_eq!(bits(&one.2), bits(&two.2), "weight gradient");
-    assert_eq!(bits(&one.3), bits(&two.3), "bias gradient");
+    assert_same_bits("output", &one.0, &two.0);
+    assert_same_bits("input gradient", &one.1, &two.1);
+    assert_same_bits("weight gradient", &one.2, &two.2);
+    assert_same_bits("bias gradient", &one.3, &two.3);
 }
 
 #[test]

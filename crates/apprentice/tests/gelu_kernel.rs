@@ -3,8 +3,11 @@
 //! feed-forward block, on a size below one task's chunk and on a transposed input), with and
 //! without autodiff and on 1 and 2 threads; and the gradient against central differences.
 
+mod common;
+
 use apprentice::models::kernels::gelu;
 use burn::tensor::{Device, Tensor, TensorData, activation};
+use common::bits::{assert_same_bits, on_threads};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -46,16 +49,6 @@ fn run(dims: [usize; 3], transposed: bool, ours: bool) -> (Vec<f32>, Vec<f32>) {
     (host(y), host(x.grad(&grads).expect("an input gradient")))
 }
 
-fn assert_bits(what: &str, ours: &[f32], burn: &[f32]) {
-    assert_eq!(ours.len(), burn.len(), "{what}: lengths");
-    let differing = ours
-        .iter()
-        .zip(burn)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    assert_eq!(differing, 0, "{what}: {differing} values differ");
-}
-
 const SHAPES: &[([usize; 3], bool)] = &[
     ([32, 64, 1536], false),
     ([3, 7, 5], false),
@@ -68,8 +61,8 @@ fn output_and_gradient_are_burns_bit_for_bit() {
         let ours = run(dims, transposed, true);
         let burn = run(dims, transposed, false);
         let case = format!("{dims:?} transposed {transposed}");
-        assert_bits(&format!("output {case}"), &ours.0, &burn.0);
-        assert_bits(&format!("input gradient {case}"), &ours.1, &burn.1);
+        assert_same_bits(&format!("output {case}"), &ours.0, &burn.0);
+        assert_same_bits(&format!("input gradient {case}"), &ours.1, &burn.1);
     }
 }
 
@@ -78,21 +71,15 @@ fn without_autodiff_the_output_is_burns_bit_for_bit() {
     let device = Device::flex();
     let dims = [8, 40, 1536];
     let x = Tensor::<3>::from_data(TensorData::new(values(8 * 40 * 1536, 3), dims), &device);
-    assert_bits("output", &host(gelu(x.clone())), &host(activation::gelu(x)));
+    assert_same_bits("output", &host(gelu(x.clone())), &host(activation::gelu(x)));
 }
 
 #[test]
 fn one_thread_and_two_give_the_same_bits() {
-    let on = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-            .install(|| run([32, 64, 1536], false, true))
-    };
+    let on = |threads: usize| on_threads(threads, || run([32, 64, 1536], false, true));
     let (one, two) = (on(1), on(2));
-    assert_bits("output", &one.0, &two.0);
-    assert_bits("input gradient", &one.1, &two.1);
+    assert_same_bits("output", &one.0, &two.0);
+    assert_same_bits("input gradient", &one.1, &two.1);
 }
 
 #[test]

@@ -3,10 +3,13 @@
 //! bit for bit, on the shapes of the BERT encoder's layers and on odd ones, with and without
 //! autodiff, and the same bits on 1 and 2 threads.
 
+mod common;
+
 use apprentice::models::kernels::linear_forward;
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor, TensorData};
+use common::bits::{assert_same_bits, on_threads};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -83,21 +86,7 @@ fn run(case: (usize, usize, usize, usize), ours: bool) -> Results {
 }
 
 fn assert_bits(what: &str, case: (usize, usize, usize, usize), ours: &[f32], burn: &[f32]) {
-    assert_eq!(ours.len(), burn.len(), "{what} {case:?}: lengths");
-    let differing = ours
-        .iter()
-        .zip(burn)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    let largest = ours
-        .iter()
-        .zip(burn)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert_eq!(
-        differing, 0,
-        "{what} {case:?}: {differing} values differ, by up to {largest}"
-    );
+    assert_same_bits(&format!("{what} {case:?}"), ours, burn);
 }
 
 #[test]
@@ -130,13 +119,7 @@ fn without_autodiff_the_output_is_burns_bit_for_bit() {
 
 #[test]
 fn one_thread_and_two_give_the_same_bits() {
-    let on = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool")
-            .install(|| run(CASES[0], true))
-    };
+    let on = |threads: usize| on_threads(threads, || run(CASES[0], true));
     let (one, two) = (on(1), on(2));
     assert_bits("output", CASES[0], &one.0, &two.0);
     assert_bits("input gradient", CASES[0], &one.1, &two.1);

@@ -187,7 +187,10 @@ pub fn reference_markdown(results: &Results, reference_path: &Path) -> Result<St
                 Summary::from_values(&on_split).mean
             })
             .collect();
-        if let Some(d) = paired_difference(ours, &split_means).filter(|d| d.seeds > 1) {
+        // A split without PyTorch runs makes a NaN mean: no line rather than a line of NaN.
+        if let Some(d) =
+            paired_difference(ours, &split_means).filter(|d| d.seeds > 1 && d.mean.is_finite())
+        {
             let _ = writeln!(
                 md,
                 "Paired with the mean of PyTorch's fine-tunings on each split: {:+.2} ± {:.2} \

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod bits;
 pub mod lm;
 pub mod methods;
 
