@@ -1,19 +1,30 @@
 //! BERT's exact GELU and its derivative, element by element on every core.
 //!
 //! The formulas are those of burn's CPU backend (flex), operation for operation and with the same
-//! `erf` (`libm::erff`), so switching to these kernels changes no bit of a result; they only
-//! split the elements over rayon's pool, where flex runs them on one thread, and the forward
+//! `erf` (`libm::erff`'s floats, eight at a time), so switching to these kernels changes no bit
+//! of a result; they split the elements over rayon's pool, where flex runs them on one thread,
+//! and the forward
 //! pass keeps `1 + erf(x / √2)` for the backward one, which flex evaluates again. An element's
 //! value never depends on which thread computes it.
 
 use rayon::prelude::*;
 
+use super::erf::erf_in_place;
+
 /// The fewest elements per task: enough that scheduling costs nothing next to 16 Ki `erf`s.
 const CHUNK: usize = 1 << 14;
 
-/// `1 + erf(x / √2)`: the part of GELU that both passes share.
-fn one_plus_erf(x: f32) -> f32 {
-    1.0 + libm::erff(x / core::f32::consts::SQRT_2)
+/// `1 + erf(x / √2)` of every element of `x`, the part of GELU that both passes share, into
+/// `out` (the same length), with `erf` eight elements at a time (the same floats as
+/// `libm::erff`, see [`erf_in_place`]).
+fn one_plus_erf(x: &[f32], out: &mut [f32]) {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = x / core::f32::consts::SQRT_2;
+    }
+    erf_in_place(out);
+    for o in out.iter_mut() {
+        *o += 1.0;
+    }
 }
 
 /// `g · gelu'(x)` as flex's `gelu_backward` computes it, given `one_plus_erf(x)`.
@@ -27,23 +38,18 @@ fn gelu_backward(x: f32, one_plus_erf: f32, g: f32, inv_sqrt_2pi: f32) -> f32 {
 /// `keep`, also each element's `1 + erf(x / √2)` for [`backward`], which then evaluates no
 /// `erf` (the costliest part of both passes) and still makes flex's floats.
 pub(super) fn forward(x: &[f32], keep: bool) -> (Vec<f32>, Option<Vec<f32>>) {
-    // Collected rather than written into zeroed buffers: no pass to clear them first.
-    let values = x.par_iter().with_min_len(CHUNK);
+    let mut kept = vec![0.0f32; x.len()];
+    kept.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(k, x)| one_plus_erf(x, k));
+    // `1 + erf` is finished before GELU reads it: `0.5 · x` times it, as flex multiplies.
     let mut out = Vec::new();
-    if !keep {
-        values
-            .map(|&x| 0.5 * x * one_plus_erf(x))
-            .collect_into_vec(&mut out);
-        return (out, None);
-    }
-    let mut kept = Vec::new();
-    values
-        .map(|&x| {
-            let k = one_plus_erf(x);
-            (0.5 * x * k, k)
-        })
-        .unzip_into_vecs(&mut out, &mut kept);
-    (out, Some(kept))
+    x.par_iter()
+        .with_min_len(CHUNK)
+        .zip(&kept)
+        .map(|(&x, &k)| 0.5 * x * k)
+        .collect_into_vec(&mut out);
+    (out, keep.then_some(kept))
 }
 
 /// The gradient with respect to `x` of GELU applied to `x`, given what [`forward`] kept for it

@@ -1,6 +1,6 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
-//! ([`gelu`]).
+//! ([`gelu`]), its `erf` eight floats at a time ([`erf_in_place`]).
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -22,6 +22,7 @@
 
 mod autodiff;
 mod conv;
+mod erf;
 mod gelu;
 mod linear;
 mod matmul;
@@ -35,6 +36,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPolicy};
 
 use conv::ConvGeometry;
+
+pub use erf::erf_in_place;
 
 /// Convolution (stride 1, no dilation) plus bias, then optionally ReLU and a 2×2 max-pool
 /// (stride 2, odd trailing rows and columns dropped, as burn's `max_pool2d` does), with our

@@ -1,0 +1,55 @@
+//! `erf` eight floats at a time (`models::kernels::erf_in_place`) against `libm::erff`: the same
+//! bits for every one of the 2³² floats (NaNs, infinities, subnormals and both zeros included),
+//! at every position of a block, and in slices whose length is not a multiple of eight.
+
+use apprentice::models::kernels::erf_in_place;
+use rayon::prelude::*;
+
+/// Checks every float whose bits start with `high` (2¹⁶ of them), shifted by `offset` inside the
+/// slice so that each lands at a different lane from one `high` to the next.
+fn check_block(high: u32) -> Result<(), String> {
+    let offset = (high % 8) as usize;
+    let mut values: Vec<f32> = (0..offset)
+        .map(|i| i as f32 * 0.37)
+        .chain((0..1u32 << 16).map(|low| f32::from_bits(high << 16 | low)))
+        .collect();
+    let expected: Vec<u32> = values.iter().map(|&x| libm::erff(x).to_bits()).collect();
+    let inputs = values.clone();
+    erf_in_place(&mut values);
+    for ((x, got), want) in inputs.iter().zip(&values).zip(&expected) {
+        if got.to_bits() != *want {
+            return Err(format!(
+                "erf({x:e}) (bits {:#010x}): {got:e} ({:#010x}), libm gives {:e} ({want:#010x})",
+                x.to_bits(),
+                got.to_bits(),
+                f32::from_bits(*want),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_float_gives_libms_bits() {
+    let failures: Vec<String> = (0..1u32 << 16)
+        .into_par_iter()
+        .filter_map(|high| check_block(high).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} blocks of 2^16 floats differ from libm, for example {}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+#[test]
+fn short_and_ragged_slices_give_libms_bits() {
+    for len in 0..40 {
+        let mut values: Vec<f32> = (0..len).map(|i| (i as f32 - 20.0) * 0.31).collect();
+        let expected: Vec<u32> = values.iter().map(|&x| libm::erff(x).to_bits()).collect();
+        erf_in_place(&mut values);
+        let got: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, expected, "a slice of {len} floats");
+    }
+}
