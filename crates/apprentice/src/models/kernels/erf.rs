@@ -2,8 +2,9 @@
 //!
 //! `libm::erff` evaluates one float at a time, choosing one of four rational approximations by
 //! the argument's size and calling `expf` twice for arguments above 1.25; in BERT's GELU it was
-//! about a fifth of batch-1 inference and a tenth of a fine-tuning step. Here eight lanes
-//! evaluate every branch's formula with AVX2 and each lane keeps the one libm would have chosen.
+//! a large share of inference and of fine-tuning (`docs/results/bert-speed.md`). Here eight lanes
+//! evaluate, with AVX2, the formula of every branch that one of them takes, and each lane keeps
+//! the one libm would have chosen for it.
 //! Each formula is libm's, operation for operation and in libm's order, with no fused
 //! multiply-add (IEEE single precision rounds every `+ − × ÷` the same way in a vector lane as
 //! in a scalar register), so every lane's float is libm's. `tests/erf_kernel.rs` checks that over

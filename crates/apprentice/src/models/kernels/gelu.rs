@@ -3,9 +3,8 @@
 //! The formulas are those of burn's CPU backend (flex), operation for operation and with the same
 //! `erf` (`libm::erff`'s floats, eight at a time), so switching to these kernels changes no bit
 //! of a result; they split the elements over rayon's pool, where flex runs them on one thread,
-//! and the forward
-//! pass keeps `1 + erf(x / √2)` for the backward one, which flex evaluates again. An element's
-//! value never depends on which thread computes it.
+//! and the forward pass keeps `1 + erf(x / √2)` for the backward one, which flex evaluates
+//! again. An element's value never depends on which thread computes it.
 
 use rayon::prelude::*;
 
@@ -42,7 +41,8 @@ pub(super) fn forward(x: &[f32], keep: bool) -> (Vec<f32>, Option<Vec<f32>>) {
     kept.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(k, x)| one_plus_erf(x, k));
-    // `1 + erf` is finished before GELU reads it: `0.5 · x` times it, as flex multiplies.
+    // `erf` needs whole blocks of arguments, so `1 + erf` is worked out first, then
+    // `0.5 · x · (1 + erf)` in flex's order.
     let mut out = Vec::new();
     x.par_iter()
         .with_min_len(CHUNK)
