@@ -146,25 +146,21 @@ mod avx2 {
         _mm256_set1_epi32(v)
     }
 
-    #[target_feature(enable = "avx2")]
-    fn add(a: __m256, b: __m256) -> __m256 {
-        _mm256_add_ps(a, b)
+    /// One-word names for the four roundings, so that the formulas below read as libm's.
+    macro_rules! arithmetic {
+        ($($name:ident => $intrinsic:ident),* $(,)?) => {$(
+            #[target_feature(enable = "avx2")]
+            fn $name(a: __m256, b: __m256) -> __m256 {
+                $intrinsic(a, b)
+            }
+        )*};
     }
-
-    #[target_feature(enable = "avx2")]
-    fn sub(a: __m256, b: __m256) -> __m256 {
-        _mm256_sub_ps(a, b)
-    }
-
-    #[target_feature(enable = "avx2")]
-    fn mul(a: __m256, b: __m256) -> __m256 {
-        _mm256_mul_ps(a, b)
-    }
-
-    #[target_feature(enable = "avx2")]
-    fn div(a: __m256, b: __m256) -> __m256 {
-        _mm256_div_ps(a, b)
-    }
+    arithmetic!(
+        add => _mm256_add_ps,
+        sub => _mm256_sub_ps,
+        mul => _mm256_mul_ps,
+        div => _mm256_div_ps,
+    );
 
     /// Lanes where the (non-negative) integer `a` is below `bound`, as a float mask.
     #[target_feature(enable = "avx2")]
@@ -199,8 +195,10 @@ mod avx2 {
         let ax = _mm256_castsi256_ps(magnitude);
 
         let is_small = below(magnitude, 0x3f58_0000);
-        let is_near = _mm256_andnot_ps(is_small, below(magnitude, 0x3fa0_0000));
-        let is_far = _mm256_andnot_ps(below(magnitude, 0x3fa0_0000), below(magnitude, 0x40c0_0000));
+        let below_far = below(magnitude, 0x3fa0_0000);
+        let below_six = below(magnitude, 0x40c0_0000);
+        let is_near = _mm256_andnot_ps(is_small, below_far);
+        let is_far = _mm256_andnot_ps(below_far, below_six);
         // Only the branches some lane takes are evaluated: GELU's inputs often fill a block
         // from one or two of them.
         let taken = |mask: __m256| _mm256_movemask_ps(mask) != 0;
@@ -216,11 +214,11 @@ mod avx2 {
         } else {
             zero
         };
-        let erfc = select(below(magnitude, 0x3fa0_0000), erfc_near, erfc_far);
+        let erfc = select(below_far, erfc_near, erfc_far);
         let one_minus = sub(splat(1.0), erfc);
         // |x| ≥ 6: 1 − 2⁻¹²⁰.
         let one_minus = select(
-            below(magnitude, 0x40c0_0000),
+            below_six,
             one_minus,
             sub(splat(1.0), splat(f32::from_bits(0x0380_0000))),
         );
