@@ -6,7 +6,8 @@
 //! The modules are built with zero weights; [`super::pretrained`] fills them from a model
 //! folder.
 
-use crate::models::kernels::{gelu, linear_forward};
+pub use super::dropout::BertDropout;
+use crate::models::kernels::{batched_matmul, gelu, linear_forward};
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -14,10 +15,7 @@ use burn::nn::{
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, Mutex};
 
 /// The fields of a Hugging Face `config.json` that a BERT encoder needs; the file's other
 /// fields are ignored.
@@ -332,52 +330,6 @@ impl Bert {
     }
 }
 
-/// Dropout probabilities of a BERT model (`hidden_dropout_prob`,
-/// `attention_probs_dropout_prob`) and where the masks come from; zero for inference.
-#[derive(Debug, Clone, Default)]
-pub struct BertDropout {
-    /// After the embeddings and after each block's output projection.
-    pub hidden: f64,
-    /// On the attention probabilities.
-    pub attention: f64,
-    /// A seeded generator for the masks, so that a run repeats whatever else draws random
-    /// numbers meanwhile; `None`: burn's generator for the device.
-    pub generator: Option<Arc<Mutex<ChaCha8Rng>>>,
-}
-
-impl BertDropout {
-    /// The same probabilities with masks drawn from a generator seeded with `seed`.
-    pub fn seeded(mut self, seed: u64) -> Self {
-        self.generator = Some(Arc::new(Mutex::new(ChaCha8Rng::seed_from_u64(seed))));
-        self
-    }
-
-    /// Inverted dropout with probability `prob` (identity when 0 or off autodiff devices, as
-    /// burn's `Dropout`).
-    pub fn apply<const D: usize>(&self, prob: f64, x: Tensor<D>) -> Tensor<D> {
-        if prob <= 0.0 || !x.device().is_autodiff() {
-            return x;
-        }
-        let keep = 1.0 - prob;
-        let random = match &self.generator {
-            Some(generator) => {
-                let mut rng = generator.lock().unwrap_or_else(|e| e.into_inner());
-                let dims = x.dims();
-                let mask: Vec<f32> = (0..dims.iter().product::<usize>())
-                    .map(|_| f32::from(rng.random::<f64>() < keep))
-                    .collect();
-                Tensor::from_data(TensorData::new(mask, dims), &x.device())
-            }
-            None => x.random_like(burn::tensor::Distribution::Bernoulli(keep)),
-        };
-        x * random * (1.0 / keep)
-    }
-
-    fn hidden<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        self.apply(self.hidden, x)
-    }
-}
-
 /// What [`Bert::forward_detailed`] returns.
 #[derive(Debug, Clone)]
 pub struct BertOutput {
@@ -415,11 +367,11 @@ impl BertLayer {
         let query = split(linear_forward(&self.query, x.clone()));
         let key = split(linear_forward(&self.key, x.clone()));
         let value = split(linear_forward(&self.value, x.clone()));
-        let scores = query.matmul(key.swap_dims(2, 3)) / (head_width as f64).sqrt() + bias.clone();
+        let scores =
+            batched_matmul(query, key.swap_dims(2, 3)) / (head_width as f64).sqrt() + bias.clone();
         let probabilities = activation::softmax(scores, 3);
         let weights = dropout.apply(dropout.attention, probabilities.clone());
-        let context: Tensor<3> = weights
-            .matmul(value.clone())
+        let context: Tensor<3> = batched_matmul(weights, value.clone())
             .swap_dims(1, 2)
             .reshape([batch, len, hidden]);
         let attended = dropout.hidden(linear_forward(&self.attention_output, context));

@@ -31,6 +31,7 @@ pub mod classifier;
 pub mod classifier_folder;
 pub mod config;
 pub mod data;
+pub mod dropout;
 pub mod embedding_loss;
 pub mod error;
 pub mod evaluate;

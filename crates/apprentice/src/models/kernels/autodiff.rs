@@ -20,10 +20,10 @@ use super::conv::{self, ConvGeometry};
 use super::{f32_values, flex_from_vec, gelu, linear, pool};
 
 /// burn's autodiff over flex, with the checkpointing strategy that `Device::autodiff` uses.
-type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
+pub(super) type AutodiffFlex = Autodiff<Flex, NoCheckpointing>;
 
 /// The autodiff primitive of a float tensor on flex, or `None` on any other backend.
-fn primitive<const D: usize>(
+pub(super) fn primitive<const D: usize>(
     tensor: &Tensor<D>,
 ) -> Option<<AutodiffFlex as burn::backend::BackendTypes>::FloatTensorPrimitive> {
     tensor.clone().try_into_primitive::<AutodiffFlex>().ok()
@@ -31,7 +31,7 @@ fn primitive<const D: usize>(
 
 /// The values of a tensor our forward pass produced or kept, or of the gradient burn hands to
 /// our backward step: float32 on flex by construction.
-fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+pub(super) fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     f32_values(tensor).expect("a float32 flex tensor in our own autodiff step")
 }
 

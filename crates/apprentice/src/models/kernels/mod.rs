@@ -1,6 +1,7 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
-//! ([`gelu`]), its `erf` eight floats at a time ([`erf_in_place`]).
+//! ([`gelu`]), its `erf` eight floats at a time ([`erf_in_place`]), its attention's batched
+//! products ([`batched_matmul`]) and its dropout ([`dropout_with_mask`]) on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -21,6 +22,8 @@
 //! order.
 
 mod autodiff;
+mod autodiff_attention;
+mod batched_matmul;
 mod conv;
 mod erf;
 mod gelu;
@@ -28,6 +31,8 @@ mod linear;
 mod matmul;
 mod parallel;
 mod pool;
+
+use std::sync::Arc;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -166,6 +171,48 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Some(values) => from_vec(gelu::forward(&values, false).0, x.dims()),
         None => burn::tensor::activation::gelu(x),
     }
+}
+
+/// `lhs.matmul(rhs)` for tensors of rank `D ≥ 3` with the same batch dimensions (attention's
+/// `Q Kᵀ` and `P V`): the products of the batch's matrices run on every core when the tensors
+/// are float32 flex tensors (with or without autodiff), and burn's own `matmul` runs otherwise.
+/// The values and the gradients are burn's, bit for bit (see the `batched_matmul` module).
+pub fn batched_matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<D> {
+    if let Some(out) = autodiff_attention::batched_product(&lhs, &rhs) {
+        return out;
+    }
+    let plain = |t: &Tensor<D>| t.clone().try_into_primitive::<Flex>().ok();
+    if let (Some(a), Some(b)) = (plain(&lhs), plain(&rhs))
+        && let Some(out) = batched_matmul::batched_matmul(&a, &b)
+    {
+        return Tensor::from_primitive::<Flex>(out);
+    }
+    lhs.matmul(rhs)
+}
+
+/// Inverted dropout with a given mask: `x * mask * (1 / keep)` as burn computes it, `mask`
+/// holding one 0 or 1 per element of `x` in row-major order. On an autodiff-over-flex float32
+/// tensor both passes run on every core (see the `autodiff_attention` module); elsewhere burn's
+/// operations run. The values and the gradient are burn's, bit for bit.
+///
+/// # Panics
+/// When `mask` does not hold one value per element of `x`.
+pub fn dropout_with_mask<const D: usize>(x: Tensor<D>, mask: Vec<f32>, keep: f64) -> Tensor<D> {
+    let dims = x.dims();
+    assert_eq!(
+        mask.len(),
+        dims.iter().product::<usize>(),
+        "dropout: one mask value per element"
+    );
+    let scale = 1.0 / keep;
+    let mask = Arc::new(mask);
+    // flex multiplies float32 tensors by the scalar rounded to float32.
+    if let Some(out) = autodiff_attention::dropout_on_autodiff(&x, mask.clone(), scale as f32) {
+        return out;
+    }
+    let mask = Arc::try_unwrap(mask).unwrap_or_else(|shared| (*shared).clone());
+    let random = Tensor::from_data(TensorData::new(mask, dims), &x.device());
+    x * random * scale
 }
 
 /// The values of a flex float32 tensor without autodiff, in row-major order.

@@ -1,0 +1,190 @@
+//! The attention's batched product and dropout on every core (`models::kernels::batched_matmul`,
+//! `dropout_with_mask`, `text::dropout::keep_mask`) against burn's own operations: outputs and
+//! gradients equal bit for bit, with the strided views the encoder multiplies, with and without
+//! autodiff and on 1 and 2 threads; the masks equal the sequential draws; and the product's
+//! gradient against central differences.
+
+mod common;
+
+use apprentice::models::kernels::{batched_matmul, dropout_with_mask};
+use apprentice::text::dropout::keep_mask;
+use burn::tensor::{Device, Tensor, TensorData};
+use common::bits::{assert_same_bits, on_threads};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..len).map(|_| rng.random_range(-2.0f32..=2.0)).collect()
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().expect("float32")
+}
+
+/// The encoder's two products on `[batch, len, heads, width]` activations split by head:
+/// `Q Kᵀ` (both operands strided views) then `S V`. Returns the output of `S V`, weighted and
+/// summed for a loss, and the gradients of the three activations.
+fn attention_products(shape: [usize; 4], ours: bool) -> Vec<Vec<f32>> {
+    let device = Device::flex().autodiff();
+    let [batch, len, heads, width] = shape;
+    let n = batch * len * heads * width;
+    let leaf = |seed| {
+        Tensor::<4>::from_data(TensorData::new(values(n, seed), shape), &device).require_grad()
+    };
+    let (q, k, v) = (leaf(1), leaf(2), leaf(3));
+    let split = |t: &Tensor<4>| t.clone().swap_dims(1, 2);
+    let product = |a: Tensor<4>, b: Tensor<4>| {
+        if ours {
+            batched_matmul(a, b)
+        } else {
+            a.matmul(b)
+        }
+    };
+    let scores = product(split(&q), split(&k).swap_dims(2, 3));
+    let out = product(scores.clone(), split(&v));
+    let r = Tensor::<4>::from_data(TensorData::new(values(n, 4), out.dims()), &device);
+    let grads = ((out.clone() * r).sum() + scores.sum()).backward();
+    let grad = |t: &Tensor<4>| host(t.grad(&grads).expect("a gradient"));
+    vec![host(out), grad(&q), grad(&k), grad(&v)]
+}
+
+const SHAPES: &[[usize; 4]] = &[[32, 64, 12, 32], [3, 7, 2, 5], [1, 1, 1, 1]];
+
+#[test]
+fn batched_products_and_gradients_are_burns_bit_for_bit() {
+    for &shape in SHAPES {
+        let ours = attention_products(shape, true);
+        let burn = attention_products(shape, false);
+        for (what, (a, b)) in ["output", "dQ", "dK", "dV"]
+            .iter()
+            .zip(ours.iter().zip(&burn))
+        {
+            assert_same_bits(&format!("{what} {shape:?}"), a, b);
+        }
+    }
+}
+
+#[test]
+fn batched_products_without_autodiff_are_burns_bit_for_bit() {
+    let device = Device::flex();
+    let lhs = Tensor::<4>::from_data(
+        TensorData::new(values(2 * 3 * 9 * 4, 5), [2, 9, 3, 4]),
+        &device,
+    )
+    .swap_dims(1, 2);
+    let rhs = Tensor::<4>::from_data(
+        TensorData::new(values(2 * 3 * 4 * 6, 6), [2, 3, 4, 6]),
+        &device,
+    );
+    assert_same_bits(
+        "output",
+        &host(batched_matmul(lhs.clone(), rhs.clone())),
+        &host(lhs.matmul(rhs)),
+    );
+}
+
+#[test]
+fn batched_products_on_one_thread_and_two_give_the_same_bits() {
+    let on = |threads: usize| on_threads(threads, || attention_products([8, 40, 4, 16], true));
+    let (one, two) = (on(1), on(2));
+    for (a, b) in one.iter().zip(&two) {
+        assert_same_bits("one thread against two", a, b);
+    }
+}
+
+#[test]
+fn the_batched_gradient_matches_central_differences() {
+    // f(A) = Σ (A B) ⊙ R is linear in A, so dA = R Bᵀ exactly; the difference quotient in f64
+    // checks the step's gradient without trusting any matrix product.
+    let device = Device::flex().autodiff();
+    let (m, k, n) = (3, 4, 5);
+    let a = values(2 * m * k, 7);
+    let b = values(2 * k * n, 8);
+    let r = values(2 * m * n, 9);
+    let at = Tensor::<3>::from_data(TensorData::new(a.clone(), [2, m, k]), &device).require_grad();
+    let bt = Tensor::<3>::from_data(TensorData::new(b.clone(), [2, k, n]), &device);
+    let rt = Tensor::<3>::from_data(TensorData::new(r.clone(), [2, m, n]), &device);
+    let grads = (batched_matmul(at.clone(), bt) * rt).sum().backward();
+    let gradient = host(at.grad(&grads).expect("a gradient"));
+    let f = |a: &[f64]| -> f64 {
+        let mut total = 0.0;
+        for s in 0..2 {
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..k)
+                        .map(|p| a[s * m * k + i * k + p] * f64::from(b[s * k * n + p * n + j]))
+                        .sum();
+                    total += dot * f64::from(r[s * m * n + i * n + j]);
+                }
+            }
+        }
+        total
+    };
+    let base: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
+    let h = 1e-3;
+    for (index, &g) in gradient.iter().enumerate() {
+        let (mut up, mut down) = (base.clone(), base.clone());
+        up[index] += h;
+        down[index] -= h;
+        let numeric = (f(&up) - f(&down)) / (2.0 * h);
+        assert!(
+            (f64::from(g) - numeric).abs() < 1e-4,
+            "element {index}: gradient {g}, central difference {numeric}"
+        );
+    }
+}
+
+/// Dropout's output and input gradient for `x` of `dims` (transposed in its last two
+/// dimensions first), ours or burn's `x * mask * (1 / keep)`.
+fn dropout_run(dims: [usize; 3], keep: f64, ours: bool) -> (Vec<f32>, Vec<f32>) {
+    let device = Device::flex().autodiff();
+    let n: usize = dims.iter().product();
+    let x = Tensor::<3>::from_data(TensorData::new(values(n, 10), dims), &device).require_grad();
+    let input = x.clone().swap_dims(1, 2);
+    let mask = keep_mask(&mut ChaCha8Rng::seed_from_u64(11), n, keep);
+    let y = if ours {
+        dropout_with_mask(input, mask, keep)
+    } else {
+        let random = Tensor::from_data(TensorData::new(mask, input.dims()), &device);
+        input * random * (1.0 / keep)
+    };
+    let r = Tensor::<3>::from_data(TensorData::new(values(n, 12), y.dims()), &device);
+    let grads = (y.clone() * r).sum().backward();
+    (host(y), host(x.grad(&grads).expect("a gradient")))
+}
+
+#[test]
+fn dropout_output_and_gradient_are_burns_bit_for_bit() {
+    for (dims, keep) in [([32, 64, 384], 0.9), ([3, 5, 7], 0.7)] {
+        let ours = dropout_run(dims, keep, true);
+        let burn = dropout_run(dims, keep, false);
+        assert_same_bits(&format!("output {dims:?}"), &ours.0, &burn.0);
+        assert_same_bits(&format!("gradient {dims:?}"), &ours.1, &burn.1);
+    }
+    let on = |threads: usize| on_threads(threads, || dropout_run([16, 64, 384], 0.9, true));
+    let (one, two) = (on(1), on(2));
+    assert_same_bits("output, one thread against two", &one.0, &two.0);
+    assert_same_bits("gradient, one thread against two", &one.1, &two.1);
+}
+
+#[test]
+fn masks_are_the_sequential_draws_and_leave_the_generator_where_they_would() {
+    // Lengths around the task size (32 Ki) and an odd start, so that some tasks begin in the
+    // middle of one of ChaCha's blocks.
+    for len in [0, 1, 5, 32_767, 32_768, 100_003] {
+        let mut parallel = ChaCha8Rng::seed_from_u64(13);
+        let _: u32 = parallel.random();
+        let mut sequential = parallel.clone();
+        let ours = on_threads(2, || keep_mask(&mut parallel, len, 0.9));
+        let reference: Vec<f32> = (0..len)
+            .map(|_| f32::from(sequential.random::<f64>() < 0.9))
+            .collect();
+        assert_same_bits(&format!("mask of {len}"), &ours, &reference);
+        assert_eq!(
+            parallel.random::<u64>(),
+            sequential.random::<u64>(),
+            "the draw after a mask of {len}"
+        );
+    }
+}
