@@ -1,14 +1,14 @@
-//! The attention's batched product and dropout on every core (`models::kernels::batched_matmul`,
-//! `dropout_with_mask`, `text::dropout::keep_mask`) against burn's own operations: outputs and
+//! The attention's batched product, softmax and dropout on every core
+//! (`models::kernels::batched_matmul`, `softmax_last`, `dropout_with_mask`, `text::dropout::keep_mask`) against burn's own operations: outputs and
 //! gradients equal bit for bit, with the strided views the encoder multiplies, with and without
 //! autodiff and on 1 and 2 threads; the masks equal the sequential draws; and the product's
 //! gradient against central differences.
 
 mod common;
 
-use apprentice::models::kernels::{batched_matmul, dropout_with_mask};
+use apprentice::models::kernels::{batched_matmul, dropout_with_mask, softmax_last};
 use apprentice::text::dropout::keep_mask;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData, activation};
 use common::bits::{assert_same_bits, on_threads};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -185,6 +185,84 @@ fn masks_are_the_sequential_draws_and_leave_the_generator_where_they_would() {
             parallel.random::<u64>(),
             sequential.random::<u64>(),
             "the draw after a mask of {len}"
+        );
+    }
+}
+
+/// Softmax's output and input gradient over the last dimension of `x` (scaled by `spread`, with
+/// rows of equal values, a -inf and huge values mixed in), ours or burn's; the loss weights
+/// the output unevenly so that every term of the gradient matters.
+fn softmax_run(dims: [usize; 4], spread: f32, ours: bool) -> (Vec<f32>, Vec<f32>) {
+    let device = Device::flex().autodiff();
+    let n: usize = dims.iter().product();
+    let mut data: Vec<f32> = values(n, 14).iter().map(|v| v * spread).collect();
+    let width = dims[3];
+    data[..width].fill(0.25);
+    data[width] = f32::NEG_INFINITY;
+    data[2 * width] = 80.0;
+    let x = Tensor::<4>::from_data(TensorData::new(data, dims), &device).require_grad();
+    let y = if ours {
+        softmax_last(x.clone())
+    } else {
+        activation::softmax(x.clone(), 3)
+    };
+    let r = Tensor::<4>::from_data(TensorData::new(values(n, 15), dims), &device);
+    let grads = (y.clone() * r).sum().backward();
+    (host(y), host(x.grad(&grads).expect("a gradient")))
+}
+
+#[test]
+fn softmax_output_and_gradient_are_burns_bit_for_bit() {
+    for (dims, spread) in [
+        ([32, 12, 64, 64], 4.0),
+        ([2, 3, 5, 7], 1.0),
+        ([1, 1, 4, 1], 1.0),
+    ] {
+        let ours = softmax_run(dims, spread, true);
+        let burn = softmax_run(dims, spread, false);
+        assert_same_bits(&format!("output {dims:?}"), &ours.0, &burn.0);
+        assert_same_bits(&format!("gradient {dims:?}"), &ours.1, &burn.1);
+    }
+    let on = |threads: usize| on_threads(threads, || softmax_run([8, 12, 64, 64], 4.0, true));
+    let (one, two) = (on(1), on(2));
+    assert_same_bits("output, one thread against two", &one.0, &two.0);
+    assert_same_bits("gradient, one thread against two", &one.1, &two.1);
+}
+
+#[test]
+fn the_softmax_gradient_matches_central_differences() {
+    let device = Device::flex().autodiff();
+    let x: Vec<f32> = values(12, 16);
+    let r: Vec<f32> = values(12, 17);
+    let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [2, 6]), &device).require_grad();
+    let rt = Tensor::<2>::from_data(TensorData::new(r.clone(), [2, 6]), &device);
+    let grads = (softmax_last(xt.clone()) * rt).sum().backward();
+    let gradient = host(xt.grad(&grads).expect("a gradient"));
+    // The loss in f64: Σ_rows Σ_i r_i · softmax(x)_i.
+    let f = |x: &[f64]| -> f64 {
+        x.chunks(6)
+            .zip(r.chunks(6))
+            .map(|(row, r)| {
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = row.iter().map(|v| (v - max).exp()).collect();
+                let s: f64 = e.iter().sum();
+                e.iter()
+                    .zip(r)
+                    .map(|(e, &r)| e / s * f64::from(r))
+                    .sum::<f64>()
+            })
+            .sum()
+    };
+    let base: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    let h = 1e-4;
+    for (index, &g) in gradient.iter().enumerate() {
+        let (mut up, mut down) = (base.clone(), base.clone());
+        up[index] += h;
+        down[index] -= h;
+        let numeric = (f(&up) - f(&down)) / (2.0 * h);
+        assert!(
+            (f64::from(g) - numeric).abs() < 1e-5,
+            "element {index}: gradient {g}, central difference {numeric}"
         );
     }
 }

@@ -7,14 +7,14 @@
 //! folder.
 
 pub use super::dropout::BertDropout;
-use crate::models::kernels::{batched_matmul, gelu, linear_forward};
+use crate::models::kernels::{batched_matmul, gelu, linear_forward, softmax_last};
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
 };
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// The fields of a Hugging Face `config.json` that a BERT encoder needs; the file's other
@@ -369,7 +369,7 @@ impl BertLayer {
         let value = split(linear_forward(&self.value, x.clone()));
         let scores =
             batched_matmul(query, key.swap_dims(2, 3)) / (head_width as f64).sqrt() + bias.clone();
-        let probabilities = activation::softmax(scores, 3);
+        let probabilities = softmax_last(scores);
         let weights = dropout.apply(dropout.attention, probabilities.clone());
         let context: Tensor<3> = batched_matmul(weights, value.clone())
             .swap_dims(1, 2)

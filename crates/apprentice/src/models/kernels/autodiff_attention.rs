@@ -1,10 +1,11 @@
-//! The attention's batched products and the dropout masks as operations of burn's autodiff
-//! graph on the flex backend, on every core.
+//! The attention's batched products, softmax and dropout as operations of burn's autodiff graph
+//! on the flex backend, on every core.
 //!
 //! burn's own operations run these on one thread: the batched product as one `gemm` call per
-//! matrix, dropout as a product with the mask and then with `1 / keep`. The steps here compute
-//! the same floats (see `batched_matmul` and [`dropout_forward`]) and register the same
-//! gradients, in the same order, as burn's backward steps for those operations.
+//! matrix, softmax as five operations each with its backward step, dropout as a product with
+//! the mask and then with `1 / keep`. The steps here compute the same floats (see the
+//! `batched_matmul` and `softmax` modules and [`dropout_forward`]) and register the same
+//! gradients as burn's backward steps for those operations.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use rayon::prelude::*;
 
 use super::autodiff::{AutodiffFlex, primitive, values};
 use super::batched_matmul::batched_matmul;
+use super::softmax;
 
 /// The fewest elements per task of the element-wise passes.
 const CHUNK: usize = 1 << 14;
@@ -172,6 +174,68 @@ pub(super) fn dropout_on_autodiff<const D: usize>(
         .stateful()
     {
         OpsKind::Tracked(prep) => prep.finish(DropoutState { mask, scale, dims }, out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<AutodiffFlex>(output))
+}
+
+/// What the softmax's backward step needs.
+#[derive(Clone, Debug)]
+struct SoftmaxState {
+    exps: Arc<Vec<f32>>,
+    sums: Arc<Vec<f32>>,
+    dims: Vec<usize>,
+}
+
+/// The backward step of [`softmax_on_autodiff`].
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Flex, 1> for SoftmaxBackward {
+    type State = SoftmaxState;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_input] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node_input {
+            let s = ops.state;
+            let width = *s.dims.last().expect("a rank of at least 1");
+            let dx = softmax::backward(&values(&grad), &s.exps, &s.sums, width);
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, s.dims)));
+        }
+    }
+}
+
+/// The softmax over the last dimension of an autodiff-over-flex tensor, on every core; `None`
+/// when it is not one, is not float32, or has an empty last dimension.
+pub(super) fn softmax_on_autodiff<const D: usize>(input: &Tensor<D>) -> Option<Tensor<D>> {
+    let dims = input.dims().to_vec();
+    let width = *dims.last()?;
+    if width == 0 {
+        return None;
+    }
+    let x = primitive(input)?;
+    let xv = super::f32_values(x.primitive())?;
+    let forward = softmax::forward(&xv, width);
+    let out = FlexTensor::from_data(TensorData::new(forward.output, dims.clone()));
+    let output = match SoftmaxBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = SoftmaxState {
+                exps: Arc::new(forward.exps),
+                sums: Arc::new(forward.sums),
+                dims,
+            };
+            prep.finish(state, out)
+        }
         OpsKind::UnTracked(prep) => prep.finish(out),
     };
     Some(Tensor::from_primitive::<AutodiffFlex>(output))

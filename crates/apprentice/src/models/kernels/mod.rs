@@ -1,7 +1,7 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
 //! ([`gelu`]), its `erf` eight floats at a time ([`erf_in_place`]), its attention's batched
-//! products ([`batched_matmul`]) and its dropout ([`dropout_with_mask`]) on every core.
+//! products ([`batched_matmul`]), softmax ([`softmax_last`]) and dropout ([`dropout_with_mask`]) on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -31,6 +31,7 @@ mod linear;
 mod matmul;
 mod parallel;
 mod pool;
+mod softmax;
 
 use std::sync::Arc;
 
@@ -188,6 +189,16 @@ pub fn batched_matmul<const D: usize>(lhs: Tensor<D>, rhs: Tensor<D>) -> Tensor<
         return Tensor::from_primitive::<Flex>(out);
     }
     lhs.matmul(rhs)
+}
+
+/// The softmax over the last dimension, as `burn::tensor::activation::softmax(x, D - 1)`: on an
+/// autodiff-over-flex float32 tensor its rows run on every core (see the `softmax` module),
+/// elsewhere burn's own softmax runs. The values and the gradient are burn's, bit for bit.
+pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    match autodiff_attention::softmax_on_autodiff(&x) {
+        Some(out) => out,
+        None => burn::tensor::activation::softmax(x, D - 1),
+    }
 }
 
 /// Inverted dropout with a given mask: `x * mask * (1 / keep)` as burn computes it, `mask`
