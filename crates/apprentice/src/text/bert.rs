@@ -7,7 +7,7 @@
 //! folder.
 
 pub use super::dropout::BertDropout;
-use crate::models::kernels::{batched_matmul, gelu, linear_forward, softmax_last};
+use crate::models::kernels::{batched_matmul, gelu, layer_norm as fused_layer_norm, linear_forward, softmax_last};
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,
@@ -199,6 +199,8 @@ pub struct Bert {
     pub layers: Vec<BertLayer>,
     /// Attention heads per layer.
     pub heads: usize,
+    /// The LayerNorms' epsilon (`layer_norm_eps`), which burn's `LayerNorm` keeps private.
+    pub layer_norm_eps: f64,
 }
 
 fn linear(inputs: usize, outputs: usize, init: &Initializer, device: &Device) -> Linear {
@@ -266,6 +268,7 @@ impl Bert {
             embeddings,
             layers,
             heads: config.num_attention_heads,
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
@@ -294,7 +297,7 @@ impl Bert {
         let x = self.embeddings.word.forward(ids)
             + self.embeddings.position.forward(positions)
             + self.embeddings.token_type.forward(segment);
-        self.embeddings.norm.forward(x)
+        fused_layer_norm(&self.embeddings.norm, x, self.layer_norm_eps)
     }
 
     /// The forward pass for training and distillation: dropout as BERT applies it (after the
@@ -316,7 +319,7 @@ impl Bert {
         let mut values = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let (next, probabilities, value) =
-                layer.forward_detailed(x, &bias, self.heads, dropout);
+                layer.forward_detailed(x, &bias, self.heads, self.layer_norm_eps, dropout);
             x = next;
             hidden_states.push(x.clone());
             attentions.push(probabilities);
@@ -357,6 +360,7 @@ impl BertLayer {
         x: Tensor<3>,
         bias: &Tensor<4>,
         heads: usize,
+        eps: f64,
         dropout: &BertDropout,
     ) -> (Tensor<3>, Tensor<4>, Tensor<4>) {
         let [batch, len, hidden] = x.dims();
@@ -375,10 +379,14 @@ impl BertLayer {
             .swap_dims(1, 2)
             .reshape([batch, len, hidden]);
         let attended = dropout.hidden(linear_forward(&self.attention_output, context));
-        let x = self.attention_norm.forward(attended + x);
+        let x = fused_layer_norm(&self.attention_norm, attended + x, eps);
         let inner = gelu(linear_forward(&self.intermediate, x.clone()));
         let out = dropout.hidden(linear_forward(&self.output, inner));
-        (self.output_norm.forward(out + x), probabilities, value)
+        (
+            fused_layer_norm(&self.output_norm, out + x, eps),
+            probabilities,
+            value,
+        )
     }
 
     fn forward(&self, x: Tensor<3>, padding: Tensor<4, Bool>, heads: usize) -> Tensor<3> {

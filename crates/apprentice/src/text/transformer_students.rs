@@ -40,6 +40,7 @@ pub fn shallow_copy(
             .map(|&l| teacher.layers[l].clone().to_device(device))
             .collect(),
         heads: teacher.heads,
+        layer_norm_eps: teacher.layer_norm_eps,
     };
     let mut student_config = config.clone();
     student_config.num_hidden_layers = layers.len();

@@ -1,7 +1,7 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
 //! ([`gelu`]), its `erf` eight floats at a time ([`erf_in_place`]), its attention's batched
-//! products ([`batched_matmul`]), softmax ([`softmax_last`]) and dropout ([`dropout_with_mask`]) on every core.
+//! products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorm ([`layer_norm`]) and dropout ([`dropout_with_mask`]) on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -23,10 +23,12 @@
 
 mod autodiff;
 mod autodiff_attention;
+mod autodiff_norm;
 mod batched_matmul;
 mod conv;
 mod erf;
 mod gelu;
+mod layer_norm;
 mod linear;
 mod matmul;
 mod parallel;
@@ -37,7 +39,7 @@ use std::sync::Arc;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::nn::Linear;
+use burn::nn::{LayerNorm, Linear};
 use burn::tensor::{DType, Tensor, TensorData};
 use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPolicy};
 
@@ -199,6 +201,19 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Some(out) => out,
         None => burn::tensor::activation::softmax(x, D - 1),
     }
+}
+
+/// `norm.forward(x)` (LayerNorm over the last dimension), `epsilon` being the one `norm` was
+/// built with (burn keeps it private): on an autodiff-over-flex float32 tensor its rows run on
+/// every core (see the `layer_norm` module), elsewhere burn's own LayerNorm runs. The values
+/// and the gradients of `γ` and `β` are burn's, bit for bit; so is the input's when `x` feeds
+/// nothing but this LayerNorm (a residual sum, as in BERT), since burn may otherwise add the
+/// input's gradients in another order.
+pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>, epsilon: f64) -> Tensor<D> {
+    let beta = norm.beta.as_ref().map(|b| b.val());
+    let fused = beta
+        .and_then(|beta| autodiff_norm::layer_norm_on_autodiff(&x, &norm.gamma.val(), &beta, epsilon));
+    fused.unwrap_or_else(|| norm.forward(x))
 }
 
 /// Inverted dropout with a given mask: `x * mask * (1 / keep)` as burn computes it, `mask`
