@@ -15,7 +15,9 @@ use rand_chacha::ChaCha8Rng;
 
 fn values(len: usize, seed: u64, spread: f32) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-spread..=spread)).collect()
+    (0..len)
+        .map(|_| rng.random_range(-spread..=spread))
+        .collect()
 }
 
 fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
@@ -27,9 +29,8 @@ fn norm(width: usize, epsilon: f64, device: &Device) -> LayerNorm {
     let mut norm = LayerNormConfig::new(width)
         .with_epsilon(epsilon)
         .init(device);
-    let tensor = |seed| {
-        Tensor::<1>::from_data(TensorData::new(values(width, seed, 1.5), [width]), device)
-    };
+    let tensor =
+        |seed| Tensor::<1>::from_data(TensorData::new(values(width, seed, 1.5), [width]), device);
     norm.gamma = Param::from_tensor(tensor(1));
     norm.beta = Some(Param::from_tensor(tensor(2)));
     norm
@@ -41,7 +42,8 @@ fn run(dims: [usize; 3], epsilon: f64, ours: bool) -> Vec<Vec<f32>> {
     let device = Device::flex().autodiff();
     let n: usize = dims.iter().product();
     let norm = norm(dims[2], epsilon, &device);
-    let a = Tensor::<3>::from_data(TensorData::new(values(n, 3, 3.0), dims), &device).require_grad();
+    let a =
+        Tensor::<3>::from_data(TensorData::new(values(n, 3, 3.0), dims), &device).require_grad();
     let b = Tensor::<3>::from_data(TensorData::new(values(n, 4, 0.5), dims), &device);
     let input = a.clone() + b;
     let y = if ours {
@@ -52,7 +54,13 @@ fn run(dims: [usize; 3], epsilon: f64, ours: bool) -> Vec<Vec<f32>> {
     let r = Tensor::<3>::from_data(TensorData::new(values(n, 5, 1.0), dims), &device);
     let grads = (y.clone() * r).sum().backward();
     let gamma = norm.gamma.val().grad(&grads).expect("γ's gradient");
-    let beta = norm.beta.as_ref().expect("β").val().grad(&grads).expect("β's gradient");
+    let beta = norm
+        .beta
+        .as_ref()
+        .expect("β")
+        .val()
+        .grad(&grads)
+        .expect("β's gradient");
     vec![
         host(y),
         host(a.grad(&grads).expect("the input's gradient")),
@@ -72,7 +80,10 @@ fn output_and_gradients_are_burns_bit_for_bit() {
     for (dims, epsilon) in cases {
         let ours = run(dims, epsilon, true);
         let burn = run(dims, epsilon, false);
-        for (what, (a, b)) in ["output", "dx", "dγ", "dβ"].iter().zip(ours.iter().zip(&burn)) {
+        for (what, (a, b)) in ["output", "dx", "dγ", "dβ"]
+            .iter()
+            .zip(ours.iter().zip(&burn))
+        {
             assert_same_bits(&format!("{what} {dims:?}"), a, b);
         }
     }
@@ -108,10 +119,12 @@ fn the_input_gradient_matches_central_differences() {
     let r = values(rows * width, 8, 1.0);
     let gamma = values(width, 1, 1.5);
     let beta = values(width, 2, 1.5);
-    let xt = Tensor::<2>::from_data(TensorData::new(x.clone(), [rows, width]), &device)
-        .require_grad();
+    let xt =
+        Tensor::<2>::from_data(TensorData::new(x.clone(), [rows, width]), &device).require_grad();
     let rt = Tensor::<2>::from_data(TensorData::new(r.clone(), [rows, width]), &device);
-    let grads = (layer_norm(&norm, xt.clone() * 1.0, epsilon) * rt).sum().backward();
+    let grads = (layer_norm(&norm, xt.clone() * 1.0, epsilon) * rt)
+        .sum()
+        .backward();
     let gradient = host(xt.grad(&grads).expect("a gradient"));
     let f = |x: &[f64]| -> f64 {
         x.chunks(width)

@@ -12,7 +12,8 @@
 //! state has burn's record layout (`AdamState`, `AdamWState`, and `SgdState`'s
 //! `momentum.velocity`), so optimiser states saved by either load into the other. Tensors that
 //! are not contiguous `f32` tensors of the CPU backend (GPU builds, or any other backend) take
-//! burn's own update, decided at run time per parameter.
+//! burn's own update, decided at run time per parameter. A large parameter is split into chunks
+//! updated on rayon's pool; each element's arithmetic is the same whichever chunk holds it.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -22,6 +23,7 @@ use burn::optim::{
     Optimizer as BurnOptimizer, RecordState, StateSink, StateSource, join_path,
 };
 use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// Adam (Kingma & Ba) with L2 weight decay added to the gradient, as burn's `Adam`.
 #[derive(Clone)]
@@ -569,11 +571,40 @@ enum Update {
     },
 }
 
+/// Elements per task when a parameter is updated on several cores.
+const CHUNK: usize = 1 << 15;
+
 /// Applies `update` to parameter `p` with gradient `g` and its state buffers (Adam's two
-/// moments, SGD's velocity in `m`), all of one length, with the widest vectors the CPU has.
-/// Vector square roots, products and quotients round exactly as scalar ones, so the result
-/// does not depend on which loop runs.
+/// moments, SGD's velocity in `m`; each either of `p`'s length or empty when the update does
+/// not use it), chunk by chunk on rayon's pool when `p` is large.
 fn apply(update: Update, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    let fits = |len: usize| len == 0 || len == p.len();
+    if p.len() <= CHUNK || g.len() != p.len() || !fits(m.len()) || !fits(v.len()) {
+        apply_chunk(update, p, g, m, v);
+        return;
+    }
+    let count = p.len().div_ceil(CHUNK);
+    let (ms, vs) = (split_state(m, count), split_state(v, count));
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(ms.into_par_iter().zip(vs.into_par_iter()))
+        .for_each(|((p, g), (m, v))| apply_chunk(update, p, g, m, v));
+}
+
+/// A state buffer in `count` chunks of `CHUNK` elements, or `count` empty slices when the
+/// update does not use it.
+fn split_state(buffer: &mut [f32], count: usize) -> Vec<&mut [f32]> {
+    if buffer.is_empty() {
+        (0..count).map(|_| <&mut [f32]>::default()).collect()
+    } else {
+        buffer.chunks_mut(CHUNK).collect()
+    }
+}
+
+/// Applies `update` to one run of elements with the widest vectors the CPU has. Vector square
+/// roots, products and quotients round exactly as scalar ones, so the result does not depend
+/// on which loop runs, nor on where a chunk starts.
+fn apply_chunk(update: Update, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2, checked just above.

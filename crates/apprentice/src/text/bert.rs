@@ -7,7 +7,9 @@
 //! folder.
 
 pub use super::dropout::BertDropout;
-use crate::models::kernels::{batched_matmul, gelu, layer_norm as fused_layer_norm, linear_forward, softmax_last};
+use crate::models::kernels::{
+    batched_matmul, gelu, layer_norm as fused_layer_norm, linear_forward, softmax_last,
+};
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig,

@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::bert::BertConfig;
 use super::classifier::{BertClassifier, batch_tensors};
@@ -89,11 +90,16 @@ pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f
     peak * (remaining / span).clamp(0.0, 1.0)
 }
 
-/// Collects the squared norm of each gradient, or scales each gradient.
+/// Work on one parameter's gradient, run on rayon's pool.
+type GradJob<T> = Box<dyn FnOnce() -> T + Send>;
+
+/// Gathers one job per parameter that has a gradient, in the module's visiting order: its
+/// squared norm, or its gradient scaled.
 struct GradVisitor<'a> {
     grads: &'a mut GradientsParams,
-    squares: f64,
     scale: Option<f64>,
+    squares: Vec<GradJob<f64>>,
+    scaled: Vec<GradJob<Box<dyn FnOnce(&mut GradientsParams) + Send>>>,
 }
 
 impl ModuleVisitor for GradVisitor<'_> {
@@ -101,12 +107,18 @@ impl ModuleVisitor for GradVisitor<'_> {
         match self.scale {
             None => {
                 if let Some(grad) = self.grads.get::<D>(param.id) {
-                    self.squares += crate::backend::scalar(grad.powi_scalar(2).sum()) as f64;
+                    self.squares.push(Box::new(move || {
+                        crate::backend::scalar(grad.powi_scalar(2).sum()) as f64
+                    }));
                 }
             }
             Some(scale) => {
                 if let Some(grad) = self.grads.remove::<D>(param.id) {
-                    self.grads.register(param.id, grad * scale);
+                    let id = param.id;
+                    self.scaled.push(Box::new(move || {
+                        let scaled = grad * scale;
+                        Box::new(move |grads: &mut GradientsParams| grads.register(id, scaled))
+                    }));
                 }
             }
         }
@@ -115,17 +127,36 @@ impl ModuleVisitor for GradVisitor<'_> {
 
 /// Scales the gradients of `module` so that their global L2 norm is at most `max_norm` (as
 /// PyTorch's `clip_grad_norm_`, with its 1e-6 in the denominator); returns the norm before.
+///
+/// Each gradient's squared norm (and scaled copy) is computed by burn's operations on rayon's
+/// pool, one parameter per task; the squares are then added in the module's order, so the
+/// norm is the same float as one thread's.
 pub fn clip_grad_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
     let mut visitor = GradVisitor {
         grads,
-        squares: 0.0,
         scale: None,
+        squares: Vec::new(),
+        scaled: Vec::new(),
     };
     module.visit(&mut visitor);
-    let norm = visitor.squares.sqrt();
+    let squares: Vec<f64> = std::mem::take(&mut visitor.squares)
+        .into_par_iter()
+        .map(|job| job())
+        .collect();
+    let norm = squares
+        .iter()
+        .fold(0.0, |total, square| total + square)
+        .sqrt();
     if max_norm > 0.0 && norm > max_norm {
         visitor.scale = Some(max_norm / (norm + 1e-6));
         module.visit(&mut visitor);
+        let registrations: Vec<_> = std::mem::take(&mut visitor.scaled)
+            .into_par_iter()
+            .map(|job| job())
+            .collect();
+        for register in registrations {
+            register(visitor.grads);
+        }
     }
     norm
 }

@@ -211,8 +211,9 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// input's gradients in another order.
 pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>, epsilon: f64) -> Tensor<D> {
     let beta = norm.beta.as_ref().map(|b| b.val());
-    let fused = beta
-        .and_then(|beta| autodiff_norm::layer_norm_on_autodiff(&x, &norm.gamma.val(), &beta, epsilon));
+    let fused = beta.and_then(|beta| {
+        autodiff_norm::layer_norm_on_autodiff(&x, &norm.gamma.val(), &beta, epsilon)
+    });
     fused.unwrap_or_else(|| norm.forward(x))
 }
 
