@@ -93,13 +93,16 @@ pub fn linear_schedule(step: usize, warmup: usize, total: usize, peak: f64) -> f
 /// Work on one parameter's gradient, run on rayon's pool.
 type GradJob<T> = Box<dyn FnOnce() -> T + Send>;
 
+/// Puts one scaled gradient back.
+type Registration = Box<dyn FnOnce(&mut GradientsParams) + Send>;
+
 /// Gathers one job per parameter that has a gradient, in the module's visiting order: its
 /// squared norm, or its gradient scaled.
 struct GradVisitor<'a> {
     grads: &'a mut GradientsParams,
     scale: Option<f64>,
     squares: Vec<GradJob<f64>>,
-    scaled: Vec<GradJob<Box<dyn FnOnce(&mut GradientsParams) + Send>>>,
+    scaled: Vec<GradJob<Registration>>,
 }
 
 impl ModuleVisitor for GradVisitor<'_> {

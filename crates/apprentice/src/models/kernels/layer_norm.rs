@@ -116,11 +116,12 @@ pub(super) fn backward(
                 *dx = from_square + (from_square + gn * recip);
             }
             // The subtraction gives `−Σ gc` to the mean, whose step spreads `1 / n` of it back;
-            // it runs after the subtraction's, so it is added to `gc`.
+            // it runs after the subtraction's, so it is added to `gc` (one addition of two
+            // floats: the order of the operands does not matter).
             let gm = row_sum(dx.iter().map(|&gc| -gc));
             let from_mean = inv_n * row_sum(std::iter::once(gm));
             for dx in dx.iter_mut() {
-                *dx = from_mean + *dx;
+                *dx += from_mean;
             }
         });
     (dx, gamma_terms)
