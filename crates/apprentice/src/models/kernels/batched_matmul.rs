@@ -83,7 +83,7 @@ pub(super) fn batched_matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexT
     }
     let (a, b) = (Operand::of(lhs)?, Operand::of(rhs)?);
     let matrices: usize = batch.iter().product();
-    let mut out = vec![0.0f32; matrices * m * n];
+    let mut out = super::parallel::zeros(matrices * m * n);
     out.par_chunks_mut(m * n)
         .enumerate()
         .for_each(|(index, dst)| {

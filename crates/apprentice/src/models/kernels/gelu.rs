@@ -37,7 +37,7 @@ fn gelu_backward(x: f32, one_plus_erf: f32, g: f32, inv_sqrt_2pi: f32) -> f32 {
 /// `keep`, also each element's `1 + erf(x / √2)` for [`backward`], which then evaluates no
 /// `erf` (the costliest part of both passes) and still makes flex's floats.
 pub(super) fn forward(x: &[f32], keep: bool) -> (Vec<f32>, Option<Vec<f32>>) {
-    let mut kept = vec![0.0f32; x.len()];
+    let mut kept = super::parallel::zeros(x.len());
     kept.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(k, x)| one_plus_erf(x, k));

@@ -39,8 +39,8 @@ pub(super) fn forward(x: &[f32], gamma: &[f32], beta: Option<&[f32]>, epsilon: f
     let width = gamma.len();
     let rows = x.len() / width;
     let n = width as f32;
-    let mut output = vec![0.0f32; x.len()];
-    let mut centered = vec![0.0f32; x.len()];
+    let mut output = super::parallel::zeros(x.len());
+    let mut centered = super::parallel::zeros(x.len());
     let mut deviations = vec![0.0f32; rows];
     let mut variances = vec![0.0f32; rows];
     output
@@ -90,8 +90,8 @@ pub(super) fn backward(
     );
     // burn's mean backward multiplies by `1 / n` worked out in f64 and rounded to float32.
     let inv_n = (1.0f64 / width as f64) as f32;
-    let mut dx = vec![0.0f32; g.len()];
-    let mut gamma_terms = vec![0.0f32; g.len()];
+    let mut dx = super::parallel::zeros(g.len());
+    let mut gamma_terms = super::parallel::zeros(g.len());
     dx.par_chunks_mut(width)
         .zip(gamma_terms.par_chunks_mut(width))
         .zip(g.par_chunks(width).zip(centered.par_chunks(width)))

@@ -38,7 +38,7 @@ fn split_rows<'a>(
     lhs_rows: impl Fn(usize, usize) -> MatRef<'a> + Sync,
     rhs: MatRef<'_>,
 ) -> Vec<f32> {
-    let mut dst = vec![0.0f32; rows * cols];
+    let mut dst = parallel::zeros(rows * cols);
     let blocks = if cols >= MIN_BLOCK {
         (rows / MIN_BLOCK).min(8)
     } else {
@@ -68,7 +68,7 @@ fn per_sequence<'a>(
     rhs: MatRef<'_>,
 ) -> Vec<f32> {
     let len = rows / batch;
-    let mut dst = vec![0.0f32; rows * cols];
+    let mut dst = parallel::zeros(rows * cols);
     let ranges = parallel::chunks(batch);
     let slices = parallel::split_by_samples(&mut dst, len * cols, &ranges);
     parallel::run(&ranges, slices, |_, range, out: &mut [f32]| {
@@ -163,7 +163,7 @@ pub(super) fn backward_weight(x: &[f32], dy: &[f32], [rows, d_in, d_out]: [usize
 /// that stays in cache.
 pub(super) fn weight_gradient_by_sequence(x: &[f32], dy: &[f32], shape: [usize; 4]) -> Vec<f32> {
     let [batch, len, d_in, d_out] = shape;
-    let mut dw = vec![0.0f32; d_in * d_out];
+    let mut dw = parallel::zeros(d_in * d_out);
     let bands = if d_out >= MIN_BLOCK {
         (d_in / MIN_BLOCK).clamp(1, 8)
     } else {

@@ -52,3 +52,18 @@ where
         .map(|(index, slice)| work(index, ranges[index].clone(), slice))
         .collect()
 }
+
+/// Below this many floats a buffer is zeroed on the calling thread.
+const PARALLEL_ZEROS: usize = 1 << 16;
+
+/// `len` zeros. A large buffer is written on rayon's pool, so that its first touch (the
+/// zeroing, and the page faults of memory fresh from the system) is split over the cores
+/// instead of running on one while the others wait.
+pub(super) fn zeros(len: usize) -> Vec<f32> {
+    if len < PARALLEL_ZEROS {
+        return vec![0.0; len];
+    }
+    let mut buffer = Vec::with_capacity(len);
+    buffer.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    buffer
+}

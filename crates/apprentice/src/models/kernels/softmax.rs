@@ -43,8 +43,8 @@ pub(super) struct Forward {
 /// Softmax over rows of `width` (`x.len()` a multiple of it, `width > 0`).
 pub(super) fn forward(x: &[f32], width: usize) -> Forward {
     let rows = x.len() / width;
-    let mut exps = vec![0.0f32; x.len()];
-    let mut output = vec![0.0f32; x.len()];
+    let mut exps = super::parallel::zeros(x.len());
+    let mut output = super::parallel::zeros(x.len());
     let mut sums = vec![0.0f32; rows];
     exps.par_chunks_mut(width)
         .zip(output.par_chunks_mut(width))
@@ -72,7 +72,7 @@ pub(super) fn backward(g: &[f32], exps: &[f32], sums: &[f32], width: usize) -> V
         g.len() == exps.len() && g.len() == sums.len() * width,
         "softmax: the gradient and the kept values differ in size"
     );
-    let mut dx = vec![0.0f32; g.len()];
+    let mut dx = super::parallel::zeros(g.len());
     dx.par_chunks_mut(width)
         .zip(g.par_chunks(width))
         .zip(exps.par_chunks(width))
