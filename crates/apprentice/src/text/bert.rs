@@ -8,7 +8,8 @@
 
 pub use super::dropout::BertDropout;
 use crate::models::kernels::{
-    batched_matmul, gelu, layer_norm as fused_layer_norm, linear_forward, softmax_last,
+    batched_matmul, embedding_lookup, gelu, layer_norm as fused_layer_norm, linear_forward,
+    softmax_last,
 };
 use burn::module::Module;
 use burn::nn::{
@@ -296,7 +297,7 @@ impl Bert {
         let positions: Vec<i64> = (0..len as i64).collect();
         let positions = Tensor::<2, Int>::from_data(TensorData::new(positions, [1, len]), &device);
         let segment = Tensor::<2, Int>::zeros([1, 1], &device);
-        let x = self.embeddings.word.forward(ids)
+        let x = embedding_lookup(&self.embeddings.word, ids)
             + self.embeddings.position.forward(positions)
             + self.embeddings.token_type.forward(segment);
         fused_layer_norm(&self.embeddings.norm, x, self.layer_norm_eps)

@@ -1,7 +1,7 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
 //! ([`gelu`]), its `erf` eight floats at a time ([`erf_in_place`]), its attention's batched
-//! products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorm ([`layer_norm`]) and dropout ([`dropout_with_mask`]) on every core.
+//! products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorm ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup ([`embedding_lookup`]) on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -23,9 +23,11 @@
 
 mod autodiff;
 mod autodiff_attention;
+mod autodiff_embedding;
 mod autodiff_norm;
 mod batched_matmul;
 mod conv;
+mod embedding;
 mod erf;
 mod gelu;
 mod layer_norm;
@@ -39,8 +41,8 @@ use std::sync::Arc;
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
-use burn::nn::{LayerNorm, Linear};
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPolicy};
 
 use conv::ConvGeometry;
@@ -215,6 +217,27 @@ pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>, epsilon: f64) 
         autodiff_norm::layer_norm_on_autodiff(&x, &norm.gamma.val(), &beta, epsilon)
     });
     fused.unwrap_or_else(|| norm.forward(x))
+}
+
+/// `embedding.forward(ids)`: on an autodiff-over-flex float32 table, the lookup and its
+/// gradient run as one operation whose gradient table is zeroed on every core (see the
+/// `embedding` module); elsewhere, or with an id outside the table, burn's own lookup runs.
+/// The values and the gradient are burn's, bit for bit.
+pub fn embedding_lookup(embedding: &Embedding, ids: Tensor<2, Int>) -> Tensor<3> {
+    let table = embedding.weight.val();
+    let rows = table.dims()[0];
+    let dims = ids.dims();
+    if !table.device().is_autodiff() {
+        return embedding.forward(ids);
+    }
+    let valid: Option<Vec<usize>> = ids
+        .to_data()
+        .iter::<i64>()
+        .map(|id| usize::try_from(id).ok().filter(|&id| id < rows))
+        .collect();
+    valid
+        .and_then(|valid| autodiff_embedding::lookup_on_autodiff(&table, Arc::new(valid), dims))
+        .unwrap_or_else(|| embedding.forward(ids))
 }
 
 /// Inverted dropout with a given mask: `x * mask * (1 / keep)` as burn computes it, `mask`

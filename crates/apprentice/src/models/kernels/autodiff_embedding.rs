@@ -1,0 +1,70 @@
+//! An embedding lookup as one operation of burn's autodiff graph on the flex backend, its
+//! gradient table zeroed on every core (see the `embedding` module).
+
+use std::sync::Arc;
+
+use burn::backend::Flex;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{Tensor, TensorData};
+
+use super::autodiff::{AutodiffFlex, primitive, values};
+use super::embedding;
+
+/// What the lookup's backward step needs.
+#[derive(Clone, Debug)]
+struct LookupState {
+    ids: Arc<Vec<usize>>,
+    rows: usize,
+    width: usize,
+}
+
+/// The backward step of [`lookup_on_autodiff`].
+#[derive(Debug)]
+struct LookupBackward;
+
+impl Backward<Flex, 1> for LookupBackward {
+    type State = LookupState;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_table] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        if let Some(node) = node_table {
+            let s = ops.state;
+            let table = embedding::scatter_add(s.rows, s.width, &s.ids, &values(&grad));
+            let table = FlexTensor::from_data(TensorData::new(table, [s.rows, s.width]));
+            grads.register::<Flex>(node.id, table);
+        }
+    }
+}
+
+/// The rows `ids` (`[batch, len]` of them, each below the table's row count) of an
+/// autodiff-over-flex float32 table, `[batch, len, width]`; `None` when the table is not one.
+pub(super) fn lookup_on_autodiff(
+    table: &Tensor<2>,
+    ids: Arc<Vec<usize>>,
+    [batch, len]: [usize; 2],
+) -> Option<Tensor<3>> {
+    let [rows, width] = table.dims();
+    let t = primitive(table)?;
+    let tv = super::f32_values(t.primitive())?;
+    let out = embedding::gather(&tv, width, &ids);
+    let out = FlexTensor::from_data(TensorData::new(out, [batch, len, width]));
+    let output = match LookupBackward
+        .prepare::<NoCheckpointing>([t.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish(LookupState { ids, rows, width }, out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Some(Tensor::from_primitive::<AutodiffFlex>(output))
+}
