@@ -1,21 +1,26 @@
-//! `erf` eight floats at a time (`models::kernels::erf_in_place`) against `libm::erff`: the same
-//! bits for every one of the 2³² floats (NaNs, infinities, subnormals and both zeros included),
-//! at every position of a block, and in slices whose length is not a multiple of eight.
+//! `erf` many floats at a time (`models::kernels::erf_in_place`, sixteen lanes where the CPU has
+//! AVX-512, and `erf_in_place_eight_lanes`) against `libm::erff`: the same bits for every one of
+//! the 2³² floats (NaNs, infinities, subnormals and both zeros included), at every position of
+//! a block, and in slices whose length is not a multiple of the width.
 
-use apprentice::models::kernels::erf_in_place;
+use apprentice::models::kernels::{erf_in_place, erf_in_place_eight_lanes};
 use rayon::prelude::*;
 
-/// Checks every float whose bits start with `high` (2¹⁶ of them), shifted by `offset` inside the
-/// slice so that each lands at a different lane from one `high` to the next.
-fn check_block(high: u32) -> Result<(), String> {
-    let offset = (high % 8) as usize;
+/// A kernel under test.
+type Kernel = fn(&mut [f32]);
+
+/// Checks `erf` over every float whose bits start with `high` (2¹⁶ of them), shifted by
+/// `offset` inside the slice so that each lands at a different lane from one `high` to the
+/// next.
+fn check_block(erf: Kernel, high: u32) -> Result<(), String> {
+    let offset = (high % 16) as usize;
     let mut values: Vec<f32> = (0..offset)
         .map(|i| i as f32 * 0.37)
         .chain((0..1u32 << 16).map(|low| f32::from_bits(high << 16 | low)))
         .collect();
     let expected: Vec<u32> = values.iter().map(|&x| libm::erff(x).to_bits()).collect();
     let inputs = values.clone();
-    erf_in_place(&mut values);
+    erf(&mut values);
     for ((x, got), want) in inputs.iter().zip(&values).zip(&expected) {
         if got.to_bits() != *want {
             return Err(format!(
@@ -29,11 +34,11 @@ fn check_block(high: u32) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn every_float_gives_libms_bits() {
+/// Fails unless `erf` gives libm's bits for every float.
+fn check_every_float(erf: Kernel) {
     let failures: Vec<String> = (0..1u32 << 16)
         .into_par_iter()
-        .filter_map(|high| check_block(high).err())
+        .filter_map(|high| check_block(erf, high).err())
         .collect();
     assert!(
         failures.is_empty(),
@@ -44,11 +49,24 @@ fn every_float_gives_libms_bits() {
 }
 
 #[test]
+fn every_float_gives_libms_bits() {
+    check_every_float(erf_in_place);
+}
+
+#[test]
+fn every_float_gives_libms_bits_eight_lanes_at_a_time() {
+    check_every_float(erf_in_place_eight_lanes);
+}
+
+#[test]
 fn short_and_ragged_slices_give_libms_bits() {
-    for len in 0..40 {
+    for (erf, len) in [erf_in_place as Kernel, erf_in_place_eight_lanes]
+        .into_iter()
+        .flat_map(|erf| (0..56).map(move |len| (erf, len)))
+    {
         let mut values: Vec<f32> = (0..len).map(|i| (i as f32 - 20.0) * 0.31).collect();
         let expected: Vec<u32> = values.iter().map(|&x| libm::erff(x).to_bits()).collect();
-        erf_in_place(&mut values);
+        erf(&mut values);
         let got: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
         assert_eq!(got, expected, "a slice of {len} floats");
     }

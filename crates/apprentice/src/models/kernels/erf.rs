@@ -8,11 +8,27 @@
 //! Each formula is libm's, operation for operation and in libm's order, with no fused
 //! multiply-add (IEEE single precision rounds every `+ − × ÷` the same way in a vector lane as
 //! in a scalar register), so every lane's float is libm's. `tests/erf_kernel.rs` checks that over
-//! every one of the 2³² floats. Blocks holding a NaN or an infinity, the tail of a slice, and
-//! machines without AVX2 use `libm::erff` itself.
+//! every one of the 2³² floats, for both widths. Where the CPU has AVX-512 the same formulas run
+//! on sixteen lanes, with masks for the branches and the blends; a slice's last floats go
+//! through the eight-lane kernel. Blocks holding a NaN or an infinity, the last few floats of a
+//! slice, and machines without AVX2 use `libm::erff` itself.
 
-/// Replaces every value `x` by `erf(x)`, exactly as `libm::erff(x)` computes it.
+/// Replaces every value `x` by `erf(x)`, exactly as `libm::erff(x)` computes it: sixteen
+/// floats at a time where the CPU has AVX-512, eight where it has AVX2.
 pub fn erf_in_place(values: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (and so AVX2), checked just above.
+        unsafe { avx512::erf_in_place(values) };
+        return;
+    }
+    erf_in_place_eight_lanes(values);
+}
+
+/// [`erf_in_place`] eight floats at a time whatever the CPU has beyond AVX2 (`libm::erff` one at
+/// a time without it), so that this kernel can be checked on CPUs that would take the
+/// sixteen-lane one.
+pub fn erf_in_place_eight_lanes(values: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -31,16 +47,16 @@ mod avx2 {
     use std::arch::x86_64::*;
 
     // libm 0.2.16's constants (`erff.rs`, `expf.rs`), from FreeBSD's s_erff.c and e_expf.c.
-    const ERX: f32 = 8.4506291151e-01;
-    const EFX8: f32 = 1.0270333290e+00;
-    const PP: [f32; 5] = [
+    pub(super) const ERX: f32 = 8.4506291151e-01;
+    pub(super) const EFX8: f32 = 1.0270333290e+00;
+    pub(super) const PP: [f32; 5] = [
         1.2837916613e-01,
         -3.2504209876e-01,
         -2.8481749818e-02,
         -5.7702702470e-03,
         -2.3763017452e-05,
     ];
-    const QQ: [f32; 6] = [
+    pub(super) const QQ: [f32; 6] = [
         1.0,
         3.9791721106e-01,
         6.5022252500e-02,
@@ -48,7 +64,7 @@ mod avx2 {
         1.3249473704e-04,
         -3.9602282413e-06,
     ];
-    const PA: [f32; 7] = [
+    pub(super) const PA: [f32; 7] = [
         -2.3621185683e-03,
         4.1485610604e-01,
         -3.7220788002e-01,
@@ -57,7 +73,7 @@ mod avx2 {
         3.5478305072e-02,
         -2.1663755178e-03,
     ];
-    const QA: [f32; 7] = [
+    pub(super) const QA: [f32; 7] = [
         1.0,
         1.0642088205e-01,
         5.4039794207e-01,
@@ -66,7 +82,7 @@ mod avx2 {
         1.3637083583e-02,
         1.1984500103e-02,
     ];
-    const RA: [f32; 8] = [
+    pub(super) const RA: [f32; 8] = [
         -9.8649440333e-03,
         -6.9385856390e-01,
         -1.0558626175e+01,
@@ -76,7 +92,7 @@ mod avx2 {
         -8.1287437439e+01,
         -9.8143291473e+00,
     ];
-    const SA: [f32; 9] = [
+    pub(super) const SA: [f32; 9] = [
         1.0,
         1.9651271820e+01,
         1.3765776062e+02,
@@ -87,7 +103,7 @@ mod avx2 {
         6.5702495575e+00,
         -6.0424413532e-02,
     ];
-    const RB: [f32; 7] = [
+    pub(super) const RB: [f32; 7] = [
         -9.8649431020e-03,
         -7.9928326607e-01,
         -1.7757955551e+01,
@@ -96,7 +112,7 @@ mod avx2 {
         -1.0250950928e+03,
         -4.8351919556e+02,
     ];
-    const SB: [f32; 8] = [
+    pub(super) const SB: [f32; 8] = [
         1.0,
         3.0338060379e+01,
         3.2579251099e+02,
@@ -106,11 +122,11 @@ mod avx2 {
         4.7452853394e+02,
         -2.2440952301e+01,
     ];
-    const LN2_HI: f32 = 6.9314575195e-01;
-    const LN2_LO: f32 = 1.4286067653e-06;
-    const INV_LN2: f32 = 1.4426950216e+00;
-    const P1: f32 = 1.6666625440e-1;
-    const P2: f32 = -2.7667332906e-3;
+    pub(super) const LN2_HI: f32 = 6.9314575195e-01;
+    pub(super) const LN2_LO: f32 = 1.4286067653e-06;
+    pub(super) const INV_LN2: f32 = 1.4426950216e+00;
+    pub(super) const P1: f32 = 1.6666625440e-1;
+    pub(super) const P2: f32 = -2.7667332906e-3;
 
     /// `erf` of every value: eight at a time where a block is finite, libm's elsewhere.
     #[target_feature(enable = "avx2")]
@@ -296,6 +312,210 @@ mod avx2 {
         );
         // scalbnf(y, k) for these k is one exact product by 2^k.
         let scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, int(127)), 23));
+        let scaled = mul(y, scale);
+        // |x| ≤ 2⁻¹⁴: 1 + x.
+        select(below(magnitude, 0x3900_0001), add(splat(1.0), x), scaled)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    //! The eight-lane kernel's formulas on sixteen lanes: the same operations in the same
+    //! order, lane masks where it has float masks.
+
+    use std::arch::x86_64::*;
+
+    use super::avx2::{EFX8, ERX, INV_LN2, LN2_HI, LN2_LO, P1, P2, PA, PP, QA, QQ, RA, RB, SA, SB};
+
+    /// `erf` of every value: sixteen at a time where a block is finite, libm's elsewhere, the
+    /// remainder through the eight-lane kernel.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn erf_in_place(values: &mut [f32]) {
+        let mut blocks = values.chunks_exact_mut(16);
+        for block in &mut blocks {
+            // SAFETY: `block` is exactly sixteen floats; unaligned loads and stores are allowed.
+            let x = unsafe { _mm512_loadu_ps(block.as_ptr()) };
+            let magnitude = _mm512_and_si512(_mm512_castps_si512(x), int(0x7fff_ffff));
+            // A NaN or an infinity anywhere: libm's special cases, one lane at a time.
+            if _mm512_cmpgt_epi32_mask(magnitude, int(0x7f7f_ffff)) != 0 {
+                for v in block.iter_mut() {
+                    *v = libm::erff(*v);
+                }
+                continue;
+            }
+            // SAFETY: as for the load.
+            unsafe { _mm512_storeu_ps(block.as_mut_ptr(), erf16(x, magnitude)) };
+        }
+        // SAFETY: AVX-512F implies AVX2.
+        unsafe { super::avx2::erf_in_place(blocks.into_remainder()) };
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn splat(v: f32) -> __m512 {
+        _mm512_set1_ps(v)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn int(v: i32) -> __m512i {
+        _mm512_set1_epi32(v)
+    }
+
+    /// Reinterprets floats as bits, for the sign operations AVX-512F has only on integers.
+    #[target_feature(enable = "avx512f")]
+    fn bits(v: __m512) -> __m512i {
+        _mm512_castps_si512(v)
+    }
+
+    /// Reinterprets bits as floats.
+    #[target_feature(enable = "avx512f")]
+    fn float(v: __m512i) -> __m512 {
+        _mm512_castsi512_ps(v)
+    }
+
+    /// One-word names for the four roundings, so that the formulas below read as libm's.
+    macro_rules! arithmetic {
+        ($($name:ident => $intrinsic:ident),* $(,)?) => {$(
+            #[target_feature(enable = "avx512f")]
+            fn $name(a: __m512, b: __m512) -> __m512 {
+                $intrinsic(a, b)
+            }
+        )*};
+    }
+    arithmetic!(
+        add => _mm512_add_ps,
+        sub => _mm512_sub_ps,
+        mul => _mm512_mul_ps,
+        div => _mm512_div_ps,
+    );
+
+    /// Lanes where the (non-negative) integer `a` is below `bound`.
+    #[target_feature(enable = "avx512f")]
+    fn below(a: __m512i, bound: i32) -> __mmask16 {
+        _mm512_cmplt_epi32_mask(a, int(bound))
+    }
+
+    /// `where_true` in the lanes of `mask`, `otherwise` elsewhere.
+    #[target_feature(enable = "avx512f")]
+    fn select(mask: __mmask16, where_true: __m512, otherwise: __m512) -> __m512 {
+        _mm512_mask_blend_ps(mask, otherwise, where_true)
+    }
+
+    /// `c[0] + s·(c[1] + s·(c[2] + … + s·c[n]))`, evaluated innermost first as libm writes it.
+    #[target_feature(enable = "avx512f")]
+    fn horner(s: __m512, c: &[f32]) -> __m512 {
+        let (last, rest) = c.split_last().expect("a polynomial has coefficients");
+        let mut t = splat(*last);
+        for &coefficient in rest.iter().rev() {
+            t = add(splat(coefficient), mul(s, t));
+        }
+        t
+    }
+
+    /// libm's `erff` on sixteen finite floats; `magnitude` is their bits without the sign.
+    #[target_feature(enable = "avx512f")]
+    fn erf16(x: __m512, magnitude: __m512i) -> __m512 {
+        let sign = _mm512_andnot_si512(int(0x7fff_ffff), bits(x));
+        let ax = float(magnitude);
+
+        let is_small = below(magnitude, 0x3f58_0000);
+        let below_far = below(magnitude, 0x3fa0_0000);
+        let below_six = below(magnitude, 0x40c0_0000);
+        let is_near = !is_small & below_far;
+        let is_far = !below_far & below_six;
+        // Only the branches some lane takes are evaluated.
+        let zero = _mm512_setzero_ps();
+        let small = if is_small != 0 {
+            small_erf(x, magnitude)
+        } else {
+            zero
+        };
+        let erfc_near = if is_near != 0 { near_erfc(ax) } else { zero };
+        let erfc_far = if is_far != 0 {
+            far_erfc(ax, magnitude)
+        } else {
+            zero
+        };
+        let erfc = select(below_far, erfc_near, erfc_far);
+        let one_minus = sub(splat(1.0), erfc);
+        // |x| ≥ 6: 1 − 2⁻¹²⁰.
+        let one_minus = select(
+            below_six,
+            one_minus,
+            sub(splat(1.0), splat(f32::from_bits(0x0380_0000))),
+        );
+        // These branches compute a magnitude; libm negates it for negative x.
+        let large = float(_mm512_or_si512(bits(one_minus), sign));
+        select(is_small, small, large)
+    }
+
+    /// erf for |x| < 0.84375 (see the eight-lane `small_erf`).
+    #[target_feature(enable = "avx512f")]
+    fn small_erf(x: __m512, magnitude: __m512i) -> __m512 {
+        let tiny = mul(splat(0.125), add(mul(splat(8.0), x), mul(splat(EFX8), x)));
+        let z = mul(x, x);
+        let small = add(x, mul(x, div(horner(z, &PP), horner(z, &QQ))));
+        select(below(magnitude, 0x3180_0000), tiny, small)
+    }
+
+    /// erfc for 0.84375 ≤ |x| < 1.25 (see the eight-lane `near_erfc`).
+    #[target_feature(enable = "avx512f")]
+    fn near_erfc(ax: __m512) -> __m512 {
+        let s = sub(ax, splat(1.0));
+        sub(
+            sub(splat(1.0), splat(ERX)),
+            div(horner(s, &PA), horner(s, &QA)),
+        )
+    }
+
+    /// erfc for 1.25 ≤ |x| < 6 (see the eight-lane `far_erfc`).
+    #[target_feature(enable = "avx512f")]
+    fn far_erfc(ax: __m512, magnitude: __m512i) -> __m512 {
+        let s = div(splat(1.0), mul(ax, ax));
+        let below_inverse_035 = below(magnitude, 0x4036_db6d);
+        let r = select(below_inverse_035, horner(s, &RA), horner(s, &RB));
+        let big_s = select(below_inverse_035, horner(s, &SA), horner(s, &SB));
+        let z = float(_mm512_and_si512(magnitude, int(0xffff_e000_u32 as i32)));
+        let minus_z = float(_mm512_xor_si512(bits(z), int(0x8000_0000_u32 as i32)));
+        let first = expf16(sub(mul(minus_z, z), splat(0.5625)));
+        let second = expf16(add(mul(sub(z, ax), add(z, ax)), div(r, big_s)));
+        div(mul(first, second), ax)
+    }
+
+    /// libm's `expf` on sixteen floats of magnitude below 87.3 (see the eight-lane `expf8`).
+    #[target_feature(enable = "avx512f")]
+    fn expf16(x: __m512) -> __m512 {
+        let bits = bits(x);
+        let magnitude = _mm512_and_si512(bits, int(0x7fff_ffff));
+        let negative = _mm512_cmplt_epi32_mask(bits, _mm512_setzero_si512());
+        // k = round(x / ln 2) above 1.5 ln 2, ±1 above 0.5 ln 2, 0 below.
+        let half = select(negative, splat(-0.5), splat(0.5));
+        let k_far = _mm512_cvttps_epi32(add(mul(splat(INV_LN2), x), half));
+        let k_near = _mm512_sub_epi32(
+            int(1),
+            _mm512_and_si512(_mm512_srai_epi32(bits, 31), int(2)),
+        );
+        let k = _mm512_mask_blend_epi32(
+            _mm512_cmpgt_epi32_mask(magnitude, int(0x3f85_1592)),
+            _mm512_mask_blend_epi32(
+                _mm512_cmpgt_epi32_mask(magnitude, int(0x3eb1_7218)),
+                int(0),
+                k_near,
+            ),
+            k_far,
+        );
+        // With k = 0 these give hi = x, lo = 0 and x unchanged, as libm's k = 0 branch has it.
+        let kf = _mm512_cvtepi32_ps(k);
+        let hi = sub(x, mul(kf, splat(LN2_HI)));
+        let lo = mul(kf, splat(LN2_LO));
+        let r = sub(hi, lo);
+        let rr = mul(r, r);
+        let c = sub(r, mul(rr, add(splat(P1), mul(rr, splat(P2)))));
+        let y = add(
+            splat(1.0),
+            add(sub(div(mul(r, c), sub(splat(2.0), c)), lo), hi),
+        );
+        // scalbnf(y, k) for these k is one exact product by 2^k.
+        let scale = float(_mm512_slli_epi32(_mm512_add_epi32(k, int(127)), 23));
         let scaled = mul(y, scale);
         // |x| ≤ 2⁻¹⁴: 1 + x.
         select(below(magnitude, 0x3900_0001), add(splat(1.0), x), scaled)

@@ -1,6 +1,6 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
-//! ([`gelu`]), its `erf` eight floats at a time ([`erf_in_place`]), its attention's batched
+//! ([`gelu`]), its `erf` sixteen or eight floats at a time ([`erf_in_place`]), its attention's batched
 //! products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorm ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup ([`embedding_lookup`]) on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
@@ -47,7 +47,7 @@ use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPo
 
 use conv::ConvGeometry;
 
-pub use erf::erf_in_place;
+pub use erf::{erf_in_place, erf_in_place_eight_lanes};
 
 /// Convolution (stride 1, no dilation) plus bias, then optionally ReLU and a 2×2 max-pool
 /// (stride 2, odd trailing rows and columns dropped, as burn's `max_pool2d` does), with our
