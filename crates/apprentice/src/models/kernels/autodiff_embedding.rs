@@ -9,7 +9,7 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData};
 
 use super::autodiff::{AutodiffFlex, primitive, values};
 use super::embedding;
@@ -46,16 +46,20 @@ impl Backward<Flex, 1> for LookupBackward {
     }
 }
 
-/// The rows `ids` (`[batch, len]` of them, each below the table's row count) of an
-/// autodiff-over-flex float32 table, `[batch, len, width]`; `None` when the table is not one.
-pub(super) fn lookup_on_autodiff(
-    table: &Tensor<2>,
-    ids: Arc<Vec<usize>>,
-    [batch, len]: [usize; 2],
-) -> Option<Tensor<3>> {
+/// The rows `ids` (`[batch, len]`) of an autodiff-over-flex float32 table, `[batch, len,
+/// width]`; `None` when the table is not one or an id is outside it (the ids are read only
+/// once the table is known to be one).
+pub(super) fn lookup_on_autodiff(table: &Tensor<2>, ids: &Tensor<2, Int>) -> Option<Tensor<3>> {
     let [rows, width] = table.dims();
+    let [batch, len] = ids.dims();
     let t = primitive(table)?;
     let tv = super::f32_values(t.primitive())?;
+    let ids: Vec<usize> = ids
+        .to_data()
+        .iter::<i64>()
+        .map(|id| usize::try_from(id).ok().filter(|&id| id < rows))
+        .collect::<Option<_>>()?;
+    let ids = Arc::new(ids);
     let out = embedding::gather(&tv, width, &ids);
     let out = FlexTensor::from_data(TensorData::new(out, [batch, len, width]));
     let output = match LookupBackward

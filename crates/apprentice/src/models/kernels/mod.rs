@@ -1,7 +1,9 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
-//! ([`gelu`]), its `erf` sixteen or eight floats at a time ([`erf_in_place`]), its attention's batched
-//! products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorm ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup ([`embedding_lookup`]) on every core.
+//! ([`gelu`]), its `erf` sixteen or eight floats at a time ([`erf_in_place`]), and its
+//! attention's batched products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorms
+//! ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup
+//! ([`embedding_lookup`]) on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -224,19 +226,7 @@ pub fn layer_norm<const D: usize>(norm: &LayerNorm, x: Tensor<D>, epsilon: f64) 
 /// `embedding` module); elsewhere, or with an id outside the table, burn's own lookup runs.
 /// The values and the gradient are burn's, bit for bit.
 pub fn embedding_lookup(embedding: &Embedding, ids: Tensor<2, Int>) -> Tensor<3> {
-    let table = embedding.weight.val();
-    let rows = table.dims()[0];
-    let dims = ids.dims();
-    if !table.device().is_autodiff() {
-        return embedding.forward(ids);
-    }
-    let valid: Option<Vec<usize>> = ids
-        .to_data()
-        .iter::<i64>()
-        .map(|id| usize::try_from(id).ok().filter(|&id| id < rows))
-        .collect();
-    valid
-        .and_then(|valid| autodiff_embedding::lookup_on_autodiff(&table, Arc::new(valid), dims))
+    autodiff_embedding::lookup_on_autodiff(&embedding.weight.val(), &ids)
         .unwrap_or_else(|| embedding.forward(ids))
 }
 
