@@ -481,7 +481,7 @@ fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
 }
 
 /// `row = gelu(row + bias)` with the exact erf form, as BERT's `gelu`; `erf` runs on blocks of
-/// the row ([`erf_in_place`], `libm::erff`'s floats eight at a time).
+/// the row ([`erf_in_place`], `libm::erff`'s floats sixteen or eight at a time).
 fn gelu_bias(row: &mut [f32], bias: &[f32]) {
     const BLOCK: usize = 64;
     let mut erf = [0.0f32; BLOCK];
