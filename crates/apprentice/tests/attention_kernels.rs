@@ -10,16 +10,12 @@ use apprentice::models::kernels::{batched_matmul, dropout_with_mask, softmax_las
 use apprentice::text::dropout::keep_mask;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use common::bits::{assert_same_bits, on_threads};
+use common::numeric::{assert_central_differences, host, uniform};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn values(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-2.0f32..=2.0)).collect()
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("float32")
+    uniform(len, seed, 2.0)
 }
 
 /// The encoder's two products on `[batch, len, heads, width]` activations split by head:
@@ -121,18 +117,7 @@ fn the_batched_gradient_matches_central_differences() {
         }
         total
     };
-    let base: Vec<f64> = a.iter().map(|&v| f64::from(v)).collect();
-    let h = 1e-3;
-    for (index, &g) in gradient.iter().enumerate() {
-        let (mut up, mut down) = (base.clone(), base.clone());
-        up[index] += h;
-        down[index] -= h;
-        let numeric = (f(&up) - f(&down)) / (2.0 * h);
-        assert!(
-            (f64::from(g) - numeric).abs() < 1e-4,
-            "element {index}: gradient {g}, central difference {numeric}"
-        );
-    }
+    assert_central_differences(&gradient, &a, f, 1e-3, 1e-4);
 }
 
 /// Dropout's output and input gradient for `x` of `dims` (transposed in its last two
@@ -253,16 +238,5 @@ fn the_softmax_gradient_matches_central_differences() {
             })
             .sum()
     };
-    let base: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let h = 1e-4;
-    for (index, &g) in gradient.iter().enumerate() {
-        let (mut up, mut down) = (base.clone(), base.clone());
-        up[index] += h;
-        down[index] -= h;
-        let numeric = (f(&up) - f(&down)) / (2.0 * h);
-        assert!(
-            (f64::from(g) - numeric).abs() < 1e-5,
-            "element {index}: gradient {g}, central difference {numeric}"
-        );
-    }
+    assert_central_differences(&gradient, &x, f, 1e-4, 1e-5);
 }

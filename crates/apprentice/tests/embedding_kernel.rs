@@ -11,18 +11,12 @@ use burn::module::Param;
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use common::bits::{assert_same_bits, on_threads};
+use common::numeric::{host, uniform};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn values(len: usize, seed: u64, spread: f32) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..len)
-        .map(|_| rng.random_range(-spread..=spread))
-        .collect()
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("float32")
+    uniform(len, seed, spread)
 }
 
 /// A table of `rows × width` random values on `device`.

@@ -10,18 +10,10 @@ use burn::module::Param;
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Tensor, TensorData};
 use common::bits::{assert_same_bits, on_threads};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use common::numeric::{assert_central_differences, host, uniform};
 
 fn values(len: usize, seed: u64, spread: f32) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..len)
-        .map(|_| rng.random_range(-spread..=spread))
-        .collect()
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("float32")
+    uniform(len, seed, spread)
 }
 
 /// A LayerNorm of `width` with random `γ` and `β` that require gradients.
@@ -142,16 +134,5 @@ fn the_input_gradient_matches_central_differences() {
             })
             .sum()
     };
-    let base: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-    let h = 1e-4;
-    for (index, &g) in gradient.iter().enumerate() {
-        let (mut up, mut down) = (base.clone(), base.clone());
-        up[index] += h;
-        down[index] -= h;
-        let numeric = (f(&up) - f(&down)) / (2.0 * h);
-        assert!(
-            (f64::from(g) - numeric).abs() < 1e-4,
-            "element {index}: gradient {g}, central difference {numeric}"
-        );
-    }
+    assert_central_differences(&gradient, &x, f, 1e-4, 1e-4);
 }

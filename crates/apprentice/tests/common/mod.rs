@@ -5,6 +5,7 @@
 pub mod bits;
 pub mod lm;
 pub mod methods;
+pub mod numeric;
 
 use std::path::PathBuf;
 

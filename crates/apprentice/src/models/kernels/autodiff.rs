@@ -35,6 +35,21 @@ pub(super) fn values(tensor: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     f32_values(tensor).expect("a float32 flex tensor in our own autodiff step")
 }
 
+/// The body of a one-parent backward step: consumes the output's gradient and, when the parent
+/// needs one, registers `gradient(state, output gradient)` for it.
+pub(super) fn unary_backward<S>(
+    ops: Ops<S, 1>,
+    grads: &mut Gradients,
+    gradient: impl FnOnce(S, &[f32]) -> FlexTensor,
+) {
+    let [node_input] = ops.parents;
+    let grad = grads.consume::<Flex>(&ops.node);
+    if let Some(node) = node_input {
+        let dx = gradient(ops.state, &values(&grad));
+        grads.register::<Flex>(node.id, dx);
+    }
+}
+
 /// What the convolution block's backward step needs from its forward pass.
 #[derive(Clone, Debug)]
 struct ConvState {
@@ -146,13 +161,9 @@ impl Backward<Flex, 1> for MaxPoolBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let [node_input] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node_input {
-            let dy = values(&grad);
-            let dx = pool::backward(ops.state.dims, &ops.state.indices, &dy);
-            grads.register::<Flex>(node.id, flex_from_vec(dx, ops.state.dims));
-        }
+        unary_backward(ops, grads, |s, dy| {
+            flex_from_vec(pool::backward(s.dims, &s.indices, dy), s.dims)
+        });
     }
 }
 
@@ -288,13 +299,10 @@ impl Backward<Flex, 1> for GeluBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let [node_input] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node_input {
-            let s = ops.state;
-            let dx = gelu::backward(&values(&s.input), &s.one_plus_erf, &values(&grad));
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, s.dims)));
-        }
+        unary_backward(ops, grads, |s, dy| {
+            let dx = gelu::backward(&values(&s.input), &s.one_plus_erf, dy);
+            FlexTensor::from_data(TensorData::new(dx, s.dims))
+        });
     }
 }
 

@@ -19,7 +19,7 @@ use burn::backend::ops::FloatTensorOps;
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-use super::autodiff::{AutodiffFlex, primitive, values};
+use super::autodiff::{AutodiffFlex, primitive, unary_backward};
 use super::batched_matmul::batched_matmul;
 use super::softmax;
 
@@ -144,13 +144,10 @@ impl Backward<Flex, 1> for DropoutBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let [node_input] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node_input {
-            let s = ops.state;
-            let dx = dropout_backward(&values(&grad), &s.mask, s.scale);
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, s.dims)));
-        }
+        unary_backward(ops, grads, |s, dy| {
+            let dx = dropout_backward(dy, &s.mask, s.scale);
+            FlexTensor::from_data(TensorData::new(dx, s.dims))
+        });
     }
 }
 
@@ -200,14 +197,11 @@ impl Backward<Flex, 1> for SoftmaxBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let [node_input] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node_input {
-            let s = ops.state;
+        unary_backward(ops, grads, |s, dy| {
             let width = *s.dims.last().expect("a rank of at least 1");
-            let dx = softmax::backward(&values(&grad), &s.exps, &s.sums, width);
-            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dx, s.dims)));
-        }
+            let dx = softmax::backward(dy, &s.exps, &s.sums, width);
+            FlexTensor::from_data(TensorData::new(dx, s.dims))
+        });
     }
 }
 

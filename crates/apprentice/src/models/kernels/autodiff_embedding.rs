@@ -11,7 +11,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::tensor::{Int, Tensor, TensorData};
 
-use super::autodiff::{AutodiffFlex, primitive, values};
+use super::autodiff::{AutodiffFlex, primitive, unary_backward};
 use super::embedding;
 
 /// What the lookup's backward step needs.
@@ -35,14 +35,10 @@ impl Backward<Flex, 1> for LookupBackward {
         grads: &mut Gradients,
         _checkpointer: &mut Checkpointer,
     ) {
-        let [node_table] = ops.parents;
-        let grad = grads.consume::<Flex>(&ops.node);
-        if let Some(node) = node_table {
-            let s = ops.state;
-            let table = embedding::scatter_add(s.rows, s.width, &s.ids, &values(&grad));
-            let table = FlexTensor::from_data(TensorData::new(table, [s.rows, s.width]));
-            grads.register::<Flex>(node.id, table);
-        }
+        unary_backward(ops, grads, |s, dy| {
+            let table = embedding::scatter_add(s.rows, s.width, &s.ids, dy);
+            FlexTensor::from_data(TensorData::new(table, [s.rows, s.width]))
+        });
     }
 }
 
