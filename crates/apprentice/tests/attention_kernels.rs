@@ -1,12 +1,15 @@
-//! The attention's batched product, softmax and dropout on every core
-//! (`models::kernels::batched_matmul`, `softmax_last`, `dropout_with_mask`, `text::dropout::keep_mask`) against burn's own operations: outputs and
+//! The attention's batched product, softmax, row sums and dropout on every core
+//! (`models::kernels::batched_matmul`, `softmax_last`, `row_sums_in_order`, `dropout_with_mask`,
+//! `text::dropout::keep_mask`) against burn's own operations and plain loops: outputs and
 //! gradients equal bit for bit, with the strided views the encoder multiplies, with and without
 //! autodiff and on 1 and 2 threads; the masks equal the sequential draws; and the product's
 //! gradient against central differences.
 
 mod common;
 
-use apprentice::models::kernels::{batched_matmul, dropout_with_mask, softmax_last};
+use apprentice::models::kernels::{
+    batched_matmul, dropout_with_mask, row_sums_in_order, softmax_last,
+};
 use apprentice::text::dropout::keep_mask;
 use burn::tensor::{Device, Tensor, TensorData, activation};
 use common::bits::{assert_same_bits, on_threads};
@@ -201,6 +204,7 @@ fn softmax_output_and_gradient_are_burns_bit_for_bit() {
     for (dims, spread) in [
         ([32, 12, 64, 64], 4.0),
         ([2, 3, 5, 7], 1.0),
+        ([3, 5, 7, 9], 3.0),
         ([1, 1, 4, 1], 1.0),
     ] {
         let ours = softmax_run(dims, spread, true);
@@ -239,4 +243,23 @@ fn the_softmax_gradient_matches_central_differences() {
             .sum()
     };
     assert_central_differences(&gradient, &x, f, 1e-4, 1e-5);
+}
+
+#[test]
+fn row_sums_side_by_side_are_each_rows_own_sum() {
+    for width in 0..20 {
+        for rows in 0..20 {
+            let mut data = values(rows * width, (width * 20 + rows) as u64);
+            // A row of negative zeros: the sum starts from -0.0, as `iter().sum()` does.
+            if rows > 3 {
+                data[3 * width..4 * width].fill(-0.0);
+            }
+            let mut sums = vec![f32::NAN; rows];
+            row_sums_in_order(&data, width, &mut sums);
+            let expected: Vec<f32> = (0..rows)
+                .map(|r| data[r * width..(r + 1) * width].iter().sum())
+                .collect();
+            assert_same_bits(&format!("{rows} rows of {width}"), &sums, &expected);
+        }
+    }
 }

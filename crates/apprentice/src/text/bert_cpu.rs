@@ -11,7 +11,8 @@
 //!   `gemm` on every core of rayon's pool; the query, key and value projections are one
 //!   product with the three weight matrices side by side;
 //! - attention runs per (sentence, head) on rayon's pool, on that sentence's own length: the
-//!   padding mask is implicit, the scaled softmax is fused into one pass over each score row;
+//!   padding mask is implicit; the softmax takes `exp` sixteen or eight floats at a time and
+//!   sums eight rows side by side (each still left to right);
 //! - biases, residual connections, LayerNorm and GELU are fused into the passes that read each
 //!   product.
 //!
@@ -24,7 +25,7 @@ use rayon::prelude::*;
 
 use super::bert::{Bert, BertConfig};
 use super::error::TextError;
-use crate::models::kernels::erf_in_place;
+use crate::models::kernels::{erf_in_place, exp_in_place, row_sums_in_order};
 
 /// Rows of the feed-forward block computed at a time: bounds the `[rows, intermediate]` buffer
 /// (6 MB for BERT-base widths) whatever the batch.
@@ -401,9 +402,7 @@ fn attention(
                 (1, stride),
                 scale,
             );
-            for row in scores.chunks_mut(len) {
-                softmax_in_place(row);
-            }
+            softmax_rows(&mut scores, len);
             let mut out = vec![0.0f32; len * width];
             head_matmul(
                 &mut out,
@@ -427,18 +426,43 @@ fn attention(
     }
 }
 
-/// Softmax of one row of scores, after subtracting its maximum.
-fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
+/// Softmax of every row of `scores` (rows of `len`), after subtracting each row's maximum:
+/// `exp` many floats at a time ([`exp_in_place`], `f32::exp`'s floats) and the rows' sums side
+/// by side ([`row_sums_in_order`]), each sum still left to right, so every float is the one a
+/// row-by-row loop of `exp`, `+=` and `· (1 / sum)` gives.
+fn softmax_rows(scores: &mut [f32], len: usize) {
+    for row in scores.chunks_mut(len) {
+        let max = row_max(row);
+        for v in row.iter_mut() {
+            *v -= max;
+        }
+        exp_in_place(row);
     }
-    let inv = 1.0 / sum;
-    for v in row.iter_mut() {
-        *v *= inv;
+    let mut sums = vec![0.0f32; scores.len() / len];
+    row_sums_in_order(scores, len, &mut sums);
+    for (row, sum) in scores.chunks_mut(len).zip(sums) {
+        let inv = 1.0 / sum;
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
     }
+}
+
+/// The largest value of a row, NaNs ignored: `f32::max` over sixteen lanes, then across them
+/// (the maximum of a set does not depend on the order it is taken in).
+fn row_max(row: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut blocks = row.chunks_exact(LANES);
+    for block in &mut blocks {
+        for (lane, &v) in lanes.iter_mut().zip(block) {
+            *lane = lane.max(v);
+        }
+    }
+    lanes
+        .into_iter()
+        .chain(blocks.remainder().iter().copied())
+        .fold(f32::NEG_INFINITY, f32::max)
 }
 
 fn add_bias(rows: &mut [f32], bias: &[f32]) {
@@ -494,6 +518,56 @@ fn gelu_bias(row: &mut [f32], bias: &[f32]) {
         erf_in_place(erf);
         for (v, e) in values.iter_mut().zip(erf.iter()) {
             *v = 0.5 * *v * (1.0 + e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::softmax_rows;
+
+    /// The softmax as one row at a time, one float at a time: the arithmetic `softmax_rows`
+    /// must reproduce bit for bit.
+    fn row_by_row(scores: &mut [f32], len: usize) {
+        for row in scores.chunks_mut(len) {
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0f32;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            for v in row.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_rows_give_the_row_by_row_floats() {
+        // Lengths around the widths of `exp` (16, 8) and of the side-by-side sums (8 rows), a
+        // row of equal values, very negative scores and a -inf.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for len in [1, 2, 7, 8, 9, 15, 16, 17, 31, 64, 77, 256] {
+            let mut scores: Vec<f32> = (0..len * len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 40) as f32 / (1u64 << 24) as f32 * 60.0 - 30.0
+                })
+                .collect();
+            scores[..len].fill(0.5);
+            if len > 2 {
+                scores[len + 1] = f32::NEG_INFINITY;
+                scores[2 * len] = -95.0;
+            }
+            let mut expected = scores.clone();
+            row_by_row(&mut expected, len);
+            softmax_rows(&mut scores, len);
+            let got: Vec<u32> = scores.iter().map(|v| v.to_bits()).collect();
+            let want: Vec<u32> = expected.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "rows of {len}");
         }
     }
 }

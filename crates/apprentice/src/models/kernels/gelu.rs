@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use super::erf::erf_in_place;
+use super::exp::exp_in_place;
 
 /// The fewest elements per task: enough that scheduling costs nothing next to 16 Ki `erf`s.
 const CHUNK: usize = 1 << 14;
@@ -26,11 +27,21 @@ fn one_plus_erf(x: &[f32], out: &mut [f32]) {
     }
 }
 
-/// `g · gelu'(x)` as flex's `gelu_backward` computes it, given `one_plus_erf(x)`.
-fn gelu_backward(x: f32, one_plus_erf: f32, g: f32, inv_sqrt_2pi: f32) -> f32 {
-    let cdf = 0.5 * one_plus_erf;
-    let pdf = inv_sqrt_2pi * (-0.5 * x * x).exp();
-    g * (cdf + x * pdf)
+/// `g · gelu'(x)` as flex's `gelu_backward` computes it, for a block of elements, given
+/// `one_plus_erf(x)`: `exp(−x²/2)` is taken for the whole block first ([`exp_in_place`], the
+/// floats of `f32::exp`), then `g · (½(1 + erf) + x · exp(−x²/2) / √(2π))` in flex's order.
+fn gelu_backward(x: &[f32], one_plus_erf: &[f32], g: &[f32], dx: &mut [f32]) {
+    // Computed at run time in f32, as flex does, so that the constant is the same float.
+    let inv_sqrt_2pi: f32 = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
+    for (d, &x) in dx.iter_mut().zip(x) {
+        *d = -0.5 * x * x;
+    }
+    exp_in_place(dx);
+    for (((d, &x), &k), &g) in dx.iter_mut().zip(x).zip(one_plus_erf).zip(g) {
+        let cdf = 0.5 * k;
+        let pdf = inv_sqrt_2pi * *d;
+        *d = g * (cdf + x * pdf);
+    }
 }
 
 /// GELU of every element of `x`, `0.5 · x · (1 + erf(x / √2))` as flex computes it; with
@@ -59,14 +70,11 @@ pub(super) fn backward(x: &[f32], one_plus_erf: &[f32], dy: &[f32]) -> Vec<f32> 
         x.len() == dy.len() && x.len() == one_plus_erf.len(),
         "GELU's input, kept values and output gradient differ in size"
     );
-    // Computed at run time in f32, as flex does, so that the constant is the same float.
-    let inv_sqrt_2pi: f32 = 1.0 / (2.0 * core::f32::consts::PI).sqrt();
-    let mut dx = Vec::new();
-    x.par_iter()
-        .with_min_len(CHUNK)
-        .zip(one_plus_erf)
-        .zip(dy)
-        .map(|((&x, &k), &g)| gelu_backward(x, k, g, inv_sqrt_2pi))
-        .collect_into_vec(&mut dx);
+    let mut dx = super::parallel::zeros(x.len());
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .zip(one_plus_erf.par_chunks(CHUNK))
+        .zip(dy.par_chunks(CHUNK))
+        .for_each(|(((dx, x), k), g)| gelu_backward(x, k, g, dx));
     dx
 }

@@ -1,6 +1,7 @@
 //! Our own CPU kernels: the convolution block of the CNN models, the matrix product of linear
 //! layers on every core ([`linear_forward`]), and the transformer's GELU on every core
-//! ([`gelu`]), its `erf` sixteen or eight floats at a time ([`erf_in_place`]), and its
+//! ([`gelu`]), its `erf` sixteen or eight floats at a time ([`erf_in_place`]), `exp` likewise
+//! ([`exp_in_place`]), row sums several rows at a time ([`row_sums_in_order`]), and its
 //! attention's batched products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorms
 //! ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup
 //! ([`embedding_lookup`]) on every core.
@@ -31,12 +32,14 @@ mod batched_matmul;
 mod conv;
 mod embedding;
 mod erf;
+mod exp;
 mod gelu;
 mod layer_norm;
 mod linear;
 mod matmul;
 mod parallel;
 mod pool;
+mod row_sums;
 mod softmax;
 
 use std::sync::Arc;
@@ -50,6 +53,8 @@ use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPo
 use conv::ConvGeometry;
 
 pub use erf::{erf_in_place, erf_in_place_eight_lanes};
+pub use exp::{exp_in_place, exp_in_place_eight_lanes};
+pub use row_sums::row_sums_in_order;
 
 /// Convolution (stride 1, no dilation) plus bias, then optionally ReLU and a 2×2 max-pool
 /// (stride 2, odd trailing rows and columns dropped, as burn's `max_pool2d` does), with our
