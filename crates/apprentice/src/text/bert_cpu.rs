@@ -448,15 +448,17 @@ fn softmax_rows(scores: &mut [f32], len: usize) {
     }
 }
 
-/// The largest value of a row, NaNs ignored: `f32::max` over sixteen lanes, then across them
-/// (the maximum of a set does not depend on the order it is taken in).
+/// The largest value of a row, NaNs ignored (`-inf` for a row of NaNs), as
+/// `fold(-inf, f32::max)` gives it: a running maximum in each of sixteen lanes, then across
+/// them (the maximum of a set does not depend on the order it is taken in). `v > lane` is
+/// false for a NaN, which keeps the lane, and compiles to one vector `max` per block.
 fn row_max(row: &[f32]) -> f32 {
     const LANES: usize = 16;
     let mut lanes = [f32::NEG_INFINITY; LANES];
     let mut blocks = row.chunks_exact(LANES);
     for block in &mut blocks {
         for (lane, &v) in lanes.iter_mut().zip(block) {
-            *lane = lane.max(v);
+            *lane = if v > *lane { v } else { *lane };
         }
     }
     lanes
@@ -546,7 +548,7 @@ mod tests {
     #[test]
     fn softmax_rows_give_the_row_by_row_floats() {
         // Lengths around the widths of `exp` (16, 8) and of the side-by-side sums (8 rows), a
-        // row of equal values, very negative scores and a -inf.
+        // row of equal values, very negative scores, a -inf and a NaN.
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for len in [1, 2, 7, 8, 9, 15, 16, 17, 31, 64, 77, 256] {
             let mut scores: Vec<f32> = (0..len * len)
@@ -562,11 +564,16 @@ mod tests {
                 scores[len + 1] = f32::NEG_INFINITY;
                 scores[2 * len] = -95.0;
             }
+            if len > 3 {
+                scores[3 * len + 2] = f32::NAN;
+            }
             let mut expected = scores.clone();
             row_by_row(&mut expected, len);
             softmax_rows(&mut scores, len);
-            let got: Vec<u32> = scores.iter().map(|v| v.to_bits()).collect();
-            let want: Vec<u32> = expected.iter().map(|v| v.to_bits()).collect();
+            // NaNs compare as one value: their payload is not part of the arithmetic.
+            let bits = |v: &f32| if v.is_nan() { u32::MAX } else { v.to_bits() };
+            let got: Vec<u32> = scores.iter().map(bits).collect();
+            let want: Vec<u32> = expected.iter().map(bits).collect();
             assert_eq!(got, want, "rows of {len}");
         }
     }
