@@ -509,7 +509,8 @@ fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
 /// `row = gelu(row + bias)` with the exact erf form, as BERT's `gelu`; `erf` runs on blocks of
 /// the row ([`erf_in_place`], `libm::erff`'s floats sixteen or eight at a time).
 fn gelu_bias(row: &mut [f32], bias: &[f32]) {
-    const BLOCK: usize = 64;
+    // Blocks as long as one pass of the sixteen-lane `erf`, which sorts its floats by branch.
+    const BLOCK: usize = 256;
     let mut erf = [0.0f32; BLOCK];
     for (values, bias) in row.chunks_mut(BLOCK).zip(bias.chunks(BLOCK)) {
         let erf = &mut erf[..values.len()];

@@ -2,15 +2,25 @@
 //! order, lane masks where it has float masks, and each branch run only on its own floats.
 
 use std::arch::x86_64::*;
+use std::cell::RefCell;
 
 use super::avx2::{EFX8, ERX, INV_LN2, LN2_HI, LN2_LO, P1, P2, PA, PP, QA, QQ, RA, RB, SA, SB};
 
-/// Floats sorted per pass: the branch buffers then live on the stack.
+/// Floats sorted per pass: the branch buffers then stay in the first-level cache.
 const PASS: usize = 256;
 
 /// libm's branches by `|x|`, each a run of its own floats: below 0.84375, below 1.25, below
 /// 1/0.35 and below 6 (the last two are `far_erfc` with its two pairs of polynomials).
 const BRANCHES: usize = 4;
+
+/// Each branch's floats, with room for one block's worth of overhang.
+type Sorted = [[f32; PASS + 16]; BRANCHES];
+
+thread_local! {
+    /// Each thread's branch buffers, zeroed once rather than per call: what a pass leaves
+    /// beyond its counts is only ever read into lanes whose results are dropped.
+    static SORTED: RefCell<Sorted> = const { RefCell::new([[0.0; PASS + 16]; BRANCHES]) };
+}
 
 /// `erf` of every value: sixteen at a time where a block is finite, libm's elsewhere, the
 /// remainder through the eight-lane kernel.
@@ -18,9 +28,11 @@ const BRANCHES: usize = 4;
 pub(super) unsafe fn erf_in_place(values: &mut [f32]) {
     let whole = values.len() / 16 * 16;
     let (blocks, remainder) = values.split_at_mut(whole);
-    for pass in blocks.chunks_mut(PASS) {
-        erf_pass(pass);
-    }
+    SORTED.with_borrow_mut(|sorted| {
+        for pass in blocks.chunks_mut(PASS) {
+            erf_pass(pass, sorted);
+        }
+    });
     // SAFETY: AVX-512F implies AVX2.
     unsafe { super::avx2::erf_in_place(remainder) };
 }
@@ -33,10 +45,8 @@ pub(super) unsafe fn erf_in_place(values: &mut [f32]) {
 /// the results are put back in place (`expand`). Every float still goes through exactly the
 /// operations of its branch, so the result is the same bits as lane by lane.
 #[target_feature(enable = "avx512f")]
-fn erf_pass(values: &mut [f32]) {
+fn erf_pass(values: &mut [f32], sorted: &mut Sorted) {
     debug_assert!(values.len() <= PASS && values.len().is_multiple_of(16));
-    // Each branch's floats, with room for one block's worth of overhang.
-    let mut sorted = [[0.0f32; PASS + 16]; BRANCHES];
     let mut counts = [0usize; BRANCHES];
     // Per block, the lanes of each branch, and whether libm took the whole block.
     let mut masks = [[0 as __mmask16; BRANCHES]; PASS / 16];
