@@ -3,7 +3,9 @@
 # + transformers, in one go: the example `bert_speed` builds documents of 8 to 256 word pieces
 # from Rotten Tomatoes snippets, writes their ids, and times apprentice on them; then
 # bench/reference/bert_speed.py times transformers' BertModel on the very same ids, with the same
-# batch sizes, length-sorted batches and threads. The table gives sentences/s and the ratio
+# batch sizes, length-sorted batches and threads. The two sides take turns for ROUNDS rounds
+# (default 3), so that a slow minute of a shared machine falls on both; the table gives each
+# side's median sentences/s and the median, lowest and highest of the rounds' ratios
 # apprentice / PyTorch (above 1: apprentice is faster).
 #
 #   bench/bert_vs_torch.sh [THREADS] [BUDGET_S] [DOCUMENTS]
@@ -26,6 +28,7 @@ model="${MODEL:-$data/all-MiniLM-L6-v2}"
 texts="${TEXTS:-$data/rotten-tomatoes/rotten_tomatoes_corpus_full.csv.bz2}"
 engines="${ENGINES:-host}"
 finetune_steps="${FINETUNE_STEPS:-20}"
+rounds="${ROUNDS:-3}"
 out="${OUT:-}"
 if ! python3 -c "import torch, transformers" 2>/dev/null; then
     echo "error: the PyTorch reference needs torch and transformers: pip install torch transformers" >&2
@@ -38,58 +41,72 @@ export OMP_NUM_THREADS="$threads"
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $cores cores"
 load_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo "machine: $machine; threads: $threads; load average: $load_before"
-for engine in ${engines//,/ }; do
-    target/release/examples/bert_speed "$model" "$texts" --count "$count" --batches 1,64 \
-        --budget "$budget" --threads "$threads" --engine "$engine" \
-        --finetune-steps "$finetune_steps" --finetune-batch 32 --finetune-length 64 \
-        --ids-out "$work/ids.json" --json "$work/apprentice-$engine.json"
+for round in $(seq 1 "$rounds"); do
+    echo "round $round of $rounds"
+    for engine in ${engines//,/ }; do
+        target/release/examples/bert_speed "$model" "$texts" --count "$count" --batches 1,64 \
+            --budget "$budget" --threads "$threads" --engine "$engine" \
+            --finetune-steps "$finetune_steps" --finetune-batch 32 --finetune-length 64 \
+            --ids-out "$work/ids.json" --json "$work/apprentice-$engine-$round.json"
+    done
+    python3 bench/reference/bert_speed.py "$model" "$work/ids.json" --batches 1,64 \
+        --budget "$budget" --threads "$threads" --json "$work/torch-$round.json"
 done
-python3 bench/reference/bert_speed.py "$model" "$work/ids.json" --batches 1,64 \
-    --budget "$budget" --threads "$threads" --json "$work/torch.json"
 load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
-python3 - "$work" "$engines" "$out" "$machine" "$load_before" "$load_after" <<'PY'
+python3 - "$work" "$engines" "$out" "$machine" "$load_before" "$load_after" "$rounds" <<'PY'
 import json
+import statistics
 import sys
 
-work, engines, out, machine, load_before, load_after = sys.argv[1:7]
+work, engines, out, machine, load_before, load_after, rounds = sys.argv[1:8]
 engines = engines.split(",")
-torch = json.load(open(f"{work}/torch.json"))
-theirs = {r["batch_size"]: r["sentences_per_s"] for r in torch["results"]}
-print(f"{'engine':<8} {'batch':>5} {'apprentice sent/s':>18} {'PyTorch sent/s':>15} {'apprentice / PyTorch':>21}")
-for engine in engines:
-    ours = json.load(open(f"{work}/apprentice-{engine}.json"))
-    for row in ours["results"]:
-        b = row["batch_size"]
-        a = row["sentences_per_s"]
-        t = theirs[b]
-        print(f"{engine:<8} {b:>5} {a:>18.2f} {t:>15.2f} {a / t:>20.2f}x")
-print(f"({ours['documents']} documents, mean {ours['mean_length']:.0f} word pieces; "
-      f"{ours['threads']} threads against {torch['engine']} on {torch['threads']})")
+rounds = range(1, int(rounds) + 1)
+torch = [json.load(open(f"{work}/torch-{r}.json")) for r in rounds]
+
+
 rows = []
 for engine in engines:
-    ours = json.load(open(f"{work}/apprentice-{engine}.json"))
+    ours = [json.load(open(f"{work}/apprentice-{engine}-{r}.json")) for r in rounds]
     label = "" if engine == "host" else f" ({engine} operations)"
-    for row in ours["results"]:
+    pairs = []
+    for row in ours[0]["results"]:
         b = row["batch_size"]
-        rows.append({"measure": f"encoder inference{label}, batch {b}", "unit": "sentences/s",
-                     "apprentice": row["sentences_per_s"], "reference": theirs[b]})
-    if engine == "host" and ours.get("finetune") and torch.get("finetune"):
-        a, t = ours["finetune"], torch["finetune"]
-        print(f"fine-tuning {a['steps_per_s']:.3f} steps/s against {t['steps_per_s']:.3f}: "
-              f"{a['steps_per_s'] / t['steps_per_s']:.2f}x")
-        rows.append({"measure": f"fine-tuning, batches of {a['batch_size']} x {a['length']} word pieces",
-                     "unit": "steps/s", "apprentice": a["steps_per_s"], "reference": t["steps_per_s"]})
+        pairs.append((f"encoder inference{label}, batch {b}", "sentences/s",
+                      [next(x["sentences_per_s"] for x in o["results"] if x["batch_size"] == b)
+                       for o in ours],
+                      [next(x["sentences_per_s"] for x in t["results"] if x["batch_size"] == b)
+                       for t in torch]))
+    if engine == "host" and ours[0].get("finetune") and torch[0].get("finetune"):
+        a = ours[0]["finetune"]
+        pairs.append((f"fine-tuning, batches of {a['batch_size']} x {a['length']} word pieces",
+                      "steps/s", [o["finetune"]["steps_per_s"] for o in ours],
+                      [t["finetune"]["steps_per_s"] for t in torch]))
+    for measure, unit, mine, theirs in pairs:
+        ratios = [m / t for m, t in zip(mine, theirs)]
+        rows.append({"measure": measure, "unit": unit, "apprentice": statistics.median(mine),
+                     "reference": statistics.median(theirs), "apprentice_rounds": mine,
+                     "reference_rounds": theirs, "ratios": ratios})
+print(f"{'measure':<48} {'apprentice':>11} {'PyTorch':>9} {'median ratio':>13} {'range':>13}")
+for row in rows:
+    r = row["ratios"]
+    print(f"{row['measure']:<48} {row['apprentice']:>11.3f} {row['reference']:>9.3f} "
+          f"{statistics.median(r):>12.2f}x {min(r):>6.2f}-{max(r):.2f}x")
+first = json.load(open(f"{work}/apprentice-{engines[0]}-1.json"))
+print(f"({first['documents']} documents, mean {first['mean_length']:.0f} word pieces; "
+      f"{first['threads']} threads against {torch[0]['engine']} on {torch[0]['threads']}; "
+      f"{len(rounds)} rounds)")
 if out:
     raw = {
         "benchmark": "bench/bert_vs_torch.sh",
         "model": "all-MiniLM-L6-v2",
         "machine": machine,
-        "threads": ours["threads"],
-        "reference": torch["engine"],
+        "threads": first["threads"],
+        "reference": torch[0]["engine"],
         "load_average_before": load_before,
         "load_average_after": load_after,
-        "workload": f"{ours['documents']} documents of 8 to 256 word pieces (mean "
-                    f"{ours['mean_length']:.0f}) from Rotten Tomatoes snippets, sorted by length",
+        "workload": f"{first['documents']} documents of 8 to 256 word pieces (mean "
+                    f"{first['mean_length']:.0f}) from Rotten Tomatoes snippets, sorted by length",
+        "rounds": len(rounds),
         "rows": rows,
     }
     with open(out, "w") as handle:

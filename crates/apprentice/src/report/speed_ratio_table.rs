@@ -1,5 +1,8 @@
 //! Speed against a reference implementation, measured in one run of a benchmark script
 //! (`bench/bert_vs_torch.sh OUT=FILE`): one row per measure, both throughputs and their ratio.
+//! Where the script timed both sides in several alternating rounds, the ratio is the median of
+//! the rounds' ratios, given with the lowest and highest of them and called a tie when the
+//! rounds fall on both sides of 1.
 
 use std::fmt::Write as _;
 
@@ -26,6 +29,9 @@ pub struct SpeedRatios {
     pub load_average_after: String,
     /// The inputs, in words.
     pub workload: String,
+    /// Alternating rounds of both sides (absent in files of a single round).
+    #[serde(default)]
+    pub rounds: Option<usize>,
     /// The measures.
     pub rows: Vec<SpeedRow>,
 }
@@ -37,10 +43,37 @@ pub struct SpeedRow {
     pub measure: String,
     /// Its unit (`sentences/s`).
     pub unit: String,
-    /// apprentice's throughput.
+    /// apprentice's throughput (the median over rounds, where there are rounds).
     pub apprentice: f64,
-    /// The reference's throughput.
+    /// The reference's throughput (likewise).
     pub reference: f64,
+    /// apprentice / reference in each round; empty in files of a single round.
+    #[serde(default)]
+    pub ratios: Vec<f64>,
+}
+
+impl SpeedRow {
+    /// apprentice / reference: the median of the rounds' ratios, or the one ratio.
+    pub fn ratio(&self) -> f64 {
+        if self.ratios.is_empty() {
+            return self.apprentice / self.reference;
+        }
+        let mut sorted = self.ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        let middle = sorted.len() / 2;
+        if sorted.len() % 2 == 1 {
+            sorted[middle]
+        } else {
+            (sorted[middle - 1] + sorted[middle]) / 2.0
+        }
+    }
+
+    /// The lowest and highest of the rounds' ratios, when there are rounds.
+    pub fn ratio_range(&self) -> Option<(f64, f64)> {
+        let low = self.ratios.iter().copied().reduce(f64::min)?;
+        let high = self.ratios.iter().copied().reduce(f64::max)?;
+        Some((low, high))
+    }
 }
 
 /// Parses the raw file; the message names it (`name`).
@@ -57,29 +90,60 @@ pub fn parse_speed_ratios(text: &str, name: &str) -> Result<SpeedRatios, String>
             row.measure, row.apprentice, row.reference
         ));
     }
+    if let Some(row) = ratios
+        .rows
+        .iter()
+        .find(|r| r.ratios.iter().any(|&q| !(q.is_finite() && q > 0.0)))
+    {
+        return Err(format!(
+            "{name}: {}: expected positive finite ratios, found {:?}",
+            row.measure, row.ratios
+        ));
+    }
     Ok(ratios)
 }
 
 /// One row per measure: apprentice's and the reference's throughput, and apprentice /
-/// reference (above 1: apprentice is faster), then what ran where.
+/// reference (above 1: apprentice is faster); with rounds, also the lowest and highest ratio and
+/// whether apprentice was faster in every round, slower in every round, or neither (a tie).
+/// Then what ran where.
 pub fn speed_ratios_markdown(ratios: &SpeedRatios) -> String {
-    let mut md = String::from("| measure | unit | apprentice | PyTorch | apprentice / PyTorch |\n");
-    md.push_str("|---|---|--:|--:|--:|\n");
+    let with_rounds = ratios.rows.iter().any(|r| !r.ratios.is_empty());
+    let mut md = String::from("| measure | unit | apprentice | PyTorch | apprentice / PyTorch |");
+    md.push_str(if with_rounds {
+        " lowest – highest | verdict |\n|---|---|--:|--:|--:|--:|---|\n"
+    } else {
+        "\n|---|---|--:|--:|--:|\n"
+    });
     for row in &ratios.rows {
-        let _ = writeln!(
+        let _ = write!(
             md,
             "| {} | {} | {} | {} | {:.2}× |",
             row.measure,
             row.unit,
             significant(row.apprentice, 3),
             significant(row.reference, 3),
-            row.apprentice / row.reference
+            row.ratio()
         );
+        if with_rounds {
+            let _ = match row.ratio_range() {
+                Some((low, high)) => write!(md, " {low:.2}–{high:.2}× | {} |", verdict(low, high)),
+                None => write!(md, " – | – |"),
+            };
+        }
+        md.push('\n');
     }
+    let rounds = match ratios.rounds {
+        Some(n) if with_rounds => format!(
+            "; {n} rounds, the two sides taking turns (throughputs are medians over the rounds, \
+             the ratio the median of the rounds' ratios)"
+        ),
+        _ => String::new(),
+    };
     let _ = write!(
         md,
-        "\n{} on {}: {} threads on both sides, against {}; load average {} before, {} after \
-         ({}).\n",
+        "\n{} on {}: {} threads on both sides, against {}{rounds}; load average {} before, {} \
+         after ({}).\n",
         ratios.model,
         ratios.workload,
         ratios.threads,
@@ -89,6 +153,17 @@ pub fn speed_ratios_markdown(ratios: &SpeedRatios) -> String {
         ratios.machine,
     );
     md
+}
+
+/// How the rounds compare: faster or slower in every round, else a tie.
+fn verdict(low: f64, high: f64) -> &'static str {
+    if low > 1.0 {
+        "faster in every round"
+    } else if high < 1.0 {
+        "slower in every round"
+    } else {
+        "a tie"
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +184,33 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("load average 0.1 0.2 0.3 before"), "{md}");
+    }
+
+    #[test]
+    fn rounds_give_the_median_ratio_its_range_and_a_verdict() {
+        let rounds = RAW.replace(
+            r#""reference": 0.25}]"#,
+            r#""reference": 0.25, "ratios": [1.9, 2.2, 2.0]},
+               {"measure": "batch 1", "unit": "sentences/s", "apprentice": 30.0,
+                "reference": 31.0, "ratios": [0.9, 1.1, 0.95, 1.05]},
+               {"measure": "batch 64", "unit": "sentences/s", "apprentice": 30.0,
+                "reference": 40.0, "ratios": [0.7, 0.8]}], "rounds": 3"#,
+        );
+        let md = speed_ratios_markdown(&parse_speed_ratios(&rounds, "raw.json").unwrap());
+        for line in [
+            "| fine-tuning | steps/s | 0.5 | 0.25 | 2.00× | 1.90–2.20× | faster in every round |",
+            "| batch 1 | sentences/s | 30 | 31 | 1.00× | 0.90–1.10× | a tie |",
+            "| batch 64 | sentences/s | 30 | 40 | 0.75× | 0.70–0.80× | slower in every round |",
+            "3 rounds, the two sides taking turns",
+        ] {
+            assert!(md.contains(line), "{line}\n{md}");
+        }
+        let negative = rounds.replace("[0.7, 0.8]", "[0.7, -0.8]");
+        let error = parse_speed_ratios(&negative, "raw.json").unwrap_err();
+        assert!(
+            error.contains("raw.json: batch 64: expected positive finite ratios"),
+            "{error}"
+        );
     }
 
     #[test]
