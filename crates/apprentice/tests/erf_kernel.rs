@@ -1,7 +1,8 @@
 //! `erf` many floats at a time (`models::kernels::erf_in_place`, sixteen lanes where the CPU has
 //! AVX-512, and `erf_in_place_eight_lanes`) against `libm::erff`: the same bits for every one of
 //! the 2³² floats (NaNs, infinities, subnormals and both zeros included), at every position of
-//! a block, and in slices whose length is not a multiple of the width.
+//! a block, in slices whose length is not a multiple of the width, and in blocks that mix
+//! every branch of libm's formula (which the sixteen-lane kernel sorts apart and puts back).
 
 use apprentice::models::kernels::{erf_in_place, erf_in_place_eight_lanes};
 use rayon::prelude::*;

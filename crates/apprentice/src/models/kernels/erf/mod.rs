@@ -9,9 +9,11 @@
 //! multiply-add (IEEE single precision rounds every `+ − × ÷` the same way in a vector lane as
 //! in a scalar register), so every lane's float is libm's. `tests/erf_kernel.rs` checks that over
 //! every one of the 2³² floats, for both widths. Where the CPU has AVX-512 the same formulas run
-//! on sixteen lanes, with masks for the branches and the blends; a slice's last floats go
-//! through the eight-lane kernel. Blocks holding a NaN or an infinity, the last few floats of a
-//! slice, and machines without AVX2 use `libm::erff` itself.
+//! on sixteen lanes (`avx512.rs`), and each pass of 256 floats is first sorted by branch, so
+//! that each formula runs only on the floats that take it (GELU's arguments fill most blocks of
+//! sixteen from every branch); a slice's last floats go through the eight-lane kernel
+//! (`avx2.rs`). Blocks holding a NaN or an infinity, the last few floats of a slice, and
+//! machines without AVX2 use `libm::erff` itself.
 
 /// Replaces every value `x` by `erf(x)`, exactly as `libm::erff(x)` computes it: sixteen
 /// floats at a time where the CPU has AVX-512, eight where it has AVX2.
