@@ -1,7 +1,10 @@
 //! The host inference kernels of the BERT encoder compute what burn's padded forward pass
 //! computes: for a small random BERT, sentences of different lengths packed without padding give
 //! the same token vectors (to 1e-5) as the same sentences padded in one batch, and bad ids or
-//! over-long sentences are refused with a message instead of a panic.
+//! over-long sentences are refused with a message instead of a panic; and the token vectors
+//! are the same bits on one thread and on two, whichever way the products are split.
+
+mod common;
 
 use apprentice::backend::ComputeDevice;
 use apprentice::text::bert::{Bert, BertConfig};
@@ -9,6 +12,7 @@ use apprentice::text::bert_cpu::HostBert;
 use apprentice::text::pooling::{Pooling, PoolingMode};
 use apprentice::text::tokenizer::pad_batch;
 use burn::tensor::{Int, Tensor, TensorData};
+use common::bits::{assert_same_bits, on_threads};
 
 fn tiny_config() -> BertConfig {
     serde_json::from_value(serde_json::json!({
@@ -83,4 +87,33 @@ fn bad_ids_and_long_sentences_are_refused() {
     let error = host.forward(&[vec![1u32; 17]]).unwrap_err().to_string();
     assert!(error.contains("17 word pieces"), "{error}");
     assert!(host.forward(&[Vec::<u32>::new()]).unwrap().is_empty());
+}
+
+#[test]
+fn one_thread_and_two_give_the_same_bits() {
+    // A feed-forward block wider than 512, so that its output product, over fewer than 512
+    // tokens, is split by rows over the pool; and a batch of more than 512 tokens, which
+    // `gemm` splits itself.
+    let config: BertConfig = serde_json::from_value(serde_json::json!({
+        "vocab_size": 60, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 600, "max_position_embeddings": 300,
+        "initializer_range": 0.2
+    }))
+    .unwrap();
+    let device = ComputeDevice::cpu().inference();
+    device.seed(11);
+    let host = HostBert::from_bert(&Bert::random(&config, &device), &config);
+    let sequence = |len: usize, salt: usize| -> Vec<u32> {
+        (0..len).map(|i| ((i * 13 + salt) % 60) as u32).collect()
+    };
+    for batch in [
+        vec![sequence(250, 1), sequence(37, 2), sequence(5, 3)],
+        vec![sequence(300, 4), sequence(290, 5)],
+        vec![sequence(3, 6)],
+    ] {
+        let one = on_threads(1, || host.forward(&batch).unwrap());
+        let two = on_threads(2, || host.forward(&batch).unwrap());
+        let lengths: Vec<usize> = batch.iter().map(Vec::len).collect();
+        assert_same_bits(&format!("sequences of {lengths:?}"), &one, &two);
+    }
 }
