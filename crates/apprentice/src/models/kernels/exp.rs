@@ -48,7 +48,8 @@ pub fn exp_in_place_eight_lanes(values: &mut [f32]) {
     }
 }
 
-/// The formula's constants, as bits of doubles.
+/// The formula's constants, as bits of doubles: glibc's (its `__exp2f_data`, from Arm's
+/// optimized-routines `expf`), which every lane must use to give glibc's floats.
 #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
 mod formula {
     /// `32 / ln 2`.
