@@ -4,59 +4,22 @@
 //! a block, in slices whose length is not a multiple of the width, and in blocks that mix
 //! every branch of libm's formula (which the sixteen-lane kernel sorts apart and puts back).
 
+mod common;
+
 use apprentice::models::kernels::{erf_in_place, erf_in_place_eight_lanes};
-use rayon::prelude::*;
+use common::exhaustive::{Kernel, Reference, assert_every_float};
 
-/// A kernel under test.
-type Kernel = fn(&mut [f32]);
-
-/// Checks `erf` over every float whose bits start with `high` (2¹⁶ of them), shifted by
-/// `offset` inside the slice so that each lands at a different lane from one `high` to the
-/// next.
-fn check_block(erf: Kernel, high: u32) -> Result<(), String> {
-    let offset = (high % 16) as usize;
-    let mut values: Vec<f32> = (0..offset)
-        .map(|i| i as f32 * 0.37)
-        .chain((0..1u32 << 16).map(|low| f32::from_bits(high << 16 | low)))
-        .collect();
-    let expected: Vec<u32> = values.iter().map(|&x| libm::erff(x).to_bits()).collect();
-    let inputs = values.clone();
-    erf(&mut values);
-    for ((x, got), want) in inputs.iter().zip(&values).zip(&expected) {
-        if got.to_bits() != *want {
-            return Err(format!(
-                "erf({x:e}) (bits {:#010x}): {got:e} ({:#010x}), libm gives {:e} ({want:#010x})",
-                x.to_bits(),
-                got.to_bits(),
-                f32::from_bits(*want),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Fails unless `erf` gives libm's bits for every float.
-fn check_every_float(erf: Kernel) {
-    let failures: Vec<String> = (0..1u32 << 16)
-        .into_par_iter()
-        .filter_map(|high| check_block(erf, high).err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} blocks of 2^16 floats differ from libm, for example {}",
-        failures.len(),
-        failures[0]
-    );
-}
+/// The function the kernels must reproduce.
+const REFERENCE: Reference = (libm::erff, "libm::erff");
 
 #[test]
 fn every_float_gives_libms_bits() {
-    check_every_float(erf_in_place);
+    assert_every_float(erf_in_place, "erf", REFERENCE);
 }
 
 #[test]
 fn every_float_gives_libms_bits_eight_lanes_at_a_time() {
-    check_every_float(erf_in_place_eight_lanes);
+    assert_every_float(erf_in_place_eight_lanes, "erf", REFERENCE);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bits;
+pub mod exhaustive;
 pub mod lm;
 pub mod methods;
 pub mod numeric;
