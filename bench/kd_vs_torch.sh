@@ -8,6 +8,12 @@
 #
 #   bench/kd_vs_torch.sh [THREADS] [STEPS] [REPEATS]
 #
+# ROUNDS=N (default 1) repeats the whole comparison N times, the two sides still taking turns
+# workload by workload, so that a slow minute of a shared machine falls on both; the table then
+# gives each side's median over the rounds and the median, lowest and highest of the rounds'
+# ratios. OUT=FILE also writes one raw file of every round (bench/RESULTS.md's table is
+# generated from bench/data/kd-vs-torch.json by `apprentice report --markdown=speed-vs-pytorch`).
+#
 # THREADS defaults to every core, STEPS to 50 timed steps per repeat, REPEATS to 3 (medians).
 # In the default build burn's own operations run on one thread whatever THREADS says; with
 # THREADS > 1 the frozen teacher runs on a thread of its own and apprentice's convolution
@@ -21,6 +27,8 @@ cores="$(nproc --all)"
 threads="${1:-$cores}"
 steps="${2:-50}"
 repeats="${3:-3}"
+rounds="${ROUNDS:-1}"
+out="${OUT:-}"
 if ! python3 -c "import torch" 2>/dev/null; then
     echo "error: the PyTorch reference needs torch, which is not installed: pip install torch" >&2
     exit 3
@@ -36,25 +44,66 @@ fi
 work=target/kd-vs-torch
 mkdir -p "$work"
 export OMP_NUM_THREADS="$threads"
-echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $cores cores; threads: $threads; features: ${features:-none}; load average: $(cut -d ' ' -f 1-3 /proc/loadavg)"
-for workload in mlp-adam mlp-sgd cnn-adam cnn-sgd; do
-    "$apprentice" bench-step --workload "$workload" --threads "$threads" \
-        --steps "$steps" --repeats "$repeats" --json "$work/apprentice-$workload.json" >/dev/null 2>&1
-    python3 bench/reference/kd_step.py --workload "$workload" --threads "$threads" \
-        --steps "$steps" --repeats "$repeats" --json "$work/torch-$workload.json" >/dev/null
+machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $cores cores"
+load_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo "machine: $machine; threads: $threads; features: ${features:-none}; load average: $load_before"
+for round in $(seq 1 "$rounds"); do
+    [ "$rounds" -gt 1 ] && echo "round $round of $rounds"
+    for workload in mlp-adam mlp-sgd cnn-adam cnn-sgd; do
+        "$apprentice" bench-step --workload "$workload" --threads "$threads" \
+            --steps "$steps" --repeats "$repeats" \
+            --json "$work/apprentice-$workload-$round.json" >/dev/null 2>&1
+        python3 bench/reference/kd_step.py --workload "$workload" --threads "$threads" \
+            --steps "$steps" --repeats "$repeats" --json "$work/torch-$workload-$round.json" >/dev/null
+    done
 done
-python3 - "$work" <<'EOF'
+load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+python3 - "$work" "$rounds" "$out" "$machine" "$load_before" "$load_after" "$steps" "$repeats" \
+    "${features:-}" <<'EOF'
 import json
+import statistics
 import sys
 
-work = sys.argv[1]
-print(f"{'workload':<10} {'apprentice steps/s':>19} {'PyTorch steps/s':>16} {'apprentice / PyTorch':>21}")
-for workload in ["mlp-adam", "mlp-sgd", "cnn-adam", "cnn-sgd"]:
-    ours = json.load(open(f"{work}/apprentice-{workload}.json"))
-    torch = json.load(open(f"{work}/torch-{workload}.json"))
-    a = ours["results"][0]["steps_per_s"]
-    t = torch["results"][0]["steps_per_s"]
-    print(f"{workload:<10} {a:>19.2f} {t:>16.2f} {a / t:>20.2f}x")
-print(f"({ours['backend']} against {torch['backend']}, {ours['threads']} threads)")
+work, rounds, out, machine, load_before, load_after, steps, repeats, features = sys.argv[1:10]
+rounds = range(1, int(rounds) + 1)
+workloads = ["mlp-adam", "mlp-sgd", "cnn-adam", "cnn-sgd"]
+rows = []
+for workload in workloads:
+    ours = [json.load(open(f"{work}/apprentice-{workload}-{r}.json")) for r in rounds]
+    torch = [json.load(open(f"{work}/torch-{workload}-{r}.json")) for r in rounds]
+    mine = [o["results"][0]["steps_per_s"] for o in ours]
+    theirs = [t["results"][0]["steps_per_s"] for t in torch]
+    rows.append({"measure": f"KD training step, {workload}", "unit": "steps/s",
+                 "apprentice": statistics.median(mine), "reference": statistics.median(theirs),
+                 "apprentice_rounds": mine, "reference_rounds": theirs,
+                 "ratios": [m / t for m, t in zip(mine, theirs)]})
+print(f"{'workload':<10} {'apprentice steps/s':>19} {'PyTorch steps/s':>16} {'median ratio':>13} {'range':>13}")
+for workload, row in zip(workloads, rows):
+    r = row["ratios"]
+    print(f"{workload:<10} {row['apprentice']:>19.2f} {row['reference']:>16.2f} "
+          f"{statistics.median(r):>12.2f}x {min(r):>6.2f}-{max(r):.2f}x")
+print(f"({ours[0]['backend']} against {torch[0]['backend']}, {ours[0]['threads']} threads, "
+      f"{len(rounds)} rounds)")
+if out:
+    build = f", apprentice built with --features {features}" if features else ""
+    raw = {
+        "benchmark": "bench/kd_vs_torch.sh",
+        "model": "frozen teacher MLP 784-1200-1200-10; students MLP 784-800-800-10 (mlp-*) "
+                 "and a two-convolution CNN (cnn-*)",
+        "machine": machine,
+        "threads": ours[0]["threads"],
+        "reference": torch[0]["backend"],
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "workload": f"batches of 128 random 1x28x28 inputs, KD with T = 4 and alpha = 0.5, "
+                    f"Adam or SGD with momentum; each figure the median of {repeats} runs of "
+                    f"{steps} steps after 5 warm-up steps{build}",
+        "rounds": len(rounds),
+        "rows": rows,
+    }
+    with open(out, "w") as handle:
+        json.dump(raw, handle, indent=2)
+        handle.write("\n")
+    print(f"wrote {out}")
 EOF
-echo "load average after: $(cut -d ' ' -f 1-3 /proc/loadavg)"
+echo "load average after: $load_after"

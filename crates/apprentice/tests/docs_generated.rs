@@ -1,6 +1,6 @@
-//! Every results table in README.md and docs/ that is marked as generated equals what its
-//! committed raw file generates (`apprentice::report::markdown`): a table edited by hand, or a
-//! raw file replaced without regenerating the page, fails here.
+//! Every results table in README.md, bench/RESULTS.md and docs/ that is marked as generated
+//! equals what its committed raw file generates (`apprentice::report::markdown`): a table
+//! edited by hand, or a raw file replaced without regenerating the page, fails here.
 //!
 //! After a rerun, write the pages again with
 //! `APPRENTICE_BLESS=1 cargo test --release --workspace --test docs_generated`.
@@ -13,7 +13,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// README.md and every Markdown file under docs/, sorted.
+/// README.md, bench/RESULTS.md and every Markdown file under docs/, sorted.
 fn pages() -> Vec<PathBuf> {
     fn walk(folder: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(folder).unwrap() {
@@ -25,7 +25,7 @@ fn pages() -> Vec<PathBuf> {
             }
         }
     }
-    let mut pages = vec![root().join("README.md")];
+    let mut pages = vec![root().join("README.md"), root().join("bench/RESULTS.md")];
     walk(&root().join("docs"), &mut pages);
     pages.sort();
     pages
