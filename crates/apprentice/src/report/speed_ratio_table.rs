@@ -19,8 +19,11 @@ pub struct SpeedRatios {
     pub model: String,
     /// CPU model and core count.
     pub machine: String,
-    /// Threads given to both sides.
+    /// Threads given to both sides (to the reference alone where `apprentice_threads` is set).
     pub threads: usize,
+    /// Threads apprentice ran on, where it differs from the reference's (the NTK runs on one).
+    #[serde(default)]
+    pub apprentice_threads: Option<usize>,
     /// The reference implementation and its version (`torch 2.15.0`).
     pub reference: String,
     /// Load average (1, 5, 15 minutes) before the measurements.
@@ -140,13 +143,17 @@ pub fn speed_ratios_markdown(ratios: &SpeedRatios) -> String {
         ),
         _ => String::new(),
     };
+    let threads = match ratios.apprentice_threads {
+        Some(ours) if ours != ratios.threads => {
+            format!("apprentice on {ours} thread(s), the reference on {}", ratios.threads)
+        }
+        _ => format!("{} threads on both sides", ratios.threads),
+    };
     let _ = write!(
         md,
-        "\n{} on {}: {} threads on both sides, against {}{rounds}; load average {} before, {} \
-         after ({}).\n",
+        "\n{} on {}: {threads}, against {}{rounds}; load average {} before, {} after ({}).\n",
         ratios.model,
         ratios.workload,
-        ratios.threads,
         ratios.reference,
         ratios.load_average_before,
         ratios.load_average_after,
@@ -184,6 +191,13 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("load average 0.1 0.2 0.3 before"), "{md}");
+        assert!(md.contains(": 2 threads on both sides, against"), "{md}");
+        let one = RAW.replace(r#""threads": 2,"#, r#""threads": 2, "apprentice_threads": 1,"#);
+        let md = speed_ratios_markdown(&parse_speed_ratios(&one, "raw.json").unwrap());
+        assert!(
+            md.contains(": apprentice on 1 thread(s), the reference on 2, against torch 2"),
+            "{md}"
+        );
     }
 
     #[test]
