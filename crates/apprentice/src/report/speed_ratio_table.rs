@@ -145,7 +145,10 @@ pub fn speed_ratios_markdown(ratios: &SpeedRatios) -> String {
     };
     let threads = match ratios.apprentice_threads {
         Some(ours) if ours != ratios.threads => {
-            format!("apprentice on {ours} thread(s), the reference on {}", ratios.threads)
+            format!(
+                "apprentice on {ours} thread(s), the reference on {}",
+                ratios.threads
+            )
         }
         _ => format!("{} threads on both sides", ratios.threads),
     };
@@ -192,7 +195,10 @@ mod tests {
         );
         assert!(md.contains("load average 0.1 0.2 0.3 before"), "{md}");
         assert!(md.contains(": 2 threads on both sides, against"), "{md}");
-        let one = RAW.replace(r#""threads": 2,"#, r#""threads": 2, "apprentice_threads": 1,"#);
+        let one = RAW.replace(
+            r#""threads": 2,"#,
+            r#""threads": 2, "apprentice_threads": 1,"#,
+        );
         let md = speed_ratios_markdown(&parse_speed_ratios(&one, "raw.json").unwrap());
         assert!(
             md.contains(": apprentice on 1 thread(s), the reference on 2, against torch 2"),
