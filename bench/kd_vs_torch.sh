@@ -48,7 +48,9 @@ machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $cores cores"
 load_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo "machine: $machine; threads: $threads; features: ${features:-none}; load average: $load_before"
 for round in $(seq 1 "$rounds"); do
-    [ "$rounds" -gt 1 ] && echo "round $round of $rounds"
+    if [ "$rounds" -gt 1 ]; then
+        echo "round $round of $rounds"
+    fi
     for workload in mlp-adam mlp-sgd cnn-adam cnn-sgd; do
         "$apprentice" bench-step --workload "$workload" --threads "$threads" \
             --steps "$steps" --repeats "$repeats" \
