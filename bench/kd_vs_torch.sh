@@ -61,12 +61,13 @@ for round in $(seq 1 "$rounds"); do
 done
 load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 python3 - "$work" "$rounds" "$out" "$machine" "$load_before" "$load_after" "$steps" "$repeats" \
-    "${features:-}" <<'EOF'
+    "${features:-}" "${GLIBC_TUNABLES:-}" <<'EOF'
 import json
 import statistics
 import sys
 
-work, rounds, out, machine, load_before, load_after, steps, repeats, features = sys.argv[1:10]
+work, rounds, out, machine, load_before, load_after, steps, repeats, features, tunables = \
+    sys.argv[1:11]
 rounds = range(1, int(rounds) + 1)
 workloads = ["mlp-adam", "mlp-sgd", "cnn-adam", "cnn-sgd"]
 rows = []
@@ -88,6 +89,8 @@ print(f"({ours[0]['backend']} against {torch[0]['backend']}, {ours[0]['threads']
       f"{len(rounds)} rounds)")
 if out:
     build = f", apprentice built with --features {features}" if features else ""
+    if tunables:
+        build += f", GLIBC_TUNABLES={tunables} for both sides"
     raw = {
         "benchmark": "bench/kd_vs_torch.sh",
         "model": "frozen teacher MLP 784-1200-1200-10; students MLP 784-800-800-10 (mlp-*) "
