@@ -158,7 +158,6 @@ impl HostBert {
     /// then those of sequence 1, …, `Σ len × hidden` values in all. Errors when an id is outside
     /// the vocabulary or a sequence is longer than the learned positions.
     pub fn forward<S: AsRef<[u32]>>(&self, sequences: &[S]) -> Result<Vec<f32>, TextError> {
-        let h = self.hidden;
         let mut spans = Vec::with_capacity(sequences.len());
         let mut total = 0;
         for (index, sequence) in sequences.iter().enumerate() {
@@ -179,11 +178,22 @@ impl HostBert {
             spans.push((total, sequence.len()));
             total += sequence.len();
         }
-        let mut x = vec![0.0f32; total * h];
         let rows: Vec<(u32, usize)> = sequences
             .iter()
             .flat_map(|s| s.as_ref().iter().enumerate().map(|(p, &id)| (id, p)))
             .collect();
+        // The whole pass runs on a thread of rayon's pool. Called from outside the pool, each
+        // of the pass's fifty-odd parallel steps would hand its work to the pool and put the
+        // calling thread to sleep until it is done, one wake-up per step.
+        let x = rayon::scope(|_| self.encode(&rows, &spans));
+        Ok(x)
+    }
+
+    /// The embeddings and every layer for the packed tokens `rows` (word id, position), the
+    /// sequences' `(start, len)` in `spans`.
+    fn encode(&self, rows: &[(u32, usize)], spans: &[(usize, usize)]) -> Vec<f32> {
+        let h = self.hidden;
+        let mut x = vec![0.0f32; rows.len() * h];
         x.par_chunks_mut(h)
             .zip(rows.par_iter())
             .for_each(|(row, &(id, position))| {
@@ -196,9 +206,9 @@ impl HostBert {
             });
         let mut scratch = Scratch::default();
         for layer in &self.layers {
-            self.layer_forward(layer, &mut x, &spans, &mut scratch);
+            self.layer_forward(layer, &mut x, spans, &mut scratch);
         }
-        Ok(x)
+        x
     }
 
     fn layer_forward(
