@@ -14,7 +14,9 @@
 //!   padding mask is implicit; the softmax takes `exp` sixteen or eight floats at a time and
 //!   sums eight rows side by side (each still left to right);
 //! - biases, residual connections, LayerNorm and GELU are fused into the passes that read each
-//!   product.
+//!   product;
+//! - the whole pass runs on a thread of rayon's pool, so that a caller outside the pool is
+//!   not put to sleep and woken for each parallel step.
 //!
 //! The arithmetic is the reference's (post-norm BERT, exact erf GELU, softmax after subtracting
 //! the row maximum), so embeddings match the reference implementation within 1e-5. Padding
@@ -183,8 +185,8 @@ impl HostBert {
             .flat_map(|s| s.as_ref().iter().enumerate().map(|(p, &id)| (id, p)))
             .collect();
         // The whole pass runs on a thread of rayon's pool. Called from outside the pool, each
-        // of the pass's fifty-odd parallel steps would hand its work to the pool and put the
-        // calling thread to sleep until it is done, one wake-up per step.
+        // of the pass's parallel steps (eight per layer) would hand its work to the pool and
+        // put the calling thread to sleep until it is done, one wake-up per step.
         let x = rayon::scope(|_| self.encode(&rows, &spans));
         Ok(x)
     }
