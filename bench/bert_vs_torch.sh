@@ -55,8 +55,10 @@ done
 load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 python3 - "$work" "$engines" "$out" "$machine" "$load_before" "$load_after" "$rounds" <<'PY'
 import json
-import statistics
 import sys
+
+sys.path.insert(0, "bench/reference")
+from speed_raw import print_rows, row, write  # noqa: E402
 
 work, engines, out, machine, load_before, load_after, rounds = sys.argv[1:8]
 engines = engines.split(",")
@@ -69,8 +71,8 @@ for engine in engines:
     ours = [json.load(open(f"{work}/apprentice-{engine}-{r}.json")) for r in rounds]
     label = "" if engine == "host" else f" ({engine} operations)"
     pairs = []
-    for row in ours[0]["results"]:
-        b = row["batch_size"]
+    for result in ours[0]["results"]:
+        b = result["batch_size"]
         pairs.append((f"encoder inference{label}, batch {b}", "sentences/s",
                       [next(x["sentences_per_s"] for x in o["results"] if x["batch_size"] == b)
                        for o in ours],
@@ -81,16 +83,8 @@ for engine in engines:
         pairs.append((f"fine-tuning, batches of {a['batch_size']} x {a['length']} word pieces",
                       "steps/s", [o["finetune"]["steps_per_s"] for o in ours],
                       [t["finetune"]["steps_per_s"] for t in torch]))
-    for measure, unit, mine, theirs in pairs:
-        ratios = [m / t for m, t in zip(mine, theirs)]
-        rows.append({"measure": measure, "unit": unit, "apprentice": statistics.median(mine),
-                     "reference": statistics.median(theirs), "apprentice_rounds": mine,
-                     "reference_rounds": theirs, "ratios": ratios})
-print(f"{'measure':<48} {'apprentice':>11} {'PyTorch':>9} {'median ratio':>13} {'range':>13}")
-for row in rows:
-    r = row["ratios"]
-    print(f"{row['measure']:<48} {row['apprentice']:>11.3f} {row['reference']:>9.3f} "
-          f"{statistics.median(r):>12.2f}x {min(r):>6.2f}-{max(r):.2f}x")
+    rows.extend(row(*pair) for pair in pairs)
+print_rows(rows)
 first = json.load(open(f"{work}/apprentice-{engines[0]}-1.json"))
 print(f"({first['documents']} documents, mean {first['mean_length']:.0f} word pieces; "
       f"{first['threads']} threads against {torch[0]['engine']} on {torch[0]['threads']}; "
@@ -109,9 +103,6 @@ if out:
         "rounds": len(rounds),
         "rows": rows,
     }
-    with open(out, "w") as handle:
-        json.dump(raw, handle, indent=2)
-        handle.write("\n")
-    print(f"wrote {out}")
+    write(out, raw)
 PY
 echo "load average after: $load_after"

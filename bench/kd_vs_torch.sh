@@ -63,8 +63,10 @@ load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 python3 - "$work" "$rounds" "$out" "$machine" "$load_before" "$load_after" "$steps" "$repeats" \
     "${features:-}" "${GLIBC_TUNABLES:-}" <<'EOF'
 import json
-import statistics
 import sys
+
+sys.path.insert(0, "bench/reference")
+from speed_raw import print_rows, row, write  # noqa: E402
 
 work, rounds, out, machine, load_before, load_after, steps, repeats, features, tunables = \
     sys.argv[1:11]
@@ -76,15 +78,8 @@ for workload in workloads:
     torch = [json.load(open(f"{work}/torch-{workload}-{r}.json")) for r in rounds]
     mine = [o["results"][0]["steps_per_s"] for o in ours]
     theirs = [t["results"][0]["steps_per_s"] for t in torch]
-    rows.append({"measure": f"KD training step, {workload}", "unit": "steps/s",
-                 "apprentice": statistics.median(mine), "reference": statistics.median(theirs),
-                 "apprentice_rounds": mine, "reference_rounds": theirs,
-                 "ratios": [m / t for m, t in zip(mine, theirs)]})
-print(f"{'workload':<10} {'apprentice steps/s':>19} {'PyTorch steps/s':>16} {'median ratio':>13} {'range':>13}")
-for workload, row in zip(workloads, rows):
-    r = row["ratios"]
-    print(f"{workload:<10} {row['apprentice']:>19.2f} {row['reference']:>16.2f} "
-          f"{statistics.median(r):>12.2f}x {min(r):>6.2f}-{max(r):.2f}x")
+    rows.append(row(f"KD training step, {workload}", "steps/s", mine, theirs))
+print_rows(rows, width=28)
 print(f"({ours[0]['backend']} against {torch[0]['backend']}, {ours[0]['threads']} threads, "
       f"{len(rounds)} rounds)")
 if out:
@@ -106,9 +101,6 @@ if out:
         "rounds": len(rounds),
         "rows": rows,
     }
-    with open(out, "w") as handle:
-        json.dump(raw, handle, indent=2)
-        handle.write("\n")
-    print(f"wrote {out}")
+    write(out, raw)
 EOF
 echo "load average after: $load_after"

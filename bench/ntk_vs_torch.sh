@@ -52,8 +52,10 @@ load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 if [ -n "$out" ]; then
     python3 - "$work" "$rounds" "$out" "$machine" "$load_before" "$load_after" "$*" <<'EOF'
 import json
-import statistics
 import sys
+
+sys.path.insert(0, "bench/reference")
+from speed_raw import row, write  # noqa: E402
 
 work, rounds, out, machine, load_before, load_after, extra = sys.argv[1:8]
 results = [json.load(open(f"{work}/round-{r}.json")) for r in range(1, int(rounds) + 1)]
@@ -72,22 +74,13 @@ raw = {
                  f"{first['dtype']}; apprentice in f64)",
     "load_average_before": load_before,
     "load_average_after": load_after,
-    "workload": f"{first['examples']} inputs of the digits training split",
+    "workload": f"{first['examples']} inputs of " + ("that run's training split" if extra
+                                                      else "the digits training split"),
     "rounds": len(results),
-    "rows": [{
-        "measure": f"empirical NTK, {first['kind']} kernel of {first['examples']} inputs "
-                   f"(kernels differ by {worst:.1e}, relative Frobenius)",
-        "unit": "kernels/s",
-        "apprentice": statistics.median(mine),
-        "reference": statistics.median(theirs),
-        "apprentice_rounds": mine,
-        "reference_rounds": theirs,
-        "ratios": [m / t for m, t in zip(mine, theirs)],
-    }],
+    "rows": [row(f"empirical NTK, {first['kind']} kernel of {first['examples']} inputs "
+                 f"(kernels differ by {worst:.1e}, relative Frobenius)",
+                 "kernels/s", mine, theirs)],
 }
-with open(out, "w") as handle:
-    json.dump(raw, handle, indent=2)
-    handle.write("\n")
-print(f"wrote {out}")
+write(out, raw)
 EOF
 fi
