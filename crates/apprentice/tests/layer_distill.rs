@@ -3,7 +3,9 @@
 //! - the layer maps and shape checks: each mismatch is a one-line error naming the entry;
 //! - training with the hidden-state loss brings the student's hidden states closer to the
 //!   teacher's than logit KD alone, and a narrower student learns its projection;
-//! - the same seed gives the same steps.
+//! - the same seed gives the same steps;
+//! - in two stages (`first_epochs`), the first learns from the inner-layer loss alone (its
+//!   steps do not read the teacher's logits or the labels), the second from logit KD.
 //!
 //! The losses' values and gradients are checked against numpy and finite differences in
 //! `transformer_losses.rs`; this file checks how a run wires them.
@@ -45,6 +47,7 @@ fn entry(loss: LayerLossKind) -> LayerLossConfig {
         map: None,
         heads: None,
         students: None,
+        first_epochs: None,
     }
 }
 
@@ -291,6 +294,141 @@ fn a_narrower_student_learns_its_projection_to_the_teachers_width() {
         assert!(
             steps.iter().all(|s| s.is_finite()) && last < first,
             "{kind:?}: mean step loss {first} in the first epoch, {last} in the last"
+        );
+    }
+}
+
+/// Step losses and each epoch's first learning rate of a classifier over `student` trained
+/// with `layers` for 4 epochs in the order `0, 1, …`, without dropout, from the given teacher
+/// logits and labels.
+fn steps_from(
+    student: &Bert,
+    config: &BertConfig,
+    layers: &LayerTeacher,
+    teacher_logits: &[f32],
+    labels: &[u32],
+) -> (Vec<f64>, Vec<f64>) {
+    let device = ComputeDevice::cpu().training();
+    let texts = sequences();
+    device.seed(11);
+    let classifier = BertClassifier::new(
+        student.clone().fork(&device),
+        config,
+        2,
+        ClassifierPooling::Cls,
+        &device,
+    );
+    let settings = FinetuneSettings {
+        epochs: 4,
+        dropout: Some(0.0),
+        epoch_orders: Some(vec![(0..texts.len()).collect(); 4]),
+        ..settings()
+    };
+    let objective = FinetuneObjective::KdLayers {
+        teacher_logits,
+        weights: KdWeights {
+            temperature: 2.0,
+            alpha: 0.5,
+        },
+        layers,
+    };
+    let outcome = finetune_with(
+        classifier,
+        config,
+        &texts,
+        labels,
+        objective,
+        None,
+        &settings,
+        &device,
+        &mut (),
+    )
+    .unwrap();
+    (outcome.step_losses, outcome.learning_rate)
+}
+
+#[test]
+fn in_two_stages_the_first_learns_from_the_inner_layers_alone_then_from_the_logits() {
+    let _turn = serial();
+    let device = ComputeDevice::cpu().training();
+    let config = teacher_config();
+    let teacher = random_bert(&config, 5, &device);
+    let student_config = narrow_config(&config, 1, 12, 3).unwrap();
+    let student = random_bert(&student_config, 8, &device);
+    let (texts, labels) = task();
+    let confident: Vec<f32> = labels
+        .iter()
+        .flat_map(|&l| if l == 1 { [0.0, 3.0] } else { [3.0, 0.0] })
+        .collect();
+    let reversed: Vec<f32> = confident.chunks(2).flat_map(|r| [r[1], r[0]]).collect();
+    let flipped: Vec<u32> = labels.iter().map(|l| 1 - l).collect();
+    // burn draws a parameter's initial values when it is first read: read both models once
+    // here, so that every run below starts from the same weights.
+    let warm = LayerTeacher::new(
+        &entry(LayerLossKind::Hidden),
+        0,
+        &teacher,
+        &config,
+        &student_config,
+        &device,
+    )
+    .unwrap();
+    measure(&warm, &student, &device);
+    for kind in KINDS.into_iter().filter(|k| *k != LayerLossKind::Cosine) {
+        let staged = LayerLossConfig {
+            first_epochs: Some(2),
+            ..entry(kind)
+        };
+        let layers =
+            LayerTeacher::new(&staged, 0, &teacher, &config, &student_config, &device).unwrap();
+        let (steps, rates) = steps_from(&student, &student_config, &layers, &confident, &labels);
+        let (other, _) = steps_from(&student, &student_config, &layers, &reversed, &flipped);
+        // Each stage is a fine-tuning of its own: the schedule starts again at epoch 2.
+        assert_eq!(rates.len(), 4);
+        assert_eq!(
+            (rates[2], rates[3]),
+            (rates[0], rates[1]),
+            "{kind:?}: {rates:?}"
+        );
+        assert!(rates[1] > 0.0, "{kind:?}: {rates:?}");
+        // 12 texts in batches of 4: 3 steps per epoch, the first stage is steps 0 to 5.
+        assert_eq!(steps.len(), 12);
+        assert_eq!(
+            steps[..6],
+            other[..6],
+            "{kind:?}: the first stage read the logits"
+        );
+        assert!(
+            steps[6..].iter().zip(&other[6..]).all(|(a, b)| a != b),
+            "{kind:?}: the second stage did not read the logits"
+        );
+        // The first step's loss is the inner-layer loss of the untrained student on the
+        // first batch, nothing added (checked where no projection is drawn for the run).
+        if layers.projection(&device).is_none() {
+            let batch: Vec<&[u32]> = texts[..4].iter().map(Vec::as_slice).collect();
+            let (ids, mask) = batch_tensors(&batch, 0, 32, &device);
+            let output =
+                student.forward_detailed(ids.clone(), mask.clone(), &BertDropout::default());
+            let first = apprentice::backend::scalar(layers.loss(&output, ids, mask, None)) as f64;
+            assert!(
+                (steps[0] - first).abs() < 1e-6 * first.abs().max(1.0),
+                "{kind:?}: first step {} against the inner-layer loss alone {first}",
+                steps[0]
+            );
+        }
+        // Summed (no first_epochs), the logits count from the first step.
+        let summed =
+            LayerTeacher::new(&entry(kind), 0, &teacher, &config, &student_config, &device)
+                .unwrap();
+        let (a, summed_rates) = steps_from(&student, &student_config, &summed, &confident, &labels);
+        let (b, _) = steps_from(&student, &student_config, &summed, &reversed, &flipped);
+        assert!(
+            summed_rates[3] < summed_rates[1],
+            "{kind:?}: {summed_rates:?}"
+        );
+        assert_ne!(
+            a[0], b[0],
+            "{kind:?}: summed, the first step did not read the logits"
         );
     }
 }

@@ -251,6 +251,15 @@ fn teacher_and_transformer_student_tables_are_checked() {
             "distill.unlabelled_texts: the unlabelled texts are the training texts that \
              data.max_train leaves out; set data.max_train",
         ),
+        (
+            // The narrow student trains for 6 epochs: 6 first epochs leave no KD.
+            good.replace(
+                "loss = \"attention\"",
+                "loss = \"attention\"\nfirst_epochs = 6\nstudents = [\"narrow\"]",
+            ),
+            "distill.layers[1] (attention).first_epochs: 6 leaves no epoch of logit KD to the \
+             narrow student's 6 (students.narrow.train.epochs); expected fewer",
+        ),
     ];
     for (text, expected) in cases {
         let error = TextExperimentConfig::from_toml(&text, "ft.toml")

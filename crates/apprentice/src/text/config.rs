@@ -419,6 +419,7 @@ impl TextExperimentConfig {
             ));
         }
         validate_layer_losses(&distill.layers, &students.kinds)?;
+        self.validate_layer_stages()?;
         match (distill.unlabelled_texts, data.max_train) {
             (Some(0), _) => {
                 return Err("distill.unlabelled_texts: expected at least 1".to_string());
@@ -431,6 +432,40 @@ impl TextExperimentConfig {
                 );
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Each two-stage `[[distill.layers]]` entry leaves its students at least one epoch of
+    /// logit KD after its `first_epochs`.
+    fn validate_layer_stages(&self) -> Result<(), String> {
+        let students = &self.students;
+        for (i, entry) in self.distill.layers.iter().enumerate() {
+            let Some(first) = entry.first_epochs else {
+                continue;
+            };
+            for (kind, epochs, table) in [
+                (
+                    StudentKind::Shallow,
+                    students.shallow.as_ref().map(|s| s.train.epochs),
+                    "shallow",
+                ),
+                (
+                    StudentKind::Narrow,
+                    students.narrow.as_ref().map(|n| n.train.epochs),
+                    "narrow",
+                ),
+            ] {
+                let epochs = epochs.unwrap_or_else(|| FinetuneConfig::default().epochs);
+                if students.kinds.contains(&kind) && entry.teaches(kind) && first >= epochs {
+                    return Err(format!(
+                        "distill.layers[{i}] ({}).first_epochs: {first} leaves no epoch of logit \
+                         KD to the {table} student's {epochs} (students.{table}.train.epochs); \
+                         expected fewer",
+                        entry.loss.name()
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use super::bert::BertConfig;
 use super::classifier::{BertClassifier, batch_tensors};
 use super::error::TextError;
-use super::layer_distill::LayerTeacher;
+use super::layer_distill::{LayerPhase, LayerTeacher};
 use crate::distill::loss::{KdWeights, kd_loss, labelled_mask};
 use crate::distill::optim::{OptimizerKind, OptimizerSpec};
 
@@ -207,8 +207,10 @@ pub enum FinetuneObjective<'a> {
         /// Temperature and label weight.
         weights: KdWeights,
     },
-    /// Hinton's KD plus an inner-layer loss against the teacher's encoder (hidden states,
-    /// attentions or value relations), computed on each batch.
+    /// Hinton's KD and an inner-layer loss against the teacher's encoder (hidden states,
+    /// attentions, value relations or cosine), computed on each batch: summed, or the
+    /// inner-layer loss alone in the first epochs and KD alone after
+    /// ([`LayerTeacher::phase`]).
     KdLayers {
         /// `sequences × classes` teacher logits, row-major, in the order of the sequences.
         teacher_logits: &'a [f32],
@@ -363,7 +365,24 @@ pub fn finetune_with(
     let mut optimizer = spec.build();
     let steps_per_epoch = sequences.len().div_ceil(settings.batch_size);
     let total = steps_per_epoch * settings.epochs;
-    let warmup = (settings.warmup_ratio * total as f64).ceil() as usize;
+    // A two-stage objective starts its second stage as a new fine-tuning (TinyBERT runs its
+    // stages as two trainings): a new optimiser and its own warm-up and decay.
+    let second_stage = match objective {
+        FinetuneObjective::KdLayers { layers, .. } => layers
+            .first_epochs()
+            .filter(|&first| first < settings.epochs),
+        _ => None,
+    };
+    let schedule = |epoch: usize| {
+        let (start, end) = match second_stage {
+            Some(first) if epoch < first => (0, first),
+            Some(first) => (first, settings.epochs),
+            None => (0, settings.epochs),
+        };
+        let stage_total = (end - start) * steps_per_epoch;
+        let warmup = (settings.warmup_ratio * stage_total as f64).ceil() as usize;
+        (start * steps_per_epoch, warmup, stage_total)
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
     let mut order: Vec<usize> = (0..sequences.len()).collect();
     let mut dropout = config.dropout().seeded(settings.seed);
@@ -387,10 +406,14 @@ pub fn finetune_with(
             None => order.shuffle(&mut rng),
         }
         let mut epoch_loss = 0.0;
+        if second_stage == Some(epoch) {
+            optimizer = spec.build();
+        }
+        let (stage_start, warmup, stage_total) = schedule(epoch);
         learning_rate.push(linear_schedule(
-            epoch * steps_per_epoch,
+            epoch * steps_per_epoch - stage_start,
             warmup,
-            total,
+            stage_total,
             settings.lr,
         ));
         for (step, chunk) in order.chunks(settings.batch_size).enumerate() {
@@ -426,7 +449,16 @@ pub fn finetune_with(
                     let kd = kd_loss(logits, teacher, targets, labelled, weights);
                     match objective {
                         FinetuneObjective::KdLayers { layers, .. } => {
-                            kd + layers.loss(&output, ids, mask, trainee.projection.as_ref())
+                            let projection = trainee.projection.as_ref();
+                            match layers.phase(epoch) {
+                                LayerPhase::Both => {
+                                    kd + layers.loss(&output, ids, mask, projection)
+                                }
+                                LayerPhase::LayersAlone => {
+                                    layers.loss(&output, ids, mask, projection)
+                                }
+                                LayerPhase::KdAlone => kd,
+                            }
                         }
                         _ => kd,
                     }
@@ -444,8 +476,8 @@ pub fn finetune_with(
             if settings.max_grad_norm > 0.0 {
                 clip_grad_norm(&trainee, &mut grads, settings.max_grad_norm);
             }
-            let global = epoch * steps_per_epoch + step;
-            let rate = linear_schedule(global, warmup, total, settings.lr);
+            let in_stage = epoch * steps_per_epoch + step - stage_start;
+            let rate = linear_schedule(in_stage, warmup, stage_total, settings.lr);
             trainee = optimizer.step(rate, trainee, grads);
             step_losses.push(value);
             epoch_loss += value;

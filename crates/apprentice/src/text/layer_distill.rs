@@ -107,6 +107,12 @@ pub struct LayerLossConfig {
     /// in `students.kinds`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub students: Option<Vec<StudentKind>>,
+    /// Two stages instead of one summed loss (TinyBERT's task distillation): the first
+    /// `first_epochs` epochs learn from this loss alone, the rest from logit KD alone, each
+    /// stage with its own optimiser and warm-up and decay, as two fine-tunings. Absent: the
+    /// loss is added to KD in every epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_epochs: Option<usize>,
 }
 
 impl LayerLossConfig {
@@ -116,6 +122,48 @@ impl LayerLossConfig {
             .as_ref()
             .is_none_or(|kinds| kinds.contains(&kind))
     }
+
+    /// The name of the student of architecture `kind` this entry trains: `narrow-kd-hidden`
+    /// (summed with KD), `narrow-hidden-then-kd` (two stages), with `-w<weight>` appended
+    /// when the weight is not 1.
+    pub fn student_name(&self, kind: StudentKind) -> String {
+        let (kind, loss) = (kind.name(), self.loss.name());
+        let base = match self.first_epochs {
+            None => format!("{kind}-kd-{loss}"),
+            Some(_) => format!("{kind}-{loss}-then-kd"),
+        };
+        if self.weight == 1.0 {
+            base
+        } else {
+            format!("{base}-w{}", self.weight)
+        }
+    }
+
+    /// The method named in the results: `kd+hidden` (summed), `hidden,kd` (two stages).
+    pub fn method(&self) -> &'static str {
+        use LayerLossKind::{Attention, Cosine, Hidden, ValueRelation};
+        match (self.loss, self.first_epochs.is_some()) {
+            (Hidden, false) => "kd+hidden",
+            (Attention, false) => "kd+attention",
+            (ValueRelation, false) => "kd+value-relation",
+            (Cosine, false) => "kd+cosine",
+            (Hidden, true) => "hidden,kd",
+            (Attention, true) => "attention,kd",
+            (ValueRelation, true) => "value-relation,kd",
+            (Cosine, true) => "cosine,kd",
+        }
+    }
+}
+
+/// What a student of a `[[distill.layers]]` entry learns from in one epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerPhase {
+    /// Logit KD plus the inner-layer loss (an entry without `first_epochs`).
+    Both,
+    /// The inner-layer loss alone (the first stage).
+    LayersAlone,
+    /// Logit KD alone (the second stage; the teacher's encoder does not run).
+    KdAlone,
 }
 
 fn default_weight() -> f64 {
@@ -178,10 +226,23 @@ pub fn validate_layer_losses(
                 "{key}.map: expected at least one [student, teacher] pair"
             ));
         }
-        if entries[..i].iter().any(|e| e.loss == entry.loss) {
+        if entry.first_epochs == Some(0) {
             return Err(format!(
-                "{key}: a second entry for the same loss; each loss names one student"
+                "{key}.first_epochs: expected at least 1 (leave it out to add the loss to KD in \
+                 every epoch)"
             ));
+        }
+        for kind in &taught {
+            let name = entry.student_name(*kind);
+            if entries[..i]
+                .iter()
+                .any(|e| e.teaches(*kind) && e.student_name(*kind) == name)
+            {
+                return Err(format!(
+                    "{key}: a second entry that trains student {name:?}; entries for the same \
+                     loss need another weight or first_epochs"
+                ));
+            }
         }
     }
     Ok(())
@@ -194,6 +255,7 @@ struct ResolvedLoss {
     weight: f64,
     map: LayerMap,
     relation_heads: usize,
+    first_epochs: Option<usize>,
 }
 
 /// A teacher's encoder and the inner-layer loss a student learns from it, checked against
@@ -285,6 +347,7 @@ impl LayerTeacher {
                 weight: entry.weight,
                 map,
                 relation_heads,
+                first_epochs: entry.first_epochs,
             },
             student_width: ws,
             teacher_width: wt,
@@ -296,6 +359,21 @@ impl LayerTeacher {
     pub fn projection(&self, device: &Device) -> Option<Linear> {
         (self.loss.kind == LayerLossKind::Hidden && self.student_width != self.teacher_width)
             .then(|| projection(self.student_width, self.teacher_width, device))
+    }
+
+    /// The epochs of the first stage of a two-stage entry (`None`: the losses are summed in
+    /// every epoch); the second stage starts a new optimiser and learning-rate schedule.
+    pub fn first_epochs(&self) -> Option<usize> {
+        self.loss.first_epochs
+    }
+
+    /// What the student learns from in epoch `epoch` (counted from 0).
+    pub fn phase(&self, epoch: usize) -> LayerPhase {
+        match self.loss.first_epochs {
+            None => LayerPhase::Both,
+            Some(first) if epoch < first => LayerPhase::LayersAlone,
+            Some(_) => LayerPhase::KdAlone,
+        }
     }
 
     /// The weighted inner-layer loss of one batch: the teacher runs on `ids` and `mask`
@@ -412,12 +490,45 @@ mod tests {
                 "[[layers]]\nloss = \"hidden\"\nstudents = [\"cnn\"]\n",
                 "(hidden).students",
             ),
+            (
+                "[[layers]]\nloss = \"hidden\"\nfirst_epochs = 0\n",
+                "layers[0] (hidden).first_epochs: expected at least 1",
+            ),
+            (
+                "[[layers]]\nloss = \"hidden\"\nfirst_epochs = 1\n\
+                 [[layers]]\nloss = \"hidden\"\nfirst_epochs = 2\n",
+                "layers[1] (hidden): a second entry that trains student \"shallow-hidden-then-kd\"",
+            ),
         ];
         for (text, expected) in cases {
             let error = entry(text).unwrap_err();
             assert!(error.contains(expected), "{error}");
         }
         assert!(entry("[[layers]]\nloss = \"logits\"\n").is_err());
+    }
+
+    #[test]
+    fn entries_of_one_loss_name_their_students_by_stage_and_weight() {
+        let layers = entry(
+            "[[layers]]\nloss = \"hidden\"\n\
+             [[layers]]\nloss = \"hidden\"\nfirst_epochs = 1\n\
+             [[layers]]\nloss = \"hidden\"\nweight = 0.1\n\
+             [[layers]]\nloss = \"value-relation\"\nfirst_epochs = 1\nweight = 0.5\n",
+        )
+        .unwrap();
+        let names: Vec<(String, &str)> = layers
+            .iter()
+            .map(|e| (e.student_name(StudentKind::Narrow), e.method()))
+            .collect();
+        let expected = [
+            ("narrow-kd-hidden", "kd+hidden"),
+            ("narrow-hidden-then-kd", "hidden,kd"),
+            ("narrow-kd-hidden-w0.1", "kd+hidden"),
+            ("narrow-value-relation-then-kd-w0.5", "value-relation,kd"),
+        ];
+        for ((name, method), (want, want_method)) in names.iter().zip(expected) {
+            assert_eq!((name.as_str(), *method), (want, want_method));
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! baseline before its distilled students).
 
 use super::config::{StudentKind, TextExperimentConfig};
-use super::layer_distill::LayerLossKind;
 use crate::distill::record::Role;
 
 /// How one student is trained.
@@ -14,8 +13,8 @@ pub enum Objective {
     Kd,
     /// Cosine regression of the teacher's sentence embeddings, no labels.
     Embedding,
-    /// KD plus the inner-layer loss of `[[distill.layers]]` entry `index` (transformer
-    /// students only).
+    /// The inner-layer loss of `[[distill.layers]]` entry `index` with logit KD, summed or
+    /// in two stages (transformer students only).
     KdLayers {
         /// The entry's position in `distill.layers`.
         index: usize,
@@ -26,7 +25,7 @@ pub enum Objective {
 #[derive(Debug, Clone)]
 pub struct StudentPlan {
     /// Its name in the results (`cnn-kd`).
-    pub name: &'static str,
+    pub name: String,
     /// Its architecture.
     pub architecture: StudentKind,
     /// Scratch baseline or distilled.
@@ -54,14 +53,15 @@ impl StudentPlan {
 pub fn student_plans(config: &TextExperimentConfig) -> Vec<StudentPlan> {
     use Objective::{Embedding, Kd, Labels};
     let kinds = &config.students.kinds;
-    let plan = |name, architecture, role, method, from_teacher_tokens, objective| StudentPlan {
-        name,
-        architecture,
-        role,
-        method,
-        from_teacher_tokens,
-        objective,
-    };
+    let plan =
+        |name: &str, architecture, role, method, from_teacher_tokens, objective| StudentPlan {
+            name: name.to_string(),
+            architecture,
+            role,
+            method,
+            from_teacher_tokens,
+            objective,
+        };
     let (scratch, distilled) = (Role::Scratch, Role::Distilled);
     let mut plans = Vec::new();
     for kind in [StudentKind::Shallow, StudentKind::Narrow] {
@@ -78,12 +78,11 @@ pub fn student_plans(config: &TextExperimentConfig) -> Vec<StudentPlan> {
             if !entry.teaches(kind) {
                 continue;
             }
-            let (name, method) = layer_student(kind, entry.loss);
             plans.push(plan(
-                name,
+                &entry.student_name(kind),
                 kind,
                 distilled,
-                method,
+                entry.method(),
                 false,
                 Objective::KdLayers { index },
             ));
@@ -126,31 +125,8 @@ pub fn scratch_baseline(name: &str) -> Option<&'static str> {
     match name {
         "bag-kd" | "static-kd" | "bag-embed" => Some("bag"),
         "cnn-kd" => Some("cnn"),
-        _ if name.starts_with("shallow-kd") => Some("shallow"),
-        _ if name.starts_with("narrow-kd") => Some("narrow"),
+        _ if name.starts_with("shallow-") => Some("shallow"),
+        _ if name.starts_with("narrow-") => Some("narrow"),
         _ => None,
     }
-}
-
-/// The name and method of the student of architecture `kind` trained by KD plus `loss`
-/// (`shallow-kd-hidden`, `kd+hidden`).
-fn layer_student(kind: StudentKind, loss: LayerLossKind) -> (&'static str, &'static str) {
-    use LayerLossKind::{Attention, Cosine, Hidden, ValueRelation};
-    let name = match (kind, loss) {
-        (StudentKind::Shallow, Hidden) => "shallow-kd-hidden",
-        (StudentKind::Shallow, Attention) => "shallow-kd-attention",
-        (StudentKind::Shallow, ValueRelation) => "shallow-kd-value-relation",
-        (StudentKind::Shallow, Cosine) => "shallow-kd-cosine",
-        (_, Hidden) => "narrow-kd-hidden",
-        (_, Attention) => "narrow-kd-attention",
-        (_, ValueRelation) => "narrow-kd-value-relation",
-        (_, Cosine) => "narrow-kd-cosine",
-    };
-    let method = match loss {
-        Hidden => "kd+hidden",
-        Attention => "kd+attention",
-        ValueRelation => "kd+value-relation",
-        Cosine => "kd+cosine",
-    };
-    (name, method)
 }

@@ -210,7 +210,7 @@ fn transformer(
         let plans = student_plans(config);
         let plan = plans
             .iter()
-            .find(|p| p.is_transformer() && layout::file_stem(p.name) == stem)
+            .find(|p| p.is_transformer() && layout::file_stem(&p.name) == stem)
             .ok_or_else(|| {
                 TextError::model(
                     path,

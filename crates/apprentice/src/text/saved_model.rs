@@ -107,10 +107,10 @@ pub fn load_small_student(checkpoint: &Path, device: &Device) -> Result<SavedStu
     let small: Vec<_> = plans.iter().filter(|p| !p.is_transformer()).collect();
     let plan = small
         .iter()
-        .find(|p| layout::file_stem(p.name) == stem)
+        .find(|p| layout::file_stem(&p.name) == stem)
         .map(|p| (*p).clone())
         .ok_or_else(|| {
-            let names: Vec<&str> = small.iter().map(|p| p.name).collect();
+            let names: Vec<&str> = small.iter().map(|p| p.name.as_str()).collect();
             invalid(format!(
                 "not a bag or CNN student of the text run {}; its small students are {}",
                 config_path.display(),

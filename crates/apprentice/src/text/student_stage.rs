@@ -61,7 +61,7 @@ pub fn seed_student(
     observer: &mut dyn TrainObserver,
     note: &mut dyn FnMut(&str),
 ) -> Result<(TrainedStudent, StudentRecord), TextError> {
-    let earlier = context.store.record(split.seed, plan.name, note);
+    let earlier = context.store.record(split.seed, &plan.name, note);
     if earlier.is_some() {
         note(&format!(
             "{} (seed {}): finished earlier, read from the run folder",
@@ -126,7 +126,7 @@ fn small(
     if let Some(record) = earlier {
         let model = context
             .store
-            .load_module(seed, plan.name, build(&device.inference()))?;
+            .load_module(seed, &plan.name, build(&device.inference()))?;
         return Ok((TrainedStudent::Small(Box::new(model)), record));
     }
     let refs = |indices: &[usize]| -> Vec<&[u32]> {
@@ -241,8 +241,10 @@ fn small(
         },
     }
     .into_record();
-    context.store.save_module(seed, plan.name, &outcome.model)?;
-    context.store.save_record(seed, plan.name, &record)?;
+    context
+        .store
+        .save_module(seed, &plan.name, &outcome.model)?;
+    context.store.save_record(seed, &plan.name, &record)?;
     Ok((TrainedStudent::Small(Box::new(outcome.model)), record))
 }
 
@@ -266,7 +268,7 @@ fn transformer(
         let (model, config) =
             context
                 .store
-                .load_classifier(seed, plan.name, &device.inference())?;
+                .load_classifier(seed, &plan.name, &device.inference())?;
         let max_length = recipe_length.min(config.max_position_embeddings);
         let model = TransformerModel {
             model,
@@ -386,13 +388,13 @@ fn transformer(
     .into_record();
     context.store.save_classifier(
         seed,
-        plan.name,
+        &plan.name,
         &model.model,
         &model.config,
         &context.data.classes,
         &context.encoder.dir,
     )?;
-    context.store.save_record(seed, plan.name, &record)?;
+    context.store.save_record(seed, &plan.name, &record)?;
     Ok((TrainedStudent::Transformer(Box::new(model)), record))
 }
 
