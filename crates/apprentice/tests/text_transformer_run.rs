@@ -8,7 +8,7 @@
 //!   and fewer labels than texts without a teacher is an error;
 //! - the text experiment file's teacher and transformer-student tables: a valid fine-tuning
 //!   config parses, and keys that do not fit the teacher's kind are one-line errors naming
-//!   the key.
+//!   the key; the inner-layer entries of the two-stage config name one student each.
 
 use apprentice::backend::ComputeDevice;
 use apprentice::distill::loss::{KdWeights, cross_entropy, kd_loss, labelled_mask, soft_target_kl};
@@ -18,6 +18,7 @@ use apprentice::text::config::TextExperimentConfig;
 use apprentice::text::finetune::{
     FinetuneObjective, FinetuneSettings, FinetuneValidation, finetune_with,
 };
+use apprentice::text::plans::student_plans;
 
 fn tiny_config() -> BertConfig {
     serde_json::from_value(serde_json::json!({
@@ -384,4 +385,49 @@ fn a_teacher_on_unlabelled_texts_lifts_a_student_with_few_labels() {
     .unwrap_err()
     .to_string();
     assert!(error.contains("96 sequences and 4 labels"), "{error}");
+}
+
+#[test]
+fn the_layer_stages_config_names_one_student_per_entry_and_architecture() {
+    let text = include_str!("../../../configs/rotten-tomatoes-layer-stages.toml");
+    let config = TextExperimentConfig::from_toml(text, "stages.toml").unwrap();
+    let names: Vec<(String, &str)> = student_plans(&config)
+        .into_iter()
+        .map(|p| (p.name, p.method))
+        .collect();
+    let expected = [
+        ("shallow", "ce"),
+        ("shallow-kd", "kd"),
+        ("shallow-hidden-then-kd", "hidden,kd"),
+        ("shallow-attention-then-kd", "attention,kd"),
+        ("shallow-value-relation-then-kd", "value-relation,kd"),
+        ("shallow-cosine-then-kd", "cosine,kd"),
+        ("shallow-kd-hidden-w0.1", "kd+hidden"),
+        ("shallow-kd-attention-w0.1", "kd+attention"),
+        ("shallow-kd-value-relation-w0.1", "kd+value-relation"),
+        ("shallow-kd-cosine-w0.1", "kd+cosine"),
+        ("narrow", "ce"),
+        ("narrow-kd", "kd"),
+        ("narrow-hidden-then-kd", "hidden,kd"),
+        ("narrow-attention-then-kd", "attention,kd"),
+        ("narrow-value-relation-then-kd", "value-relation,kd"),
+        ("narrow-kd-hidden-w0.1", "kd+hidden"),
+        ("narrow-kd-attention-w0.1", "kd+attention"),
+        ("narrow-kd-value-relation-w0.1", "kd+value-relation"),
+    ];
+    let got: Vec<(&str, &str)> = names.iter().map(|(n, m)| (n.as_str(), *m)).collect();
+    assert_eq!(got, expected);
+    // Every distilled student is compared with the scratch student of its architecture.
+    for (name, _) in &got[2..10] {
+        assert_eq!(
+            apprentice::text::plans::scratch_baseline(name),
+            Some("shallow")
+        );
+    }
+    for (name, _) in &got[11..] {
+        assert_eq!(
+            apprentice::text::plans::scratch_baseline(name),
+            Some("narrow")
+        );
+    }
 }
