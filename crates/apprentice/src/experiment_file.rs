@@ -93,6 +93,7 @@ mod tests {
             ("rotten-tomatoes-finetune.toml", TaskKind::Text),
             ("rotten-tomatoes-unlabelled.toml", TaskKind::Text),
             ("rotten-tomatoes-layer-stages.toml", TaskKind::Text),
+            ("rotten-tomatoes-unlabelled-layers.toml", TaskKind::Text),
             ("lm-rotten-tomatoes.toml", TaskKind::Language),
             ("continual-fashion.toml", TaskKind::Continual),
         ];
