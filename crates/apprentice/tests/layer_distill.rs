@@ -14,7 +14,9 @@ use apprentice::backend::ComputeDevice;
 use apprentice::distill::loss::KdWeights;
 use apprentice::text::bert::{Bert, BertConfig, BertDropout};
 use apprentice::text::classifier::{BertClassifier, ClassifierPooling, batch_tensors};
-use apprentice::text::finetune::{FinetuneObjective, FinetuneSettings, finetune_with};
+use apprentice::text::finetune::{
+    FinetuneObjective, FinetuneOutcome, FinetuneSettings, finetune_with,
+};
 use apprentice::text::layer_distill::{
     LayerLossConfig, LayerLossKind, LayerMapSpec, LayerTeacher, NamedMap,
 };
@@ -187,14 +189,18 @@ fn settings() -> FinetuneSettings {
     }
 }
 
-/// Trains a classifier over `student` (shape `config`) by KD, plus `layers` when given.
-fn train(
+/// Fine-tunes a classifier over `student` (shape `config`, head drawn from seed 11) by KD
+/// from `teacher_logits`, plus `layers` when given, with `settings`.
+fn finetune_student(
     student: &Bert,
     config: &BertConfig,
     layers: Option<&LayerTeacher>,
-) -> (BertClassifier, Vec<f64>) {
+    teacher_logits: &[f32],
+    labels: &[u32],
+    settings: &FinetuneSettings,
+) -> FinetuneOutcome {
     let device = ComputeDevice::cpu().training();
-    let (texts, labels) = task();
+    let texts = sequences();
     device.seed(11);
     let classifier = BertClassifier::new(
         student.clone().fork(&device),
@@ -203,37 +209,52 @@ fn train(
         ClassifierPooling::Cls,
         &device,
     );
-    let teacher_logits: Vec<f32> = labels
-        .iter()
-        .flat_map(|&l| if l == 1 { [0.0, 3.0] } else { [3.0, 0.0] })
-        .collect();
     let weights = KdWeights {
         temperature: 2.0,
         alpha: 0.5,
     };
     let objective = match layers {
         Some(layers) => FinetuneObjective::KdLayers {
-            teacher_logits: &teacher_logits,
+            teacher_logits,
             weights,
             layers,
         },
         None => FinetuneObjective::Kd {
-            teacher_logits: &teacher_logits,
+            teacher_logits,
             weights,
         },
     };
-    let outcome = finetune_with(
+    finetune_with(
         classifier,
         config,
         &texts,
-        &labels,
+        labels,
         objective,
         None,
-        &settings(),
+        settings,
         &device,
         &mut (),
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Logits of a confident teacher that agrees with every label.
+fn confident_logits(labels: &[u32]) -> Vec<f32> {
+    labels
+        .iter()
+        .flat_map(|&l| if l == 1 { [0.0, 3.0] } else { [3.0, 0.0] })
+        .collect()
+}
+
+/// Trains a classifier over `student` (shape `config`) by KD, plus `layers` when given.
+fn train(
+    student: &Bert,
+    config: &BertConfig,
+    layers: Option<&LayerTeacher>,
+) -> (BertClassifier, Vec<f64>) {
+    let (_, labels) = task();
+    let logits = confident_logits(&labels);
+    let outcome = finetune_student(student, config, layers, &logits, &labels, &settings());
     (outcome.model, outcome.step_losses)
 }
 
@@ -308,42 +329,21 @@ fn steps_from(
     teacher_logits: &[f32],
     labels: &[u32],
 ) -> (Vec<f64>, Vec<f64>) {
-    let device = ComputeDevice::cpu().training();
-    let texts = sequences();
-    device.seed(11);
-    let classifier = BertClassifier::new(
-        student.clone().fork(&device),
-        config,
-        2,
-        ClassifierPooling::Cls,
-        &device,
-    );
+    let count = sequences().len();
     let settings = FinetuneSettings {
         epochs: 4,
         dropout: Some(0.0),
-        epoch_orders: Some(vec![(0..texts.len()).collect(); 4]),
+        epoch_orders: Some(vec![(0..count).collect(); 4]),
         ..settings()
     };
-    let objective = FinetuneObjective::KdLayers {
-        teacher_logits,
-        weights: KdWeights {
-            temperature: 2.0,
-            alpha: 0.5,
-        },
-        layers,
-    };
-    let outcome = finetune_with(
-        classifier,
+    let outcome = finetune_student(
+        student,
         config,
-        &texts,
+        Some(layers),
+        teacher_logits,
         labels,
-        objective,
-        None,
         &settings,
-        &device,
-        &mut (),
-    )
-    .unwrap();
+    );
     (outcome.step_losses, outcome.learning_rate)
 }
 
@@ -356,10 +356,7 @@ fn in_two_stages_the_first_learns_from_the_inner_layers_alone_then_from_the_logi
     let student_config = narrow_config(&config, 1, 12, 3).unwrap();
     let student = random_bert(&student_config, 8, &device);
     let (texts, labels) = task();
-    let confident: Vec<f32> = labels
-        .iter()
-        .flat_map(|&l| if l == 1 { [0.0, 3.0] } else { [3.0, 0.0] })
-        .collect();
+    let confident = confident_logits(&labels);
     let reversed: Vec<f32> = confident.chunks(2).flat_map(|r| [r[1], r[0]]).collect();
     let flipped: Vec<u32> = labels.iter().map(|l| 1 - l).collect();
     // burn draws a parameter's initial values when it is first read: read both models once
