@@ -8,6 +8,7 @@ mod bench_kd;
 mod cache_cmd;
 mod complexity_cmd;
 mod continual_cmd;
+mod docs_cmd;
 mod export_cmd;
 mod generate_cmd;
 mod lm_cmd;
@@ -70,6 +71,9 @@ enum Command {
     Methods,
     /// Write a run's report: report.html (charts, efficiency), summary.md and plots/*.png.
     Report(report_cmd::ReportArgs),
+    /// Regenerate the tables and numbers of Markdown pages from the raw files they name
+    /// (--check: only say which pages are out of date).
+    Docs(docs_cmd::DocsArgs),
     /// Measure what checkpoints cost to run: size, FLOPs, latency, throughput, memory, energy.
     BenchModel(bench_cmd::BenchArgs),
     /// Time one distillation training step on fixed workloads (compare with
@@ -170,6 +174,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Report(args) => report_cmd::report(args),
+        Command::Docs(args) => docs_cmd::docs(args),
         Command::BenchModel(args) => bench_cmd::bench(args),
         Command::BenchStep(args) => bench_kd::bench_step(args),
         Command::CacheTeacher(args) => cache_cmd::cache_teacher(args),

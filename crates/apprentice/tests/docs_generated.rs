@@ -1,12 +1,15 @@
-//! Every results table in README.md, bench/RESULTS.md and docs/ that is marked as generated
-//! equals what its committed raw file generates (`apprentice::report::markdown`): a table
-//! edited by hand, or a raw file replaced without regenerating the page, fails here.
+//! Every results table and every number in the prose of README.md, bench/RESULTS.md and docs/
+//! that is marked as generated equals what its committed raw file generates
+//! (`apprentice::report::markdown` for tables, `apprentice::report::inline_values` for
+//! numbers): a figure edited by hand, or a raw file replaced without regenerating the page,
+//! fails here.
 //!
 //! After a rerun, write the pages again with
 //! `APPRENTICE_BLESS=1 cargo test --release --workspace --test docs_generated`.
 
 use std::path::{Path, PathBuf};
 
+use apprentice::report::inline_values::{VALUE_START, regenerate_values};
 use apprentice::report::markdown::{BLOCK_END, BLOCK_START, regenerate_blocks};
 
 fn root() -> PathBuf {
@@ -42,6 +45,7 @@ fn name(page: &Path) -> String {
 fn committed_pages_equal_what_their_raw_files_generate() {
     let bless = std::env::var("APPRENTICE_BLESS").is_ok_and(|v| v == "1");
     let mut blocks = 0;
+    let mut values = 0;
     let mut stale = Vec::new();
     for page in pages() {
         let text = std::fs::read_to_string(&page).unwrap();
@@ -49,8 +53,8 @@ fn committed_pages_equal_what_their_raw_files_generate() {
             .lines()
             .filter(|l| l.trim_start().starts_with(BLOCK_START))
             .count();
-        let generated =
-            regenerate_blocks(&text, &name(&page), &root()).unwrap_or_else(|e| panic!("{e}"));
+        values += text.matches(VALUE_START).count();
+        let generated = regenerate_page(&text, &name(&page));
         if generated != text {
             if bless {
                 std::fs::write(&page, &generated).unwrap();
@@ -74,6 +78,14 @@ fn committed_pages_equal_what_their_raw_files_generate() {
     );
     // The README's quickstart, Fashion-MNIST and efficiency tables at least.
     assert!(blocks >= 3, "only {blocks} generated blocks found");
+    // The README's prose quotes the quickstart and Fashion-MNIST runs.
+    assert!(values >= 10, "only {values} generated values found");
+}
+
+/// A page with its tables and then its values regenerated.
+fn regenerate_page(text: &str, page: &str) -> String {
+    let text = regenerate_blocks(text, page, &root()).unwrap_or_else(|e| panic!("{e}"));
+    regenerate_values(&text, page, &root()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -132,4 +144,90 @@ fn malformed_blocks_are_named() {
         regenerate_blocks("plain\n", "p.md", &root()).unwrap(),
         "plain\n"
     );
+}
+
+const QUICK: &str = "<!-- values: q = docs/results/data/quickstart.json -->\n";
+
+#[test]
+fn a_value_typed_by_hand_is_caught_and_regenerated() {
+    let value = "<!-- value: q:models/name=kd-all@5%/test/accuracy/mean %.1 -->";
+    let typed = format!("{QUICK}reaches {value}99.9<!-- end value -->% here\n");
+    let generated = regenerate_values(&typed, "page.md", &root()).unwrap();
+    assert_ne!(generated, typed);
+    // Regenerating is idempotent, and only the text between the comments changes.
+    assert_eq!(
+        regenerate_values(&generated, "page.md", &root()).unwrap(),
+        generated
+    );
+    let text = generated
+        .split(value)
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- end value -->").next())
+        .unwrap();
+    assert!(
+        text.parse::<f64>().is_ok_and(|v| v > 50.0 && v < 100.0),
+        "{text}"
+    );
+    assert!(
+        generated.ends_with("<!-- end value -->% here\n"),
+        "{generated}"
+    );
+}
+
+#[test]
+fn differences_of_two_values_are_generated() {
+    let page = format!(
+        "{QUICK}<!-- value: q:models/name=kd-all@5%/test/accuracy/mean - q:models/name=scratch@5%/test/accuracy/mean +%.2 -->x<!-- end value -->\n\
+         <!-- value: q:models/name=teacher/params / q:models/name=scratch/params sig3 -->x<!-- end value -->\n"
+    );
+    let generated = regenerate_values(&page, "page.md", &root()).unwrap();
+    let texts: Vec<&str> = generated
+        .lines()
+        .skip(1)
+        .map(|l| l.split("-->").nth(1).unwrap().split("<!--").next().unwrap())
+        .collect();
+    assert!(texts[0].starts_with('+'), "{generated}");
+    assert!(
+        texts[1].parse::<f64>().is_ok_and(|r| r > 1.0),
+        "{generated}"
+    );
+}
+
+#[test]
+fn malformed_values_are_named_with_their_line() {
+    // (page, what the error must say); every error names the page and the line.
+    let no_source = "<!-- value: q:models/0/params , -->1<!-- end value -->\n".to_string();
+    let cases = [
+        (
+            no_source,
+            "line 1: \"q:models/0/params\": no raw file named \"q\"",
+        ),
+        (
+            "<!-- values: q = no/such.json -->\n".to_string(),
+            "line 1: no/such.json",
+        ),
+        (
+            format!("{QUICK}<!-- value: q:models/name=nobody/params , -->1<!-- end value -->\n"),
+            "line 2: docs/results/data/quickstart.json: models/name=nobody/params: no element with name = nobody",
+        ),
+        (
+            format!("{QUICK}<!-- value: q:models/0/name , -->1<!-- end value -->\n"),
+            "line 2: docs/results/data/quickstart.json: models/0/name: \"teacher\" is not a number",
+        ),
+        (
+            format!("{QUICK}<!-- value: q:models/0/params %d -->1<!-- end value -->\n"),
+            "line 2: unknown format \"%d\"",
+        ),
+        (
+            format!("{QUICK}<!-- value: q:models/0/params , -->1\n"),
+            "line 2: `<!-- value: q:models/0/params , -->` without `<!-- end value -->`",
+        ),
+    ];
+    for (page, expected) in cases {
+        let error = regenerate_values(&page, "page.md", &root()).unwrap_err();
+        assert!(
+            error.starts_with("page.md, ") && error.contains(expected),
+            "{page}: {error}"
+        );
+    }
 }

@@ -6,7 +6,8 @@
 //! confusion, supervision complexity), [`measure`] makes those measurements from a run's
 //! checkpoints, [`table`] renders the results for the terminal and [`render`] writes the
 //! report: `report.html` (self-contained, charts as inline SVG), `summary.md` and
-//! `plots/<chart>.png`.
+//! `plots/<chart>.png`. [`markdown`] and [`inline_values`] generate the documentation's tables
+//! and the numbers in its prose from committed raw files.
 
 mod charts;
 pub mod complexity_curves_table;
@@ -14,6 +15,7 @@ pub mod continual_results;
 pub mod continual_table;
 pub mod extensions;
 mod html;
+pub mod inline_values;
 pub mod lm_speed_table;
 pub mod lm_table;
 pub mod markdown;
