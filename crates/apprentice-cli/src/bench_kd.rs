@@ -132,6 +132,7 @@ pub fn bench_step(args: BenchStepArgs) -> anyhow::Result<()> {
         let report = serde_json::json!({
             "implementation": "apprentice",
             "backend": "burn 0.22.1 flex",
+            "cpu_model": apprentice::eval::efficiency::cpu_model(),
             "threads": threads,
             "parallel": parallel,
             "batch_size": STEP_BATCH,

@@ -190,7 +190,7 @@ fn environment(device: &ComputeDevice) -> Environment {
 }
 
 /// The processor model from `/proc/cpuinfo` (Linux), if any.
-fn cpu_model() -> Option<String> {
+pub fn cpu_model() -> Option<String> {
     let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
     text.lines()
         .find(|line| line.starts_with("model name"))

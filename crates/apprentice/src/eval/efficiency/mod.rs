@@ -48,7 +48,7 @@ pub use flops::{FlopCount, count_flops};
 pub use heap::{
     CountingAllocator, heap_counter_installed, heap_in_use, heap_peak, reset_heap_peak,
 };
-pub use measurement::{EfficiencyError, measure, measure_checkpoint};
+pub use measurement::{EfficiencyError, cpu_model, measure, measure_checkpoint};
 pub use rapl::{RAPL_ROOT, Rapl};
 pub use ratios::CostRatios;
 pub use results::{CpuTime, Efficiency, Energy, Environment, HeapUse, Latency, Throughput};
