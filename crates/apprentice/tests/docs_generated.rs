@@ -2,7 +2,8 @@
 //! that is marked as generated equals what its committed raw file generates
 //! (`apprentice::report::markdown` for tables, `apprentice::report::inline_values` for
 //! numbers): a figure edited by hand, or a raw file replaced without regenerating the page,
-//! fails here.
+//! fails here. A figure that looks measured (a decimal with `%`, `×` or a time unit, or a `±`
+//! spread) typed into the prose outside such markers fails here too.
 //!
 //! After a rerun, write the pages again with
 //! `APPRENTICE_BLESS=1 cargo test --release --workspace --test docs_generated`.
@@ -230,4 +231,121 @@ fn malformed_values_are_named_with_their_line() {
             "{page}: {error}"
         );
     }
+}
+
+/// `line` without generated values, inline code spans and HTML comments.
+fn prose(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    loop {
+        let next = [VALUE_START, "`", "<!--"]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|i| (i, *m)))
+            // At one place, a value's opening comment before the plain comment it starts with.
+            .min_by_key(|(i, m)| (*i, std::cmp::Reverse(m.len())));
+        let Some((at, marker)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        let close = match marker {
+            VALUE_START => "<!-- end value -->",
+            "`" => "`",
+            _ => "-->",
+        };
+        let after = &rest[at + marker.len()..];
+        rest = after.find(close).map_or("", |i| &after[i + close.len()..]);
+    }
+}
+
+/// Figures in `text` that look measured: a decimal number followed by `%`, `×` or a time
+/// unit, or a `±` spread.
+fn measured_figures(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '±'
+            && chars[i + 1..]
+                .iter()
+                .find(|c| **c != ' ')
+                .is_some_and(char::is_ascii_digit)
+        {
+            found.push(chars[i..(i + 8).min(chars.len())].iter().collect());
+        }
+        let starts_number = chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_digit());
+        if starts_number {
+            let mut j = i;
+            while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+                j += 1;
+            }
+            let number: String = chars[i..j].iter().collect();
+            let number = number.trim_end_matches('.');
+            let after: String = chars[j..].iter().take(4).collect();
+            let unit = after.trim_start();
+            let time_unit = ["s", "ms", "µs", "min"].iter().any(|u| {
+                unit.strip_prefix(u)
+                    .is_some_and(|r| r.chars().next().is_none_or(|c| !c.is_alphanumeric()))
+            });
+            if number.contains('.') && (unit.starts_with('%') || unit.starts_with('×') || time_unit)
+            {
+                found.push(format!("{number}{after}"));
+            }
+            i = j;
+            continue;
+        }
+        i += 1;
+    }
+    found
+}
+
+#[test]
+fn the_prose_types_no_measured_figure() {
+    let mut typed = Vec::new();
+    for page in pages() {
+        // A run's own summary, written by `apprentice report`, is generated as a whole.
+        if page.starts_with(root().join("docs/examples")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&page).unwrap();
+        let (mut in_block, mut in_code) = (false, false);
+        for (index, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with(BLOCK_START) {
+                in_block = true;
+            } else if trimmed.starts_with(BLOCK_END) {
+                in_block = false;
+            } else if trimmed.starts_with("```") {
+                in_code = !in_code;
+            } else if !in_block && !in_code && !line.contains("goal") {
+                for figure in measured_figures(&prose(line)) {
+                    typed.push(format!("{}:{}: {figure}", name(&page), index + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        typed.is_empty(),
+        "figures typed into the prose; generate them from their raw files \
+         (<!-- value: ... -->):\n{}",
+        typed.join("\n")
+    );
+}
+
+#[test]
+fn typed_figures_are_recognised() {
+    assert_eq!(measured_figures("reaches 95.5% against"), ["95.5% ag"]);
+    assert_eq!(
+        measured_figures("1.86× faster, 8.47 µs"),
+        ["1.86× fa", "8.47 µs"]
+    );
+    assert_eq!(measured_figures("51.0 ± 2.9"), ["± 2.9"]);
+    // Settings, counts and versions are not measurements.
+    assert!(measured_figures("T = 4, lr 0.001, 5% of labels, burn 0.22.1, 3 s").is_empty());
+    assert!(
+        measured_figures(&prose(
+            "`95.5%` <!-- value: q:x %.1 -->95.5<!-- end value -->%"
+        ))
+        .is_empty()
+    );
 }
