@@ -1,7 +1,8 @@
 //! `apprentice export`: writes a trained model as an ONNX file (opset 17) that onnxruntime,
 //! tract and the converters to phone runtimes read. An image model has its normalisation
 //! inside the graph, so it takes raw inputs (pixels / 255 for images); a text run's bag or CNN
-//! student takes the token ids of its run's tokenizer, which the command names.
+//! student, and a BERT classifier folder (a text run's teacher or transformer student, or one
+//! fine-tuned elsewhere), take the token ids of their tokenizer, which the command names.
 
 use std::path::PathBuf;
 
@@ -11,7 +12,9 @@ use apprentice::text::onnx_export::{ExportedStudent, export_student};
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
     /// A `.safetensors` checkpoint written by `apprentice run`: an MLP or CNN, or a text run's
-    /// bag or CNN student (`<run>/seed-N/<model>.safetensors`, told by the run's config.toml).
+    /// bag or CNN student (`<run>/seed-N/<model>.safetensors`, told by the run's config.toml);
+    /// or a `BertForSequenceClassification` folder (`<run>/seed-N/<model>.hf`, or one
+    /// fine-tuned elsewhere).
     pub checkpoint: PathBuf,
     /// The ONNX file to write (input `images` [N, C, H, W] or [N, features], or for a text
     /// student `input_ids` and `attention_mask` [N, L]; output `logits`).
@@ -35,6 +38,24 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
                 summary.nodes,
                 shape.join(", "),
                 summary.num_classes
+            );
+        }
+        ExportedStudent::Bert(summary) => {
+            println!(
+                "wrote {} ({} bytes, {} operators): {}, inputs input_ids and attention_mask \
+                 int64 [N, L], output logits [N, {}] ({})",
+                args.onnx.display(),
+                summary.bytes,
+                summary.nodes,
+                summary.architecture,
+                summary.labels.len(),
+                summary.labels.join(", ")
+            );
+            println!(
+                "token ids from the tokenizer {} (special tokens included, truncated as the \
+                 model was trained, at most {} pieces); padded positions need attention_mask 0",
+                summary.tokenizer.display(),
+                summary.max_positions
             );
         }
         ExportedStudent::Text(summary) => {

@@ -420,7 +420,7 @@ pub(crate) fn int(name: &str, value: i64) -> pb::AttributeProto {
     }
 }
 
-fn float(name: &str, value: f32) -> pb::AttributeProto {
+pub(crate) fn float(name: &str, value: f32) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.to_owned(),
         r#type: pb::attribute_proto::AttributeType::Float as i32,

@@ -48,6 +48,8 @@ pub enum Format {
     Si,
     /// `sigN`: N significant digits (`10.8`, `0.0016`).
     Significant(i32),
+    /// `eN`: scientific notation with N decimals (`1.0e-6`).
+    Scientific(usize),
     /// `time`: seconds in the unit that suits them (`8.47 µs`).
     Duration,
     /// `bytes`: bytes in binary units (`828 KiB`).
@@ -59,7 +61,7 @@ impl Format {
     pub fn parse(word: &str) -> Result<Self, String> {
         let expected = || {
             format!(
-                "unknown format {word:?}: expected .N, %.N, +.N, +%.N, `,`, si, sigN, time or bytes"
+                "unknown format {word:?}: expected .N, %.N, +.N, +%.N, `,`, si, sigN, eN, time or bytes"
             )
         };
         match word {
@@ -72,6 +74,12 @@ impl Format {
         if let Some(digits) = word.strip_prefix("sig") {
             return match digits.parse::<i32>() {
                 Ok(n) if (1..=12).contains(&n) => Ok(Self::Significant(n)),
+                _ => Err(expected()),
+            };
+        }
+        if let Some(digits) = word.strip_prefix('e') {
+            return match digits.parse::<usize>() {
+                Ok(n) if n <= 12 => Ok(Self::Scientific(n)),
                 _ => Err(expected()),
             };
         }
@@ -121,6 +129,7 @@ impl Format {
             }
             Self::Si => si(value),
             Self::Significant(digits) => significant(value, digits),
+            Self::Scientific(decimals) => format!("{value:.decimals$e}"),
             Self::Duration => duration(value),
             Self::Bytes => bytes(value.max(0.0).round() as u64),
         }
@@ -310,6 +319,7 @@ mod tests {
         assert_eq!(f("si", 22_566_528.0), "22.6M");
         assert_eq!(f("sig3", 10.84), "10.8");
         assert_eq!(f("time", 8.47e-6), "8.47 µs");
+        assert_eq!(f("e1", 1.0132e-6), "1.0e-6");
         assert!(Format::parse("%1").is_err());
         assert!(Format::parse("sig0").is_err());
     }

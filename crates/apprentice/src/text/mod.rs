@@ -42,6 +42,8 @@ pub mod losses;
 pub mod model_bench;
 #[cfg(feature = "onnx")]
 pub mod onnx_export;
+#[cfg(feature = "onnx")]
+pub mod onnx_export_bert;
 pub mod pca;
 pub mod plans;
 pub mod pooling;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 
 use super::error::TextError;
+use super::onnx_export_bert::{BertExportSummary, export_classifier_folder};
 use super::pretrained::{CONFIG_FILE, TOKENIZER_FILE, read_config};
 use super::saved_model::{
     SavedModelKind, SavedStudent, load_small_student, needs_teacher_head, saved_model_kind,
@@ -60,13 +61,20 @@ pub enum ExportedStudent {
     Network(ExportSummary),
     /// A bag or CNN student of a text run.
     Text(TextExportSummary),
+    /// A BERT classifier folder: a text run's fine-tuned teacher or transformer student, or
+    /// one fine-tuned elsewhere.
+    Bert(BertExportSummary),
 }
 
-/// Writes `checkpoint` as an ONNX file at `out`, whichever kind it is: a checkpoint with
+/// Writes `checkpoint` as an ONNX file at `out`, whichever kind it is: a Hugging Face model
+/// folder (a `BertForSequenceClassification`, [`export_classifier_folder`]), a checkpoint with
 /// apprentice's metadata (image and feature models, [`export_checkpoint`]) or a small student
 /// of a text run, told by its run's `config.toml` ([`export_text_checkpoint`]). Anything
 /// else is refused with one line naming the file.
 pub fn export_student(checkpoint: &Path, out: &Path) -> Result<ExportedStudent, OnnxError> {
+    if checkpoint.is_dir() && checkpoint.join(CONFIG_FILE).is_file() {
+        return export_classifier_folder(checkpoint, out).map(ExportedStudent::Bert);
+    }
     match saved_model_kind(checkpoint)? {
         SavedModelKind::Checkpoint => {
             export_checkpoint(checkpoint, out).map(ExportedStudent::Network)

@@ -1,0 +1,278 @@
+//! BERT classifiers out to ONNX: a saved `BertForSequenceClassification` folder (the
+//! fine-tuned teacher, a transformer student, or a folder fine-tuned elsewhere) exported by
+//! `apprentice export` gives apprentice's logits in tract (here, on padded batches with junk
+//! ids at padded positions, for the pooler head and for mean pooling) and in onnxruntime and
+//! `transformers` (the committed fixture of `fixtures/onnx/make_bert_reference.py`, which loads
+//! the committed folder with `BertForSequenceClassification` and the exported graph with
+//! onnxruntime).
+
+use std::path::{Path, PathBuf};
+
+use apprentice::backend::ComputeDevice;
+use apprentice::onnx::OnnxError;
+use apprentice::text::bert::{Bert, BertConfig};
+use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
+use apprentice::text::classifier_folder::{load_classifier, save_classifier};
+use apprentice::text::onnx_export::{ExportedStudent, export_student};
+use tract_onnx::prelude::*;
+
+const VOCAB: usize = 40;
+const PAD: u32 = 0;
+const POSITIONS: usize = 24;
+
+fn tiny_config() -> BertConfig {
+    serde_json::from_value(serde_json::json!({
+        "vocab_size": VOCAB, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "intermediate_size": 32,
+        "max_position_embeddings": POSITIONS, "initializer_range": 0.5, "pad_token_id": PAD
+    }))
+    .unwrap()
+}
+
+/// A random classifier of `labels` classes, saved as a model folder in `dir`.
+fn saved_classifier(dir: &Path, pooling: ClassifierPooling, labels: usize, seed: u64) {
+    let config = tiny_config();
+    let device = ComputeDevice::cpu().inference();
+    device.seed(seed);
+    let model = BertClassifier::new(
+        Bert::random(&config, &device),
+        &config,
+        labels,
+        pooling,
+        &device,
+    );
+    let names: Vec<String> = (0..labels).map(|i| format!("class{i}")).collect();
+    save_classifier(&model, &config, &names, None, dir).unwrap();
+}
+
+/// Texts of lengths 5, 1, 12, 3 and 9 (each `[CLS] … [SEP]`-free: any ids do), from `salt`.
+fn texts(salt: u32) -> Vec<Vec<u32>> {
+    [5usize, 1, 12, 3, 9]
+        .iter()
+        .enumerate()
+        .map(|(row, &len)| {
+            (0..len as u32)
+                .map(|i| 1 + (i * 11 + row as u32 * 7 + salt) % (VOCAB as u32 - 1))
+                .collect()
+        })
+        .collect()
+}
+
+/// The texts padded to the longest, with ids other than the pad id at padded positions,
+/// which the attention mask must make irrelevant.
+fn graph_inputs(texts: &[Vec<u32>]) -> (Vec<i64>, Vec<i64>, usize) {
+    let len = texts.iter().map(Vec::len).max().unwrap_or(1);
+    let (mut ids, mut mask) = (Vec::new(), Vec::new());
+    for (row, text) in texts.iter().enumerate() {
+        for column in 0..len {
+            match text.get(column) {
+                Some(&id) => {
+                    ids.push(i64::from(id));
+                    mask.push(1);
+                }
+                None => {
+                    ids.push(((row * 5 + column * 3) % VOCAB) as i64);
+                    mask.push(0);
+                }
+            }
+        }
+    }
+    (ids, mask, len)
+}
+
+/// apprentice's logits of the folder's classifier, through its own padded batches.
+fn apprentice_logits(dir: &Path, texts: &[Vec<u32>]) -> Vec<f32> {
+    let device = ComputeDevice::cpu().inference();
+    let loaded = load_classifier(dir, &device).unwrap();
+    loaded.model.logits(texts, PAD, POSITIONS, 2, &device)
+}
+
+fn tract_logits(path: &Path, ids: &[i64], mask: &[i64], rows: usize, len: usize) -> Vec<f32> {
+    let model = tract_onnx::onnx()
+        .model_for_path(path)
+        .expect("tract reads the export")
+        .into_optimized()
+        .expect("tract optimises it")
+        .into_runnable()
+        .expect("tract plans it");
+    let ids = Tensor::from_shape(&[rows, len], ids).unwrap();
+    let mask = Tensor::from_shape(&[rows, len], mask).unwrap();
+    let outputs = model
+        .run(tvec![ids.into(), mask.into()])
+        .expect("tract runs it");
+    outputs[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn exported_classifiers_give_apprentices_logits_in_tract() {
+    let root = tempfile::tempdir().unwrap();
+    for (pooling, labels, seed) in [
+        (ClassifierPooling::Cls, 3, 5),
+        (ClassifierPooling::Mean, 2, 6),
+    ] {
+        let dir = root.path().join(format!("{pooling:?}.hf"));
+        saved_classifier(&dir, pooling, labels, seed);
+        let out = root.path().join(format!("{pooling:?}.onnx"));
+        let ExportedStudent::Bert(summary) = export_student(&dir, &out).unwrap() else {
+            panic!("a model folder is exported as a BERT classifier");
+        };
+        assert_eq!(summary.labels.len(), labels);
+        assert_eq!(summary.max_positions, POSITIONS);
+        assert!(
+            summary.architecture.starts_with("bert 2×16 (4 heads)"),
+            "{}",
+            summary.architecture
+        );
+        // Two batches of other sizes and lengths through one file: both axes are dynamic.
+        for salt in [1, 4] {
+            let texts = texts(salt);
+            let texts = if salt == 4 {
+                texts[..3].to_vec()
+            } else {
+                texts
+            };
+            let (ids, mask, len) = graph_inputs(&texts);
+            let expected = apprentice_logits(&dir, &texts);
+            let spread = max_diff(&expected[..labels], &expected[labels..2 * labels]);
+            assert!(
+                spread > 1e-3,
+                "{pooling:?}: the same logits for different texts"
+            );
+            let got = tract_logits(&out, &ids, &mask, texts.len(), len);
+            let diff = max_diff(&expected, &got);
+            println!("{pooling:?}, batch {salt}: max |tract − apprentice| = {diff:.2e}");
+            assert!(diff <= 1e-4, "{pooling:?}: {diff}");
+        }
+    }
+}
+
+#[test]
+fn folders_that_are_not_classifiers_are_refused_on_one_line() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("model.hf");
+    saved_classifier(&dir, ClassifierPooling::Cls, 2, 1);
+    let out = root.path().join("out.onnx");
+
+    // An encoder without a classification head (`BertModel`).
+    let config_path = dir.join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    std::fs::write(
+        &config_path,
+        config.replace("BertForSequenceClassification", "BertModel"),
+    )
+    .unwrap();
+    let error = export_student(&dir, &out).unwrap_err().to_string();
+    assert!(
+        error.contains("config.json")
+            && error.contains("unknown architecture")
+            && !error.contains('\n'),
+        "{error}"
+    );
+    assert!(!out.exists(), "nothing is written on error");
+
+    // A classifier whose weights lack `classifier.weight`.
+    std::fs::write(&config_path, &config).unwrap();
+    let weights = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .tensors()
+        .into_iter()
+        .filter(|(name, _)| name != "classifier.weight")
+        .collect();
+    safetensors::serialize_to_file(kept, None, &weights).unwrap();
+    let error = export_student(&dir, &out).unwrap_err();
+    assert!(matches!(error, OnnxError::Invalid { .. }), "{error}");
+    let error = error.to_string();
+    assert!(
+        error.contains("model.safetensors") && error.contains("classifier.weight"),
+        "{error}"
+    );
+}
+
+// The onnxruntime and transformers fixture: a classifier from a fixed seed, saved as a model
+// folder and exported by `write_bert_fixture`, then run by `make_bert_reference.py`.
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
+}
+
+/// Rewrites the fixture's folder and ONNX file; run it with `--ignored`, then the script.
+#[test]
+#[ignore = "writes the fixture files; run by hand before make_bert_reference.py"]
+fn write_bert_fixture() {
+    let dir = fixture_dir().join("bert-tiny");
+    saved_classifier(&dir, ClassifierPooling::Cls, 3, 21);
+    export_student(&dir, &fixture_dir().join("bert-tiny.onnx")).unwrap();
+}
+
+#[test]
+fn onnxruntime_and_transformers_give_apprentices_logits() {
+    let text = std::fs::read_to_string(fixture_dir().join("bert-onnxruntime-logits.json"))
+        .expect("the committed fixture");
+    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let numbers = |key: &str| -> Vec<f64> {
+        fixture[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key}: an array"))
+            .iter()
+            .map(|x| x.as_f64().expect("a number"))
+            .collect()
+    };
+    let shape = numbers("shape");
+    let (rows, len) = (shape[0] as usize, shape[1] as usize);
+    let ids: Vec<i64> = numbers("input_ids").iter().map(|&v| v as i64).collect();
+    let mask: Vec<i64> = numbers("attention_mask")
+        .iter()
+        .map(|&v| v as i64)
+        .collect();
+    let texts: Vec<Vec<u32>> = (0..rows)
+        .map(|r| {
+            (0..len)
+                .filter(|&c| mask[r * len + c] == 1)
+                .map(|c| ids[r * len + c] as u32)
+                .collect()
+        })
+        .collect();
+    let as_f32 = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|x| x as f32).collect() };
+    let onnxruntime = as_f32(numbers("onnxruntime_logits"));
+    let transformers = as_f32(numbers("transformers_logits"));
+
+    let dir = fixture_dir().join("bert-tiny");
+    let ours = apprentice_logits(&dir, &texts);
+    let tract = tract_logits(
+        &fixture_dir().join("bert-tiny.onnx"),
+        &ids,
+        &mask,
+        rows,
+        len,
+    );
+    for (what, theirs, tolerance) in [
+        ("onnxruntime", &onnxruntime, 1e-4),
+        ("transformers", &transformers, 1e-4),
+        ("tract", &tract, 1e-4),
+    ] {
+        let diff = max_diff(&ours, theirs);
+        println!("max |{what} − apprentice| = {diff:.2e}");
+        assert!(diff <= tolerance, "{what}: {diff}");
+    }
+    // Today's exporter still writes the committed graph's arithmetic.
+    let scratch = tempfile::tempdir().unwrap();
+    let fresh = scratch.path().join("bert-tiny.onnx");
+    export_student(&dir, &fresh).unwrap();
+    let diff = max_diff(&ours, &tract_logits(&fresh, &ids, &mask, rows, len));
+    assert!(diff <= 1e-4, "a fresh export: {diff}");
+}
