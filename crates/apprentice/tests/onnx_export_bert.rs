@@ -4,12 +4,15 @@
 //! ids at padded positions, for the pooler head and for mean pooling) and in onnxruntime and
 //! `transformers` (the committed fixture of `fixtures/onnx/make_bert_reference.py`, which loads
 //! the committed folder with `BertForSequenceClassification` and the exported graph with
-//! onnxruntime).
+//! onnxruntime); and at full size, all-MiniLM-L6-v2 with a classification head on real texts.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 
 use apprentice::backend::ComputeDevice;
 use apprentice::onnx::OnnxError;
+use apprentice::text::PretrainedEncoder;
 use apprentice::text::bert::{Bert, BertConfig};
 use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
 use apprentice::text::classifier_folder::{load_classifier, save_classifier};
@@ -275,4 +278,73 @@ fn onnxruntime_and_transformers_give_apprentices_logits() {
     export_student(&dir, &fresh).unwrap();
     let diff = max_diff(&ours, &tract_logits(&fresh, &ids, &mask, rows, len));
     assert!(diff <= 1e-4, "a fresh export: {diff}");
+}
+
+#[test]
+fn a_full_size_minilm_classifier_gives_apprentices_logits_on_real_texts() {
+    let Some(data) =
+        common::shared_data("a_full_size_minilm_classifier_gives_apprentices_logits_on_real_texts")
+    else {
+        return;
+    };
+    let source = data.join("all-MiniLM-L6-v2");
+    let compute = ComputeDevice::cpu();
+    let encoder = PretrainedEncoder::load(&source, &compute).unwrap();
+    let device = compute.inference();
+    device.seed(9);
+    let model = BertClassifier::new(
+        encoder.bert.clone(),
+        &encoder.config,
+        2,
+        ClassifierPooling::Cls,
+        &device,
+    );
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("minilm-classifier.hf");
+    let labels = ["rotten".to_string(), "fresh".to_string()];
+    save_classifier(&model, &encoder.config, &labels, Some(&source), &dir).unwrap();
+    let out = root.path().join("minilm.onnx");
+    export_student(&dir, &out).unwrap();
+
+    let texts = [
+        "a gorgeous, witty, seductive movie.",
+        "the film is strictly routine.",
+        "an utterly charming and hilarious film that reminded me of the best of the genre, \
+         with performances that never once strike a false note and a script that keeps \
+         surprising you until the very last scene, long after you thought you knew where it \
+         was going.",
+        "bad.",
+    ];
+    let max_length = 64;
+    let sequences: Vec<Vec<u32>> = texts
+        .iter()
+        .map(|t| {
+            let mut ids = encoder.tokenizer.encode(t).unwrap();
+            ids.truncate(max_length);
+            ids
+        })
+        .collect();
+    let ours = model.logits(
+        &sequences,
+        encoder.config.pad_token_id,
+        max_length,
+        4,
+        &device,
+    );
+    let (ids, mask, len) = graph_inputs(&sequences);
+    let tract = tract_logits(&out, &ids, &mask, sequences.len(), len);
+    let diff = max_diff(&ours, &tract);
+    // The new head's logits are small (BERT's initialisation), so the check is relative to
+    // how much they differ between texts.
+    let spread = (1..sequences.len())
+        .map(|r| max_diff(&ours[..2], &ours[2 * r..2 * r + 2]))
+        .fold(0.0, f32::max);
+    println!(
+        "all-MiniLM-L6-v2 + head, {len} pieces: max |tract − apprentice| = {diff:.2e}, \
+         spread between texts {spread:.2e}"
+    );
+    assert!(
+        diff <= 1e-4 && diff <= spread * 1e-3,
+        "{diff} against a spread of {spread}"
+    );
 }
