@@ -2,10 +2,12 @@
 //! tract and the converters to phone runtimes read. An image model has its normalisation
 //! inside the graph, so it takes raw inputs (pixels / 255 for images); a text run's bag or CNN
 //! student, and a BERT classifier folder (a text run's teacher or transformer student, or one
-//! fine-tuned elsewhere), take the token ids of their tokenizer, which the command names.
+//! fine-tuned elsewhere), take the token ids of their tokenizer, which the command names; so
+//! does a language-model run's student, which gives the next-token logits of every position.
 
 use std::path::PathBuf;
 
+use apprentice::lm::onnx_export::{export_lm_checkpoint, is_lm_checkpoint};
 use apprentice::text::onnx_export::{ExportedStudent, export_student};
 
 /// Arguments of `apprentice export`.
@@ -14,7 +16,8 @@ pub struct ExportArgs {
     /// A `.safetensors` checkpoint written by `apprentice run`: an MLP or CNN, or a text run's
     /// bag or CNN student (`<run>/seed-N/<model>.safetensors`, told by the run's config.toml);
     /// or a `BertForSequenceClassification` folder (`<run>/seed-N/<model>.hf`, or one
-    /// fine-tuned elsewhere).
+    /// fine-tuned elsewhere); or a language-model run's student (`<run>/seed-N/<name>.safetensors`
+    /// with its description `<name>.json` beside it).
     pub checkpoint: PathBuf,
     /// The ONNX file to write (input `images` [N, C, H, W] or [N, features], or for a text
     /// student `input_ids` and `attention_mask` [N, L]; output `logits`).
@@ -24,6 +27,25 @@ pub struct ExportArgs {
 
 /// Runs `apprentice export`.
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    if is_lm_checkpoint(&args.checkpoint) {
+        let summary = export_lm_checkpoint(&args.checkpoint, &args.onnx)?;
+        println!(
+            "wrote {} ({} bytes, {} operators): {} ({}), input input_ids int64 [N, L], output \
+             the next-token logits of every position [N, L, {}]",
+            args.onnx.display(),
+            summary.bytes,
+            summary.nodes,
+            summary.name,
+            summary.architecture,
+            summary.vocab_size
+        );
+        println!(
+            "token ids from the tokenizer {}, at most {} positions, no padding",
+            summary.tokenizer.display(),
+            summary.max_positions
+        );
+        return Ok(());
+    }
     match export_student(&args.checkpoint, &args.onnx)? {
         ExportedStudent::Network(summary) => {
             let shape: Vec<String> = summary

@@ -255,6 +255,19 @@ fn a_tiny_lm_run_writes_its_folder_and_its_students_generate() {
     let sampled = ["--temperature", "1.5", "--top-p", "0.95", "--seed", "3"];
     assert_eq!(generate(&sampled), generate(&sampled));
 
+    // export: the student out as ONNX, described on two lines.
+    let onnx = dir.path().join("gkd.onnx");
+    let output = apprentice(&["export", checkpoint, "--onnx", onnx.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let said = text(&output.stdout);
+    assert!(
+        said.contains("gkd (llama")
+            && said.contains("next-token logits")
+            && said.contains("tokenizer"),
+        "{said}"
+    );
+    assert!(std::fs::metadata(&onnx).unwrap().len() > 1000);
+
     // One-line errors.
     for (args, expected) in [
         (

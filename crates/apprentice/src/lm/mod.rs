@@ -24,6 +24,7 @@
 //! - [`teacher_data`]: the teacher's distributions on a run's sequences and its sequence sets;
 //! - [`train`]: one student's training with its perplexity curve (on-policy steps included);
 //! - [`checkpoint`]: student checkpoints with their configuration and tokenizer;
+//! - `onnx_export` (with the `onnx` feature): a student checkpoint out to ONNX;
 //! - [`describe`]: objectives in words, for tables;
 //! - [`experiment`]: the whole run over seeds and objectives;
 //! - [`error`]: the module's error types.
@@ -41,6 +42,8 @@ pub mod logit_cache;
 pub mod logit_shards;
 pub mod metrics;
 pub mod objectives;
+#[cfg(feature = "onnx")]
+pub mod onnx_export;
 pub mod quant;
 pub mod run_store;
 pub mod sequences;

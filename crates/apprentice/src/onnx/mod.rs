@@ -2,7 +2,8 @@
 //! ([`teacher`], run by tract, a pure-Rust runtime) and apprentice's students go out
 //! ([`export`], for onnxruntime, tract and the converters to phone runtimes; [`export_text`] for
 //! the small text students and [`export_bert`] for BERT classifiers, whose saved runs and
-//! folders `text::onnx_export` reads).
+//! folders `text::onnx_export` reads; [`export_llama`] for student language models, read by
+//! `lm::onnx_export`).
 //!
 //! The runtime and the exporter are built with the `onnx` cargo feature (on by default); the
 //! settings ([`config`]) always are, so that an experiment file naming an ONNX teacher parses
@@ -14,6 +15,8 @@ mod error;
 pub mod export;
 #[cfg(feature = "onnx")]
 pub mod export_bert;
+#[cfg(feature = "onnx")]
+pub mod export_llama;
 #[cfg(feature = "onnx")]
 pub mod export_text;
 #[cfg(feature = "onnx")]
