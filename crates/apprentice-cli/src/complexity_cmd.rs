@@ -33,7 +33,7 @@ pub struct ComplexityArgs {
     subset: usize,
     /// Comma-separated targets: labels, random, uniform (1/C everywhere), teacher (T = 1), teacher:T=1,2,4 (one per
     /// temperature), kd (the config's KD mixture α·labels + (1 − α)·teacher at T),
-    /// teacher-checkpoints[:DIR] (every *.safetensors in DIR, in name order; without DIR, the
+    /// teacher-checkpoints\[:DIR\] (every *.safetensors in DIR, in name order; without DIR, the
     /// snapshots of the teacher used here).
     #[arg(long, default_value = DEFAULT_TARGETS)]
     targets: String,

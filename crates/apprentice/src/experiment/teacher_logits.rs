@@ -15,7 +15,7 @@ use crate::layout::{RunLayout, seed_folder_name};
 pub(super) const AUGMENTED_CACHE: &str = "augmentation is on, so the teacher must see each augmented view; cached logits are exact only for un-augmented inputs";
 
 /// What one seed took from `teacher_cache`, as recorded in `results.json` under
-/// [`TEACHER_CACHE_KEY`], so that a reader can tell cached from live teacher logits.
+/// [`TEACHER_CACHE_KEY`](crate::experiment::TEACHER_CACHE_KEY), so that a reader can tell cached from live teacher logits.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TeacherCacheUse {
     /// The seed.

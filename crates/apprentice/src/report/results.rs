@@ -51,7 +51,7 @@
 //! teacher's), `temperature_choice` (what `temperature = "auto"` chose for each seed) and
 //! `teacher_cache` (for each seed, whether the teacher's training logits came from a teacher
 //! cache: `seed`, `folder`, `used`, `exact`, `shards`, and `fallback` when it was not used;
-//! see [`crate::experiment::run::TeacherCacheUse`]).
+//! see [`crate::experiment::TeacherCacheUse`]).
 //!
 //! # Versioning
 //!

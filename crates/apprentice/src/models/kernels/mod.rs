@@ -20,7 +20,7 @@
 //! keeps burn's own operations.
 //!
 //! Results never depend on the number of threads: work is split over the batch into a fixed
-//! number of chunks ([`parallel::chunks`]), each sample is computed the same way whichever thread
+//! number of chunks (`parallel::chunks`), each sample is computed the same way whichever thread
 //! runs it, and the per-chunk partial sums of the weight and bias gradients are added in chunk
 //! order.
 
