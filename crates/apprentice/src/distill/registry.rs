@@ -1,9 +1,9 @@
 //! Every distillation method apprentice knows, registered once.
 //!
 //! The `methods!` macro turns the list at the bottom of this file into the `[distill]`
-//! section of an experiment file ([`DistillConfig`]: the shared keys plus one settings table per method),
-//! the typed method names the file may select ([`MethodName`]), and the lookups from a name
-//! to its description, validation and [`Method`]. Adding a method is one module under
+//! section of an experiment file ([`DistillConfig`]: the shared keys plus one settings table
+//! per method), the typed method names the file may select ([`MethodName`]), and the lookups
+//! from a name to its description, validation and [`Method`]. Adding a method is one module under
 //! [`super::methods`] whose settings implement [`MethodSettings`], plus its line below.
 
 use serde::{Deserialize, Serialize};
