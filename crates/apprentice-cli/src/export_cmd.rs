@@ -23,12 +23,17 @@ pub struct ExportArgs {
     /// student `input_ids` and `attention_mask` [N, L]; output `logits`).
     #[arg(long, value_name = "OUT.onnx")]
     pub onnx: PathBuf,
+    /// For a language-model student: a graph for generation that also takes each layer's
+    /// cached keys and values (`past_key.{i}`, `past_value.{i}`, empty at the first call) and
+    /// returns them extended (`present_key.{i}`, `present_value.{i}`).
+    #[arg(long)]
+    pub kv_cache: bool,
 }
 
 /// Runs `apprentice export`.
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     if is_lm_checkpoint(&args.checkpoint) {
-        let summary = export_lm_checkpoint(&args.checkpoint, &args.onnx)?;
+        let summary = export_lm_checkpoint(&args.checkpoint, &args.onnx, args.kv_cache)?;
         println!(
             "wrote {} ({} bytes, {} operators): {} ({}), input input_ids int64 [N, L], output \
              the next-token logits of every position [N, L, {}]",
@@ -44,7 +49,22 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
             summary.tokenizer.display(),
             summary.max_positions
         );
+        if summary.kv_cache {
+            println!(
+                "with a key/value cache: inputs past_key.i and past_value.i [N, kv_heads, P, \
+                 head_dim] (P = 0 at the first call), outputs present_key.i and \
+                 present_value.i [N, kv_heads, P + L, head_dim]"
+            );
+        }
         return Ok(());
+    }
+    if args.kv_cache {
+        anyhow::bail!(
+            "--kv-cache: only a language-model student has a key/value cache; {} is not one \
+             (no language-model description {} beside it)",
+            args.checkpoint.display(),
+            apprentice::lm::checkpoint::meta_path(&args.checkpoint).display()
+        );
     }
     match export_student(&args.checkpoint, &args.onnx)? {
         ExportedStudent::Network(summary) => {

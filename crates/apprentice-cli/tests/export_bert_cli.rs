@@ -84,3 +84,29 @@ fn a_folder_of_another_architecture_is_one_line() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_key_value_cache_is_refused_for_a_classifier() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("student.hf");
+    saved_classifier(&dir);
+    let out = root.path().join("student.onnx");
+    let output = Command::new(env!("CARGO_BIN_EXE_apprentice"))
+        .args([
+            "export",
+            dir.to_str().unwrap(),
+            "--onnx",
+            out.to_str().unwrap(),
+            "--kv-cache",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--kv-cache") && stderr.contains("student.hf"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

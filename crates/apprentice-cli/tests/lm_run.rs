@@ -267,6 +267,15 @@ fn a_tiny_lm_run_writes_its_folder_and_its_students_generate() {
         "{said}"
     );
     assert!(std::fs::metadata(&onnx).unwrap().len() > 1000);
+    let output = apprentice(&[
+        "export",
+        checkpoint,
+        "--onnx",
+        onnx.to_str().unwrap(),
+        "--kv-cache",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("past_key.i"));
 
     // One-line errors.
     for (args, expected) in [

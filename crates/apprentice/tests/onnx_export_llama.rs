@@ -89,8 +89,10 @@ fn exported_decoders_give_apprentices_logits_in_tract() {
 }
 
 // The onnxruntime and transformers fixture: a decoder from a fixed seed, exported by
-// `write_llama_fixture`, then run by `fixtures/onnx/make_llama_reference.py` in onnxruntime
-// and, with the graph's weights loaded into `LlamaForCausalLM`, in transformers.
+// `write_llama_fixture` (with and without a key/value cache), then run by
+// `fixtures/onnx/make_llama_reference.py` in onnxruntime (the cached graph on the prompt's
+// first part, then the rest) and, with the graph's weights loaded into `LlamaForCausalLM`, in
+// transformers.
 
 fn fixture_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
@@ -121,6 +123,12 @@ fn write_llama_fixture() {
     )
     .unwrap();
     std::fs::write(fixture_dir().join("llama-tiny.onnx"), bytes).unwrap();
+    let cached = apprentice::onnx::export_llama::llama_to_onnx_with_cache_bytes(
+        &llama_weights(&model, config.rms_eps, config.max_len),
+        "llama-tiny with a key/value cache",
+    )
+    .unwrap();
+    std::fs::write(fixture_dir().join("llama-tiny-cached.onnx"), cached).unwrap();
     std::fs::write(
         fixture_dir().join("llama-tiny-config.json"),
         serde_json::to_string_pretty(&config).unwrap(),
@@ -154,6 +162,10 @@ fn onnxruntime_and_transformers_give_apprentices_next_token_logits() {
     let tract = tract_logits(&committed, &ids, rows, len);
     for (what, theirs) in [
         ("onnxruntime", numbers("onnxruntime_logits")),
+        (
+            "onnxruntime with the cache",
+            numbers("onnxruntime_cached_logits"),
+        ),
         ("transformers", numbers("transformers_logits")),
         ("tract", tract.iter().map(|&v| f64::from(v)).collect()),
     ] {
@@ -166,4 +178,79 @@ fn onnxruntime_and_transformers_give_apprentices_next_token_logits() {
         assert_eq!(theirs.len(), ours.len(), "{what}");
         assert!(diff <= 1e-4, "{what}: {diff}");
     }
+}
+
+/// The cached graph: a prompt with an empty cache, then more tokens with the cache it
+/// returned, give the logits of one pass over the whole sequence.
+#[test]
+fn the_cached_graph_continues_where_the_prompt_left_off() {
+    use apprentice::onnx::export_llama::{cache_name, llama_to_onnx_with_cache_bytes};
+    let config = config(2, true);
+    let device = ComputeDevice::cpu().inference();
+    device.seed(5);
+    let init = Initializer::Normal {
+        mean: 0.0,
+        std: 0.3,
+    };
+    let model = Llama::new(&config, &init, &device);
+    let bytes = llama_to_onnx_with_cache_bytes(
+        &llama_weights(&model, config.rms_eps, config.max_len),
+        "cached",
+    )
+    .unwrap();
+    let runnable = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(&bytes))
+        .expect("tract reads the export")
+        .into_optimized()
+        .expect("tract optimises it")
+        .into_runnable()
+        .expect("tract plans it");
+    let (rows, prompt, more) = (2, 5, 3);
+    let all = ids(rows, prompt + more, 7);
+    let whole = to_host(model.forward(BurnTensor::<2, Int>::from_data(
+        TensorData::new(all.clone(), [rows, prompt + more]),
+        &device,
+    )));
+    let head_dim = config.hidden / config.heads;
+    let part = |from: usize, to: usize| -> Vec<i64> {
+        (0..rows)
+            .flat_map(|r| all[r * (prompt + more) + from..r * (prompt + more) + to].to_vec())
+            .collect()
+    };
+    let mut past: Vec<TValue> = (0..config.layers * 2)
+        .map(|_| {
+            Tensor::from_shape(&[rows, config.kv_heads, 0, head_dim], &[] as &[f32])
+                .unwrap()
+                .into()
+        })
+        .collect();
+    for (from, to) in [(0, prompt), (prompt, prompt + more)] {
+        let new = Tensor::from_shape(&[rows, to - from], &part(from, to)).unwrap();
+        let mut inputs: TVec<TValue> = tvec![new.into()];
+        inputs.extend(past.drain(..));
+        let outputs = runnable.run(inputs).expect("tract runs the cached graph");
+        let logits: Vec<f32> = outputs[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+        let expected: Vec<f32> = (0..rows)
+            .flat_map(|r| {
+                let row = &whole[r * (prompt + more) * VOCAB..(r + 1) * (prompt + more) * VOCAB];
+                row[from * VOCAB..to * VOCAB].to_vec()
+            })
+            .collect();
+        let diff = expected
+            .iter()
+            .zip(&logits)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        println!("positions {from}..{to}: max |cached tract − apprentice| = {diff:.2e}");
+        assert!(diff <= 1e-4, "positions {from}..{to}: {diff}");
+        assert_eq!(outputs[1].shape(), &[rows, config.kv_heads, to, head_dim]);
+        past = outputs.into_iter().skip(1).collect();
+    }
+    // The inputs after the ids, in the order the outputs after the logits come.
+    assert_eq!(cache_name("past", "value", 1), "past_value.1");
 }

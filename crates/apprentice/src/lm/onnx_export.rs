@@ -12,7 +12,9 @@ use super::checkpoint::{LM_CHECKPOINT_FORMAT, load_student, meta_path};
 use super::llama::Llama;
 use crate::backend::{ComputeDevice, to_host};
 use crate::onnx::OnnxError;
-use crate::onnx::export_llama::{LlamaLayerWeights, LlamaWeights, Projection, llama_to_onnx};
+use crate::onnx::export_llama::{
+    LlamaLayerWeights, LlamaWeights, Projection, llama_to_onnx, llama_to_onnx_with_cache,
+};
 
 /// What [`export_lm_checkpoint`] wrote.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +27,8 @@ pub struct LmExportSummary {
     pub tokenizer: PathBuf,
     /// Positions the graph reads at most.
     pub max_positions: usize,
+    /// Whether the graph takes and returns a key/value cache.
+    pub kv_cache: bool,
     /// Width of the logits (the vocabulary).
     pub vocab_size: usize,
     /// Operators in the graph.
@@ -89,8 +93,13 @@ fn projection(linear: &Linear) -> Projection {
 }
 
 /// Reads the student checkpoint at `weights` and writes it as an ONNX file at `out`
-/// (atomically).
-pub fn export_lm_checkpoint(weights: &Path, out: &Path) -> Result<LmExportSummary, OnnxError> {
+/// (atomically); with `kv_cache`, the graph takes and returns each layer's keys and values
+/// ([`llama_to_onnx_with_cache`]).
+pub fn export_lm_checkpoint(
+    weights: &Path,
+    out: &Path,
+    kv_cache: bool,
+) -> Result<LmExportSummary, OnnxError> {
     let device = ComputeDevice::cpu().inference();
     let loaded = load_student(weights, &device).map_err(|e| OnnxError::Export(e.to_string()))?;
     let config = &loaded.meta.config;
@@ -108,10 +117,12 @@ pub fn export_lm_checkpoint(weights: &Path, out: &Path) -> Result<LmExportSummar
          next-token logits of every position, [N, L, {}]",
         loaded.meta.name, config.max_len, config.vocab_size
     );
-    let model = llama_to_onnx(
-        &llama_weights(&loaded.model, config.rms_eps, config.max_len),
-        &description,
-    )?;
+    let host = llama_weights(&loaded.model, config.rms_eps, config.max_len);
+    let model = if kv_cache {
+        llama_to_onnx_with_cache(&host, &description)?
+    } else {
+        llama_to_onnx(&host, &description)?
+    };
     let encoded = model.encode_to_vec();
     crate::fsutil::write_atomic(out, &encoded).map_err(|source| OnnxError::Io {
         path: out.to_path_buf(),
@@ -122,6 +133,7 @@ pub fn export_lm_checkpoint(weights: &Path, out: &Path) -> Result<LmExportSummar
         architecture,
         tokenizer,
         max_positions: config.max_len,
+        kv_cache,
         vocab_size: config.vocab_size,
         nodes: model.graph.as_ref().map_or(0, |g| g.node.len()),
         bytes: encoded.len(),

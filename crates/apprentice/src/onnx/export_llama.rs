@@ -27,6 +27,12 @@ use super::export_text::IDS_NAME;
 /// Name of the symbolic length axis.
 const LENGTH_AXIS: &str = "L";
 
+/// Name of the symbolic axis of the cached positions.
+const PAST_AXIS: &str = "P";
+
+/// Name of the symbolic axis of the cached and new positions together.
+const TOTAL_AXIS: &str = "P_plus_L";
+
 /// A projection without bias, as burn stores it: `[inputs, outputs]`, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Projection {
@@ -89,6 +95,33 @@ pub struct LlamaWeights {
 /// The ONNX model of `model`: input [`IDS_NAME`] int64 `[N, L]`, output `logits`
 /// `[N, L, vocab]`.
 pub fn llama_to_onnx(model: &LlamaWeights, description: &str) -> Result<pb::ModelProto, OnnxError> {
+    build(model, description, false)
+}
+
+/// The ONNX model of `model` for generation with a key/value cache: besides [`IDS_NAME`] (the
+/// new tokens, `[N, L]`) it takes each layer's keys and values of the `P` positions before
+/// them, `past_key.{i}` and `past_value.{i}` `[N, kv_heads, P, head_dim]` (`P` = 0 at the
+/// first call), and returns, besides `logits` `[N, L, vocab]`, `present_key.{i}` and
+/// `present_value.{i}` `[N, kv_heads, P + L, head_dim]` for the next call. The new tokens sit
+/// at positions `P..P + L` and see every earlier one.
+pub fn llama_to_onnx_with_cache(
+    model: &LlamaWeights,
+    description: &str,
+) -> Result<pb::ModelProto, OnnxError> {
+    build(model, description, true)
+}
+
+/// The name of layer `layer`'s cached keys or values (`part` is `key` or `value`) as the graph
+/// takes them (`past`) or returns them (`present`).
+pub fn cache_name(direction: &str, part: &str, layer: usize) -> String {
+    format!("{direction}_{part}.{layer}")
+}
+
+fn build(
+    model: &LlamaWeights,
+    description: &str,
+    cache: bool,
+) -> Result<pb::ModelProto, OnnxError> {
     let h = model.hidden;
     if h == 0
         || model.heads == 0
@@ -128,30 +161,60 @@ pub fn llama_to_onnx(model: &LlamaWeights, description: &str) -> Result<pb::Mode
         vec![int("start", 1), int("end", 2)],
     );
     let zero = int64(&mut graph, "zero", &[1], &[0]);
+    // The new tokens' positions `offset..end`: after the cached ones, if any.
+    let (offset, end) = if cache {
+        let offset = graph.node(
+            "Shape",
+            "past.length",
+            &[&cache_name("past", "key", 0)],
+            vec![int("start", 2), int("end", 3)],
+        );
+        let end = graph.node("Add", "positions.end", &[&offset, &length], vec![]);
+        (offset, end)
+    } else {
+        (zero.clone(), length.clone())
+    };
     let cos = graph.node(
         "Slice",
         "rope.cos_cut",
-        &[&cos_table, &zero, &length, &zero],
+        &[&cos_table, &offset, &end, &zero],
         vec![],
     );
     let sin = graph.node(
         "Slice",
         "rope.sin_cut",
-        &[&sin_table, &zero, &length, &zero],
+        &[&sin_table, &offset, &end, &zero],
         vec![],
     );
     let zero_scalar = int64(&mut graph, "zero_scalar", &[], &[0]);
     let one_scalar = int64(&mut graph, "one_scalar", &[], &[1]);
-    let length_scalar = graph.node("Squeeze", "length_scalar", &[&length, &zero], vec![]);
-    let steps = graph.node(
+    let offset_scalar = graph.node("Squeeze", "offset_scalar", &[&offset, &zero], vec![]);
+    let end_scalar = graph.node("Squeeze", "end_scalar", &[&end, &zero], vec![]);
+    let query_positions = graph.node(
         "Range",
-        "causal.steps",
-        &[&zero_scalar, &length_scalar, &one_scalar],
+        "causal.queries",
+        &[&offset_scalar, &end_scalar, &one_scalar],
+        vec![],
+    );
+    let key_positions = graph.node(
+        "Range",
+        "causal.keys",
+        &[&zero_scalar, &end_scalar, &one_scalar],
         vec![],
     );
     let one = int64(&mut graph, "one", &[1], &[1]);
-    let rows = graph.node("Unsqueeze", "causal.rows", &[&steps, &one], vec![]);
-    let columns = graph.node("Unsqueeze", "causal.columns", &[&steps, &zero], vec![]);
+    let rows = graph.node(
+        "Unsqueeze",
+        "causal.rows",
+        &[&query_positions, &one],
+        vec![],
+    );
+    let columns = graph.node(
+        "Unsqueeze",
+        "causal.columns",
+        &[&key_positions, &zero],
+        vec![],
+    );
     let future = graph.node("Greater", "causal.future", &[&columns, &rows], vec![]);
     let hidden_away = graph.initializer("causal.minus_infinity", &[], vec![f32::NEG_INFINITY]);
 
@@ -212,6 +275,26 @@ pub fn llama_to_onnx(model: &LlamaWeights, description: &str) -> Result<pb::Mode
         let q = rotate(&mut graph, &q, &cos, &sin, &halves, &zero, &name("q.rope"));
         let mut k = rotate(&mut graph, &k, &cos, &sin, &halves, &zero, &name("k.rope"));
         let mut v = v;
+        if cache {
+            // The cache holds the rotated keys, before the heads are repeated.
+            for (t, part) in [(&mut k, "key"), (&mut v, "value")] {
+                let past = cache_name("past", part, index);
+                let joined = graph.node(
+                    "Concat",
+                    &name(&format!("{part}.joined")),
+                    &[&past, t.as_str()],
+                    vec![int("axis", 2)],
+                );
+                graph.node(
+                    "Identity",
+                    &name(&format!("{part}.present")),
+                    &[&joined],
+                    vec![],
+                );
+                graph.rename_last_output(&cache_name("present", part, index));
+                *t = joined;
+            }
+        }
         if let Some((axis, repeats, shape)) = &grouped {
             for (t, part) in [(&mut k, "k"), (&mut v, "v")] {
                 let one_more = graph.node(
@@ -310,20 +393,46 @@ pub fn llama_to_onnx(model: &LlamaWeights, description: &str) -> Result<pb::Mode
         value: Some(dimension::Value::DimParam(name.into())),
         ..Default::default()
     };
+    let mut input = vec![typed_value_info(
+        IDS_NAME,
+        DataType::Int64,
+        vec![symbolic(BATCH_AXIS), symbolic(LENGTH_AXIS)],
+    )];
+    let mut output = vec![typed_value_info(
+        OUTPUT_NAME,
+        DataType::Float,
+        vec![symbolic(BATCH_AXIS), symbolic(LENGTH_AXIS), fixed(vocab)],
+    )];
+    if cache {
+        let cached = |length: &str| {
+            vec![
+                symbolic(BATCH_AXIS),
+                fixed(model.kv_heads),
+                symbolic(length),
+                fixed(head_dim),
+            ]
+        };
+        for layer in 0..model.layers.len() {
+            for part in ["key", "value"] {
+                input.push(typed_value_info(
+                    &cache_name("past", part, layer),
+                    DataType::Float,
+                    cached(PAST_AXIS),
+                ));
+                output.push(typed_value_info(
+                    &cache_name("present", part, layer),
+                    DataType::Float,
+                    cached(TOTAL_AXIS),
+                ));
+            }
+        }
+    }
     let graph = pb::GraphProto {
         name: "apprentice".into(),
         node: graph.nodes,
         initializer: graph.initializers,
-        input: vec![typed_value_info(
-            IDS_NAME,
-            DataType::Int64,
-            vec![symbolic(BATCH_AXIS), symbolic(LENGTH_AXIS)],
-        )],
-        output: vec![typed_value_info(
-            OUTPUT_NAME,
-            DataType::Float,
-            vec![symbolic(BATCH_AXIS), symbolic(LENGTH_AXIS), fixed(vocab)],
-        )],
+        input,
+        output,
         doc_string: description.to_owned(),
         ..Default::default()
     };
@@ -333,6 +442,15 @@ pub fn llama_to_onnx(model: &LlamaWeights, description: &str) -> Result<pb::Mode
 /// The serialised ONNX model of `model` (see [`llama_to_onnx`]).
 pub fn llama_to_onnx_bytes(model: &LlamaWeights, description: &str) -> Result<Vec<u8>, OnnxError> {
     Ok(llama_to_onnx(model, description)?.encode_to_vec())
+}
+
+/// The serialised ONNX model of `model` with a key/value cache (see
+/// [`llama_to_onnx_with_cache`]).
+pub fn llama_to_onnx_with_cache_bytes(
+    model: &LlamaWeights,
+    description: &str,
+) -> Result<Vec<u8>, OnnxError> {
+    Ok(llama_to_onnx_with_cache(model, description)?.encode_to_vec())
 }
 
 /// Cosines and sines `[positions, head_dim]` of the rotary angles in the rotate-half layout,
