@@ -1,6 +1,10 @@
 //! Student language models out to ONNX: the exported graph of a small llama decoder (tied and
 //! untied output projection, grouped-query and plain attention) gives apprentice's next-token
-//! logits at every position in tract, for batches of other sizes and lengths through one file.
+//! logits at every position in tract, for batches of other sizes and lengths through one file;
+//! so does a decoder of SmolLM2's real shape and weights (its first and last layers), with and
+//! without the key/value cache.
+
+mod common;
 
 use apprentice::backend::{ComputeDevice, to_host};
 use apprentice::lm::llama::{Llama, LlamaConfig};
@@ -253,4 +257,98 @@ fn the_cached_graph_continues_where_the_prompt_left_off() {
     }
     // The inputs after the ids, in the order the outputs after the logits come.
     assert_eq!(cache_name("past", "value", 1), "past_value.1");
+}
+
+/// SmolLM2-135M's first and last layers with its embeddings and final norm: the real widths
+/// (9 query and 3 key/value heads of 64, rotary base and context), on real token ids.
+#[test]
+fn a_decoder_of_smollm2s_shape_gives_apprentices_logits_in_tract() {
+    use apprentice::lm::teacher::Teacher;
+    use apprentice::onnx::export_llama::llama_to_onnx_with_cache_bytes;
+    let Some(data) =
+        common::shared_data("a_decoder_of_smollm2s_shape_gives_apprentices_logits_in_tract")
+    else {
+        return;
+    };
+    let device = ComputeDevice::cpu().inference();
+    let teacher = Teacher::open(
+        &data.join("smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        &device,
+    )
+    .unwrap();
+    let last = teacher.model.layers.len() - 1;
+    let model = Llama {
+        embed: teacher.model.embed.clone(),
+        layers: vec![
+            teacher.model.layers[0].clone(),
+            teacher.model.layers[last].clone(),
+        ],
+        norm: teacher.model.norm.clone(),
+        lm_head: None,
+        heads: teacher.model.heads,
+        kv_heads: teacher.model.kv_heads,
+        rope_theta: teacher.model.rope_theta,
+    };
+    let config = &teacher.config;
+    let prompt = teacher
+        .tokenizer
+        .encode("This movie is a gorgeous, witty, seductive film.")
+        .unwrap();
+    let ids: Vec<i64> = prompt.iter().map(|&i| i64::from(i)).collect();
+    let len = ids.len();
+    let expected = to_host(model.forward(BurnTensor::<2, Int>::from_data(
+        TensorData::new(ids.clone(), [1, len]),
+        &device,
+    )));
+    let weights = llama_weights(&model, config.rms_eps, config.max_len);
+    let plain = llama_to_onnx_bytes(&weights, "smollm2 layers 0 and last").unwrap();
+    let got = tract_logits(&plain, &ids, 1, len);
+    let diff = |got: &[f32]| {
+        expected
+            .iter()
+            .zip(got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let largest = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    println!(
+        "SmolLM2 shape, {len} tokens: max |tract − apprentice| = {:.2e} (largest logit {largest:.1})",
+        diff(&got)
+    );
+    assert!(
+        diff(&got) <= 1e-3 && diff(&got) <= largest * 1e-4,
+        "{}",
+        diff(&got)
+    );
+
+    // The cached graph on the whole prompt with an empty cache gives the same logits.
+    let cached = llama_to_onnx_with_cache_bytes(&weights, "cached").unwrap();
+    let runnable = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(&cached))
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let head_dim = config.hidden / config.heads;
+    let mut inputs: TVec<TValue> = tvec![Tensor::from_shape(&[1, len], &ids).unwrap().into()];
+    for _ in 0..model.layers.len() * 2 {
+        inputs.push(
+            Tensor::from_shape(&[1, config.kv_heads, 0, head_dim], &[] as &[f32])
+                .unwrap()
+                .into(),
+        );
+    }
+    let outputs = runnable.run(inputs).unwrap();
+    let got: Vec<f32> = outputs[0]
+        .to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect();
+    assert!(
+        diff(&got) <= 1e-3 && diff(&got) <= largest * 1e-4,
+        "cached: {}",
+        diff(&got)
+    );
 }
