@@ -290,22 +290,35 @@ struct Rope {
     sin: Tensor<4>,
 }
 
-impl Rope {
-    fn new(start: usize, len: usize, head_dim: usize, theta: f64, device: &Device) -> Self {
-        let half = head_dim / 2;
-        let mut cos = Vec::with_capacity(len * head_dim);
-        let mut sin = Vec::with_capacity(len * head_dim);
-        for p in start..start + len {
-            for _ in 0..2 {
-                for i in 0..half {
-                    // As Hugging Face: the inverse frequency in f32, then position × frequency.
-                    let inv = (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32;
-                    let angle = p as f32 * inv;
-                    cos.push(angle.cos());
-                    sin.push(angle.sin());
-                }
+/// Cosines and sines of the rotary angles of positions `start..start + len`, `len × head_dim`
+/// row-major each, in the rotate-half layout (the angles of the first half repeated). The
+/// decoder and its ONNX export (`lm::onnx_export`) both take them from here.
+pub fn rotary_tables(
+    start: usize,
+    len: usize,
+    head_dim: usize,
+    theta: f64,
+) -> (Vec<f32>, Vec<f32>) {
+    let half = head_dim / 2;
+    let mut cos = Vec::with_capacity(len * head_dim);
+    let mut sin = Vec::with_capacity(len * head_dim);
+    for p in start..start + len {
+        for _ in 0..2 {
+            for i in 0..half {
+                // As Hugging Face: the inverse frequency in f32, then position × frequency.
+                let inv = (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32;
+                let angle = p as f32 * inv;
+                cos.push(angle.cos());
+                sin.push(angle.sin());
             }
         }
+    }
+    (cos, sin)
+}
+
+impl Rope {
+    fn new(start: usize, len: usize, head_dim: usize, theta: f64, device: &Device) -> Self {
+        let (cos, sin) = rotary_tables(start, len, head_dim, theta);
         let shape = [1, 1, len, head_dim];
         Self {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),

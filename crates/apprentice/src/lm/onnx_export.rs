@@ -6,10 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use burn::nn::Linear;
-use prost::Message;
 
 use super::checkpoint::{LM_CHECKPOINT_FORMAT, load_student, meta_path};
-use super::llama::Llama;
+use super::llama::{Llama, rotary_tables};
 use crate::backend::{ComputeDevice, to_host};
 use crate::onnx::OnnxError;
 use crate::onnx::export_llama::{
@@ -55,13 +54,16 @@ pub fn is_lm_checkpoint(path: &Path) -> bool {
 /// The weights of `model` as plain arrays, for [`llama_to_onnx`].
 pub fn llama_weights(model: &Llama, rms_eps: f64, max_positions: usize) -> LlamaWeights {
     let [_, hidden] = model.embed.weight.dims();
+    let (rope_cos, rope_sin) =
+        rotary_tables(0, max_positions, hidden / model.heads, model.rope_theta);
     LlamaWeights {
         hidden,
         heads: model.heads,
         kv_heads: model.kv_heads,
-        rope_theta: model.rope_theta,
         rms_eps: rms_eps as f32,
         max_positions,
+        rope_cos,
+        rope_sin,
         embedding: to_host(model.embed.weight.val()),
         layers: model
             .layers
@@ -123,11 +125,7 @@ pub fn export_lm_checkpoint(
     } else {
         llama_to_onnx(&host, &description)?
     };
-    let encoded = model.encode_to_vec();
-    crate::fsutil::write_atomic(out, &encoded).map_err(|source| OnnxError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::onnx::export::write_model(&model, out)?;
     Ok(LmExportSummary {
         name: loaded.meta.name.clone(),
         architecture,
@@ -136,6 +134,6 @@ pub fn export_lm_checkpoint(
         kv_cache,
         vocab_size: config.vocab_size,
         nodes: model.graph.as_ref().map_or(0, |g| g.node.len()),
-        bytes: encoded.len(),
+        bytes,
     })
 }

@@ -225,11 +225,7 @@ pub fn network_to_onnx_bytes(
 pub fn export_checkpoint(checkpoint_path: &Path, out: &Path) -> Result<ExportSummary, OnnxError> {
     let (network, meta) = checkpoint::load(checkpoint_path, &ComputeDevice::cpu())?;
     let model = network_to_onnx(&network, Some(&meta.normalizer), &describe(&meta))?;
-    let bytes = model.encode_to_vec();
-    crate::fsutil::write_atomic(out, &bytes).map_err(|source| OnnxError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    let bytes = write_model(&model, out)?;
     let input = &model.graph.as_ref().expect("built above").input[0];
     let input_shape = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
         Some(pb::type_proto::Value::TensorType(t)) => t
@@ -247,7 +243,7 @@ pub fn export_checkpoint(checkpoint_path: &Path, out: &Path) -> Result<ExportSum
         input_shape,
         num_classes: meta.num_classes,
         nodes: model.graph.as_ref().map_or(0, |g| g.node.len()),
-        bytes: bytes.len(),
+        bytes,
     })
 }
 
@@ -314,6 +310,18 @@ impl Graph {
         name.to_owned()
     }
 
+    /// Adds an int64 constant (axes, shapes, slice bounds, ids) and returns its name.
+    pub(crate) fn int64(&mut self, name: &str, dims: &[usize], values: &[i64]) -> String {
+        self.initializers.push(pb::TensorProto {
+            name: name.to_owned(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: pb::tensor_proto::DataType::Int64 as i32,
+            int64_data: values.to_vec(),
+            ..Default::default()
+        });
+        name.to_owned()
+    }
+
     /// Adds an operator and returns the name of its output.
     pub(crate) fn node(
         &mut self,
@@ -370,6 +378,24 @@ impl Graph {
             last.output = vec![name.to_owned()];
         }
     }
+}
+
+/// A named axis whose size the runtime reads from the input (`N`, `L`).
+pub(crate) fn symbolic(name: &str) -> Dimension {
+    Dimension {
+        value: Some(dimension::Value::DimParam(name.into())),
+        ..Default::default()
+    }
+}
+
+/// Writes `model` to `out` atomically and returns its size in bytes.
+pub(crate) fn write_model(model: &pb::ModelProto, out: &Path) -> Result<usize, OnnxError> {
+    let bytes = model.encode_to_vec();
+    crate::fsutil::write_atomic(out, &bytes).map_err(|source| OnnxError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    Ok(bytes.len())
 }
 
 pub(crate) fn fixed(size: usize) -> Dimension {

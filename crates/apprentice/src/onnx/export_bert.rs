@@ -19,12 +19,13 @@
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 
 use super::error::OnnxError;
 use super::export::typed_value_info;
-use super::export::{BATCH_AXIS, Graph, OUTPUT_NAME, fixed, float, int, ints, model_proto};
-use super::export_text::{IDS_NAME, MASK_NAME};
+use super::export::{
+    BATCH_AXIS, Graph, OUTPUT_NAME, fixed, float, int, ints, model_proto, symbolic,
+};
+use super::export_text::{IDS_NAME, MASK_NAME, masked_mean};
 use crate::models::Activation;
 
 /// Name of the symbolic length axis.
@@ -147,8 +148,8 @@ pub fn bert_classifier_to_onnx(
         &[IDS_NAME],
         vec![int("start", 1), int("end", 2)],
     );
-    let zero = int64_scalar(&mut graph, "embeddings.zero", 0);
-    let one = int64_scalar(&mut graph, "embeddings.one", 1);
+    let zero = graph.int64("embeddings.zero", &[], &[0]);
+    let one = graph.int64("embeddings.one", &[], &[1]);
     let length = squeeze_scalar(&mut graph, &length, "embeddings.length_scalar");
     let steps = graph.node("Range", "embeddings.steps", &[&zero, &length, &one], vec![]);
     let places = graph.node(
@@ -178,16 +179,16 @@ pub fn bert_classifier_to_onnx(
     let scale = graph.initializer("mask.scale", &[], vec![-MASKED_SCORE]);
     let shifted = graph.node("Sub", "mask.shift", &[&mask, &one_f], vec![]);
     let bias = graph.node("Mul", "mask.scaled", &[&shifted, &scale], vec![]);
-    let axes12 = int64_tensor(&mut graph, "mask.axes", &[1, 2]);
+    let axes12 = graph.int64("mask.axes", &[2], &[1, 2]);
     let bias = graph.node("Unsqueeze", "mask.bias", &[&bias, &axes12], vec![]);
 
     let head_dim = h / model.heads;
-    let split_shape = int64_tensor(
-        &mut graph,
+    let split_shape = graph.int64(
         "attention.split_shape",
+        &[4],
         &[0, 0, model.heads as i64, head_dim as i64],
     );
-    let merge_shape = int64_tensor(&mut graph, "attention.merge_shape", &[0, 0, h as i64]);
+    let merge_shape = graph.int64("attention.merge_shape", &[3], &[0, 0, h as i64]);
     let inverse_sqrt =
         graph.initializer("attention.scale", &[], vec![1.0 / (head_dim as f32).sqrt()]);
     for (index, layer) in model.layers.iter().enumerate() {
@@ -268,36 +269,12 @@ pub fn bert_classifier_to_onnx(
             let dense_out = gemm(&mut graph, &first, pooler, "head.pooler");
             graph.node("Tanh", "head.tanh", &[&dense_out], vec![])
         }
-        HeadPooling::Mean => {
-            // Σ x·m / max(Σ m, 10⁻⁹) over the tokens, as apprentice's head pools.
-            let axis2 = int64_tensor(&mut graph, "head.axis2", &[2]);
-            let axis1 = int64_tensor(&mut graph, "head.axis1", &[1]);
-            let floor = graph.initializer("head.floor", &[], vec![1e-9]);
-            let column = graph.node("Unsqueeze", "head.mask", &[&mask, &axis2], vec![]);
-            let weighted = graph.node("Mul", "head.weighted", &[&x, &column], vec![]);
-            let sum = graph.node(
-                "ReduceSum",
-                "head.sum",
-                &[&weighted, &axis1],
-                vec![int("keepdims", 0)],
-            );
-            let count = graph.node(
-                "ReduceSum",
-                "head.count",
-                &[&mask, &axis1],
-                vec![int("keepdims", 1)],
-            );
-            let count = graph.node("Max", "head.count_floor", &[&count, &floor], vec![]);
-            graph.node("Div", "head.mean", &[&sum, &count], vec![])
-        }
+        // Σ x·m / max(Σ m, 10⁻⁹) over the tokens, as apprentice's head pools.
+        HeadPooling::Mean => masked_mean(&mut graph, &x, &mask, 1e-9, "head"),
     };
     gemm(&mut graph, &pooled, &model.classifier, "classifier");
     graph.rename_last_output(OUTPUT_NAME);
 
-    let symbolic = |name: &str| Dimension {
-        value: Some(dimension::Value::DimParam(name.into())),
-        ..Default::default()
-    };
     let token_dims = || vec![symbolic(BATCH_AXIS), symbolic(LENGTH_AXIS)];
     let graph = pb::GraphProto {
         name: "apprentice".into(),
@@ -463,91 +440,6 @@ fn layer_norm(
 
 /// A one-element int64 tensor `[1]` → a scalar.
 fn squeeze_scalar(graph: &mut Graph, x: &str, name: &str) -> String {
-    let axes = int64_tensor(graph, &format!("{name}.axes"), &[0]);
+    let axes = graph.int64(&format!("{name}.axes"), &[1], &[0]);
     graph.node("Squeeze", name, &[x, &axes], vec![])
-}
-
-fn int64_scalar(graph: &mut Graph, name: &str, value: i64) -> String {
-    push_int64(graph, name, &[], &[value])
-}
-
-fn int64_tensor(graph: &mut Graph, name: &str, values: &[i64]) -> String {
-    push_int64(graph, name, &[values.len()], values)
-}
-
-fn push_int64(graph: &mut Graph, name: &str, dims: &[usize], values: &[i64]) -> String {
-    graph.initializers.push(pb::TensorProto {
-        name: name.to_owned(),
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: DataType::Int64 as i32,
-        int64_data: values.to_vec(),
-        ..Default::default()
-    });
-    name.to_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dense(inputs: usize, outputs: usize) -> DenseWeights {
-        DenseWeights {
-            weight: vec![0.0; inputs * outputs],
-            bias: vec![0.0; outputs],
-            inputs,
-            outputs,
-        }
-    }
-
-    fn norm(h: usize) -> NormWeights {
-        NormWeights {
-            gamma: vec![1.0; h],
-            beta: vec![0.0; h],
-        }
-    }
-
-    fn model() -> BertClassifierWeights {
-        let h = 4;
-        BertClassifierWeights {
-            hidden: h,
-            heads: 2,
-            layer_norm_eps: 1e-12,
-            word_embeddings: vec![0.0; 10 * h],
-            position_embeddings: vec![0.0; 8 * h],
-            segment_embedding: vec![0.0; h],
-            embedding_norm: norm(h),
-            layers: vec![BertLayerWeights {
-                query: dense(h, h),
-                key: dense(h, h),
-                value: dense(h, h),
-                attention_output: dense(h, h),
-                attention_norm: norm(h),
-                intermediate: dense(h, 6),
-                output: dense(6, h),
-                output_norm: norm(h),
-            }],
-            pooling: HeadPooling::Cls(dense(h, h)),
-            classifier: dense(h, 3),
-        }
-    }
-
-    #[test]
-    fn consistent_shapes_pass_and_each_mismatch_is_named() {
-        assert!(check_shapes(&model()).is_ok());
-        let mut wrong_key = model();
-        wrong_key.layers[0].key = dense(4, 5);
-        let message = check_shapes(&wrong_key).unwrap_err().to_string();
-        assert!(
-            message.contains("layer 0 key: 4 inputs → 5 outputs, expected 4 inputs → 4 outputs"),
-            "{message}"
-        );
-        let mut short_bias = model();
-        short_bias.classifier.bias.pop();
-        let message = check_shapes(&short_bias).unwrap_err().to_string();
-        assert!(message.contains("classifier"), "{message}");
-        let mut heads = model();
-        heads.heads = 3;
-        let message = check_shapes(&heads).unwrap_err().to_string();
-        assert!(message.contains("3 attention heads"), "{message}");
-    }
 }

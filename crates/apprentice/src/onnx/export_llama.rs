@@ -5,8 +5,8 @@
 //! the same length); output `logits` `[N, L, vocab]`. The graph does what
 //! `lm::llama::Llama::forward` does: the token embeddings; per layer, RMSNorm
 //! (`x / sqrt(mean(x²) + ε) · γ`, spelled out: its operator arrived only in opset 23),
-//! rotary position embeddings in the rotate-half layout from tables of every position the
-//! model was trained on, grouped-query attention with a causal mask, the output projection and
+//! rotary position embeddings in the rotate-half layout from the decoder's own tables of every
+//! position it reads, grouped-query attention with a causal mask, the output projection and
 //! residual, RMSNorm, the SwiGLU block (`silu(x·G) ⊙ x·U`, then `·D`) and residual; the final
 //! RMSNorm and the output projection, which for tied embeddings reads the embedding matrix
 //! transposed (`Gemm`'s `transB`), so that the file holds it once.
@@ -17,11 +17,10 @@
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 
 use super::error::OnnxError;
 use super::export::typed_value_info;
-use super::export::{BATCH_AXIS, Graph, OUTPUT_NAME, fixed, int, ints, model_proto};
+use super::export::{BATCH_AXIS, Graph, OUTPUT_NAME, fixed, int, ints, model_proto, symbolic};
 use super::export_text::IDS_NAME;
 
 /// Name of the symbolic length axis.
@@ -76,12 +75,15 @@ pub struct LlamaWeights {
     pub heads: usize,
     /// Key/value heads (divides `heads`).
     pub kv_heads: usize,
-    /// Base of the rotary frequencies.
-    pub rope_theta: f64,
     /// Epsilon of every RMSNorm.
     pub rms_eps: f32,
     /// Positions the model reads at most (the rotary tables' rows).
     pub max_positions: usize,
+    /// Cosines of the rotary angles, `[max_positions, head_dim]`, in the rotate-half layout
+    /// the decoder uses (`lm::llama::rotary_tables`).
+    pub rope_cos: Vec<f32>,
+    /// Sines of the same angles.
+    pub rope_sin: Vec<f32>,
     /// Token embeddings, `[vocab, hidden]`.
     pub embedding: Vec<f32>,
     /// Decoder layers, input side first.
@@ -151,16 +153,24 @@ fn build(
     );
 
     // The rotary tables cut to the input's length, and the causal mask.
-    let (cos_table, sin_table) = rotary_tables(model.max_positions, head_dim, model.rope_theta);
-    let cos_table = graph.initializer("rope.cos", &[model.max_positions, head_dim], cos_table);
-    let sin_table = graph.initializer("rope.sin", &[model.max_positions, head_dim], sin_table);
+    let table = [model.max_positions, head_dim];
+    if model.rope_cos.len() != table[0] * table[1] || model.rope_sin.len() != table[0] * table[1] {
+        return Err(OnnxError::Export(format!(
+            "rotary tables of {} and {} values, expected {} × {head_dim}",
+            model.rope_cos.len(),
+            model.rope_sin.len(),
+            model.max_positions
+        )));
+    }
+    let cos_table = graph.initializer("rope.cos", &table, model.rope_cos.clone());
+    let sin_table = graph.initializer("rope.sin", &table, model.rope_sin.clone());
     let length = graph.node(
         "Shape",
         "length",
         &[IDS_NAME],
         vec![int("start", 1), int("end", 2)],
     );
-    let zero = int64(&mut graph, "zero", &[1], &[0]);
+    let zero = graph.int64("zero", &[1], &[0]);
     // The new tokens' positions `offset..end`: after the cached ones, if any.
     let (offset, end) = if cache {
         let offset = graph.node(
@@ -186,8 +196,8 @@ fn build(
         &[&sin_table, &offset, &end, &zero],
         vec![],
     );
-    let zero_scalar = int64(&mut graph, "zero_scalar", &[], &[0]);
-    let one_scalar = int64(&mut graph, "one_scalar", &[], &[1]);
+    let zero_scalar = graph.int64("zero_scalar", &[], &[0]);
+    let one_scalar = graph.int64("one_scalar", &[], &[1]);
     let offset_scalar = graph.node("Squeeze", "offset_scalar", &[&offset, &zero], vec![]);
     let end_scalar = graph.node("Squeeze", "end_scalar", &[&end, &zero], vec![]);
     let query_positions = graph.node(
@@ -202,7 +212,7 @@ fn build(
         &[&zero_scalar, &end_scalar, &one_scalar],
         vec![],
     );
-    let one = int64(&mut graph, "one", &[1], &[1]);
+    let one = graph.int64("one", &[1], &[1]);
     let rows = graph.node(
         "Unsqueeze",
         "causal.rows",
@@ -220,28 +230,22 @@ fn build(
 
     let half = (head_dim / 2) as i64;
     let halves = [
-        int64(&mut graph, "rope.half", &[1], &[half]),
-        int64(&mut graph, "rope.end", &[1], &[head_dim as i64]),
-        int64(&mut graph, "rope.axis", &[1], &[3]),
+        graph.int64("rope.half", &[1], &[half]),
+        graph.int64("rope.end", &[1], &[head_dim as i64]),
+        graph.int64("rope.axis", &[1], &[3]),
     ];
     let split = |graph: &mut Graph, n: usize, name: &str| {
-        int64(graph, name, &[4], &[0, 0, n as i64, head_dim as i64])
+        graph.int64(name, &[4], &[0, 0, n as i64, head_dim as i64])
     };
     let query_shape = split(&mut graph, model.heads, "shape.query_heads");
     let kv_shape = split(&mut graph, model.kv_heads, "shape.kv_heads");
-    let merged = int64(&mut graph, "shape.merged", &[3], &[0, 0, h as i64]);
+    let merged = graph.int64("shape.merged", &[3], &[0, 0, h as i64]);
     let repeat = model.heads / model.kv_heads;
     let grouped = (repeat > 1).then(|| {
         (
-            int64(&mut graph, "gqa.axis", &[1], &[2]),
-            int64(
-                &mut graph,
-                "gqa.repeats",
-                &[5],
-                &[1, 1, repeat as i64, 1, 1],
-            ),
-            int64(
-                &mut graph,
+            graph.int64("gqa.axis", &[1], &[2]),
+            graph.int64("gqa.repeats", &[5], &[1, 1, repeat as i64, 1, 1]),
+            graph.int64(
                 "gqa.shape",
                 &[4],
                 &[0, model.heads as i64, -1, head_dim as i64],
@@ -368,7 +372,7 @@ fn build(
         }
         None => {
             // [N·L, H] · Eᵀ, then back to [N, L, vocab].
-            let flat_shape = int64(&mut graph, "lm_head.flat", &[2], &[-1, h as i64]);
+            let flat_shape = graph.int64("lm_head.flat", &[2], &[-1, h as i64]);
             let flat = graph.node("Reshape", "lm_head.rows", &[&x, &flat_shape], vec![]);
             let logits = graph.node(
                 "Gemm",
@@ -377,7 +381,7 @@ fn build(
                 vec![int("transB", 1)],
             );
             let batch_and_length = graph.node("Shape", "lm_head.input_shape", &[IDS_NAME], vec![]);
-            let width = int64(&mut graph, "lm_head.vocab", &[1], &[vocab as i64]);
+            let width = graph.int64("lm_head.vocab", &[1], &[vocab as i64]);
             let shape = graph.node(
                 "Concat",
                 "lm_head.shape",
@@ -389,10 +393,6 @@ fn build(
     }
     graph.rename_last_output(OUTPUT_NAME);
 
-    let symbolic = |name: &str| Dimension {
-        value: Some(dimension::Value::DimParam(name.into())),
-        ..Default::default()
-    };
     let mut input = vec![typed_value_info(
         IDS_NAME,
         DataType::Int64,
@@ -451,26 +451,6 @@ pub fn llama_to_onnx_with_cache_bytes(
     description: &str,
 ) -> Result<Vec<u8>, OnnxError> {
     Ok(llama_to_onnx_with_cache(model, description)?.encode_to_vec())
-}
-
-/// Cosines and sines `[positions, head_dim]` of the rotary angles in the rotate-half layout,
-/// computed as apprentice's decoder computes them (the inverse frequency in f32, then
-/// position × frequency).
-fn rotary_tables(positions: usize, head_dim: usize, theta: f64) -> (Vec<f32>, Vec<f32>) {
-    let half = head_dim / 2;
-    let mut cos = Vec::with_capacity(positions * head_dim);
-    let mut sin = Vec::with_capacity(positions * head_dim);
-    for p in 0..positions {
-        for _ in 0..2 {
-            for i in 0..half {
-                let inv = (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32;
-                let angle = p as f32 * inv;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-    }
-    (cos, sin)
 }
 
 /// `x · W` over the last axis.
@@ -532,15 +512,4 @@ fn rotate(
     let straight = graph.node("Mul", &format!("{name}.cos"), &[x, cos], vec![]);
     let turned = graph.node("Mul", &format!("{name}.sin"), &[&rotated, sin], vec![]);
     graph.node("Add", &format!("{name}.sum"), &[&straight, &turned], vec![])
-}
-
-fn int64(graph: &mut Graph, name: &str, dims: &[usize], values: &[i64]) -> String {
-    graph.initializers.push(pb::TensorProto {
-        name: name.to_owned(),
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: DataType::Int64 as i32,
-        int64_data: values.to_vec(),
-        ..Default::default()
-    });
-    name.to_owned()
 }

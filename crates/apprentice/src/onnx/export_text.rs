@@ -26,11 +26,10 @@
 use prost::Message;
 use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
-use tract_onnx::pb::tensor_shape_proto::{Dimension, dimension};
 
 use super::error::OnnxError;
 use super::export::{
-    BATCH_AXIS, Graph, OUTPUT_NAME, fixed, int, ints, model_proto, typed_value_info,
+    BATCH_AXIS, Graph, OUTPUT_NAME, fixed, int, ints, model_proto, symbolic, typed_value_info,
 };
 use burn::tensor::Tensor;
 
@@ -92,9 +91,9 @@ pub fn text_student_to_onnx(
                 "max_tokens: expected at least one piece".into(),
             ));
         }
-        let starts = int64_initializer(&mut graph, "truncate.starts", &[1], &[0]);
-        let limit = int64_initializer(&mut graph, "truncate.limit", &[1], &[max_tokens as i64]);
-        let axes = int64_initializer(&mut graph, "truncate.axes", &[1], &[1]);
+        let starts = graph.int64("truncate.starts", &[1], &[0]);
+        let limit = graph.int64("truncate.limit", &[1], &[max_tokens as i64]);
+        let axes = graph.int64("truncate.axes", &[1], &[1]);
         // `min(L, max_tokens)` rather than `max_tokens` alone: ONNX clamps an end past the
         // axis, but tract refuses it.
         let length = graph.node(
@@ -118,7 +117,7 @@ pub fn text_student_to_onnx(
         );
     }
     let real = cast(&mut graph, &mask, "mask_bool", DataType::Bool);
-    let pad = int64_initializer(&mut graph, "pad_id", &[], &[i64::from(options.pad_id)]);
+    let pad = graph.int64("pad_id", &[], &[i64::from(options.pad_id)]);
     ids = graph.node("Where", "pad_ids", &[&real, &ids, &pad], vec![]);
     let weights = cast(&mut graph, &real, "mask_float", DataType::Float);
 
@@ -133,7 +132,7 @@ pub fn text_student_to_onnx(
         vec![int("axis", 0)],
     );
     let mut x = match &student.conv {
-        None => bag_pooling(&mut graph, &vectors, &weights),
+        None => masked_mean(&mut graph, &vectors, &weights, 1.0, "bag"),
         Some((weight, bias)) => {
             let weight = weight.clone();
             let dims = weight.dims().to_vec();
@@ -190,10 +189,6 @@ pub fn text_student_to_onnx(
     }
     graph.rename_last_output(OUTPUT_NAME);
 
-    let symbolic = |name: &str| Dimension {
-        value: Some(dimension::Value::DimParam(name.into())),
-        ..Default::default()
-    };
     let token_dims = || vec![symbolic(BATCH_AXIS), symbolic(LENGTH_AXIS)];
     let graph = pb::GraphProto {
         name: "apprentice".into(),
@@ -223,28 +218,37 @@ pub fn text_student_to_onnx_bytes(
     Ok(text_student_to_onnx(student, options, description)?.encode_to_vec())
 }
 
-/// The mean of the token vectors `[N, L, D]` over the real tokens: `Σ v·m / max(Σ m, 1)`,
-/// in apprentice's order of operations.
-fn bag_pooling(graph: &mut Graph, vectors: &str, weights: &str) -> String {
-    let axis2 = int64_initializer(graph, "bag.axis2", &[1], &[2]);
-    let axis1 = int64_initializer(graph, "bag.axis1", &[1], &[1]);
-    let one = graph.initializer("bag.one", &[], vec![1.0]);
-    let column = graph.node("Unsqueeze", "bag.mask", &[weights, &axis2], vec![]);
-    let weighted = graph.node("Mul", "bag.weighted", &[vectors, &column], vec![]);
+/// The mean of the token vectors `[N, L, D]` over the real tokens (`weights` `[N, L]`, 1 for
+/// a real token): `Σ v·m / max(Σ m, floor)`, in apprentice's order of operations, with nodes
+/// named after `prefix`. The bag of embeddings pools with a floor of 1, a BERT head's mean
+/// pooling with 10⁻⁹.
+pub(crate) fn masked_mean(
+    graph: &mut Graph,
+    vectors: &str,
+    weights: &str,
+    floor: f32,
+    prefix: &str,
+) -> String {
+    let name = |part: &str| format!("{prefix}.{part}");
+    let axis2 = graph.int64(&name("axis2"), &[1], &[2]);
+    let axis1 = graph.int64(&name("axis1"), &[1], &[1]);
+    let floor = graph.initializer(&name("floor"), &[], vec![floor]);
+    let column = graph.node("Unsqueeze", &name("mask"), &[weights, &axis2], vec![]);
+    let weighted = graph.node("Mul", &name("weighted"), &[vectors, &column], vec![]);
     let sum = graph.node(
         "ReduceSum",
-        "bag.sum",
+        &name("sum"),
         &[&weighted, &axis1],
         vec![int("keepdims", 0)],
     );
     let count = graph.node(
         "ReduceSum",
-        "bag.count",
+        &name("count"),
         &[weights, &axis1],
         vec![int("keepdims", 1)],
     );
-    let count = graph.node("Max", "bag.count_min1", &[&count, &one], vec![]);
-    graph.node("Div", "bag.mean", &[&sum, &count], vec![])
+    let count = graph.node("Max", &name("count_floor"), &[&count, &floor], vec![]);
+    graph.node("Div", &name("mean"), &[&sum, &count], vec![])
 }
 
 /// The token convolution ('same' padded), ReLU, padded positions zeroed, max over time.
@@ -256,7 +260,7 @@ fn cnn_pooling(
     b: &str,
     width: usize,
 ) -> String {
-    let axis1 = int64_initializer(graph, "cnn.axis1", &[1], &[1]);
+    let axis1 = graph.int64("cnn.axis1", &[1], &[1]);
     // [N, D, L], channels first as Conv takes them.
     let channels_first = graph.node(
         "Transpose",
@@ -290,7 +294,7 @@ fn cnn_pooling(
 
 /// `x / max(‖x‖, ε)` per row, as apprentice normalises a sentence embedding.
 fn l2_normalize(graph: &mut Graph, x: &str) -> String {
-    let axis1 = int64_initializer(graph, "l2.axis1", &[1], &[1]);
+    let axis1 = graph.int64("l2.axis1", &[1], &[1]);
     let epsilon = graph.initializer("l2.epsilon", &[], vec![L2_EPSILON]);
     let squares = graph.node("Mul", "l2.square", &[x, x], vec![]);
     let sum = graph.node(
@@ -325,18 +329,6 @@ fn dense_layers(
         }
     }
     x
-}
-
-/// Adds an int64 constant (axes, slice bounds, the pad id) and returns its name.
-fn int64_initializer(graph: &mut Graph, name: &str, dims: &[usize], values: &[i64]) -> String {
-    graph.initializers.push(pb::TensorProto {
-        name: name.to_owned(),
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: DataType::Int64 as i32,
-        int64_data: values.to_vec(),
-        ..Default::default()
-    });
-    name.to_owned()
 }
 
 fn cast(graph: &mut Graph, x: &str, name: &str, to: DataType) -> String {

@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
 use super::error::TextError;
 use super::onnx_export_bert::{BertExportSummary, export_classifier_folder};
 use super::pretrained::{CONFIG_FILE, TOKENIZER_FILE, read_config};
@@ -143,11 +141,7 @@ pub fn export_text_checkpoint(
         tokenizer.display()
     );
     let model = text_student_to_onnx(&student_weights(&student), &options, &description)?;
-    let encoded = model.encode_to_vec();
-    crate::fsutil::write_atomic(out, &encoded).map_err(|source| OnnxError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::onnx::export::write_model(&model, out)?;
     Ok(TextExportSummary {
         model: plan.name.to_string(),
         architecture: student.describe(),
@@ -156,6 +150,6 @@ pub fn export_text_checkpoint(
         pad_id: bert.pad_token_id,
         num_classes: head.as_ref().map_or(outputs, |h| h.num_classes),
         nodes: model.graph.as_ref().map_or(0, |g| g.node.len()),
-        bytes: encoded.len(),
+        bytes,
     })
 }

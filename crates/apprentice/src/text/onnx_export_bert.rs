@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use prost::Message;
-
 use super::bert::Bert;
 use super::classifier::{BertClassifier, ClassifierPooling};
 use super::classifier_folder::load_classifier;
@@ -133,17 +131,13 @@ pub fn export_classifier_folder(dir: &Path, out: &Path) -> Result<BertExportSumm
         loaded.labels.join(", ")
     );
     let model = bert_classifier_to_onnx(&classifier_weights(&loaded.model), &description)?;
-    let encoded = model.encode_to_vec();
-    crate::fsutil::write_atomic(out, &encoded).map_err(|source| OnnxError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
+    let bytes = crate::onnx::export::write_model(&model, out)?;
     Ok(BertExportSummary {
         architecture,
         labels: loaded.labels.clone(),
         tokenizer,
         max_positions: config.max_position_embeddings,
         nodes: model.graph.as_ref().map_or(0, |g| g.node.len()),
-        bytes: encoded.len(),
+        bytes,
     })
 }
