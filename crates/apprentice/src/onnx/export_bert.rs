@@ -443,3 +443,69 @@ fn squeeze_scalar(graph: &mut Graph, x: &str, name: &str) -> String {
     let axes = graph.int64(&format!("{name}.axes"), &[1], &[0]);
     graph.node("Squeeze", name, &[x, &axes], vec![])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dense(inputs: usize, outputs: usize) -> DenseWeights {
+        DenseWeights {
+            weight: vec![0.0; inputs * outputs],
+            bias: vec![0.0; outputs],
+            inputs,
+            outputs,
+        }
+    }
+
+    fn norm(h: usize) -> NormWeights {
+        NormWeights {
+            gamma: vec![1.0; h],
+            beta: vec![0.0; h],
+        }
+    }
+
+    fn model() -> BertClassifierWeights {
+        let h = 4;
+        BertClassifierWeights {
+            hidden: h,
+            heads: 2,
+            layer_norm_eps: 1e-12,
+            word_embeddings: vec![0.0; 10 * h],
+            position_embeddings: vec![0.0; 8 * h],
+            segment_embedding: vec![0.0; h],
+            embedding_norm: norm(h),
+            layers: vec![BertLayerWeights {
+                query: dense(h, h),
+                key: dense(h, h),
+                value: dense(h, h),
+                attention_output: dense(h, h),
+                attention_norm: norm(h),
+                intermediate: dense(h, 6),
+                output: dense(6, h),
+                output_norm: norm(h),
+            }],
+            pooling: HeadPooling::Cls(dense(h, h)),
+            classifier: dense(h, 3),
+        }
+    }
+
+    #[test]
+    fn consistent_shapes_pass_and_each_mismatch_is_named() {
+        assert!(check_shapes(&model()).is_ok());
+        let mut wrong_key = model();
+        wrong_key.layers[0].key = dense(4, 5);
+        let message = check_shapes(&wrong_key).unwrap_err().to_string();
+        assert!(
+            message.contains("layer 0 key: 4 inputs → 5 outputs, expected 4 inputs → 4 outputs"),
+            "{message}"
+        );
+        let mut short_bias = model();
+        short_bias.classifier.bias.pop();
+        let message = check_shapes(&short_bias).unwrap_err().to_string();
+        assert!(message.contains("classifier"), "{message}");
+        let mut heads = model();
+        heads.heads = 3;
+        let message = check_shapes(&heads).unwrap_err().to_string();
+        assert!(message.contains("3 attention heads"), "{message}");
+    }
+}
