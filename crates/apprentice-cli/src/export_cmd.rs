@@ -20,7 +20,8 @@ pub struct ExportArgs {
     /// with its description `<name>.json` beside it).
     pub checkpoint: PathBuf,
     /// The ONNX file to write (input `images` [N, C, H, W] or [N, features], or for a text
-    /// student `input_ids` and `attention_mask` [N, L]; output `logits`).
+    /// student `input_ids` and `attention_mask` [N, L]; output `logits`; for a language model
+    /// input `input_ids` [N, L], output `logits` [N, L, vocabulary]).
     #[arg(long, value_name = "OUT.onnx")]
     pub onnx: PathBuf,
     /// For a language-model student: a graph for generation that also takes each layer's

@@ -90,8 +90,9 @@ enum Command {
     /// Show how `temperature = "auto"` chooses the distillation temperature (and, with
     /// --verify, where its choice ranks when every candidate is trained).
     Tune(tune_cmd::TuneArgs),
-    /// Write a trained student as an ONNX file (opset 17): an image MLP or CNN with its
-    /// normalisation inside the graph, or a text bag or CNN student that takes token ids.
+    /// Write a trained model as an ONNX file (opset 17): an image MLP or CNN with its
+    /// normalisation inside the graph, a text student or BERT classifier that takes token ids,
+    /// or a student language model (optionally with a key/value cache for generation).
     Export(export_cmd::ExportArgs),
     /// Continue a prompt with a student language model (or a GGUF teacher).
     Generate(generate_cmd::GenerateArgs),

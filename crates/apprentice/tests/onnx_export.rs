@@ -2,7 +2,11 @@
 //! committed fixture of `fixtures/onnx/make_onnxruntime_reference.py`), gives apprentice's
 //! logits on raw inputs, normalisation included.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::onnx::{FixtureJson, fixture_dir, max_diff};
 
 use apprentice::backend::{ComputeDevice, matrix, to_host, vector};
 use apprentice::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CheckpointMeta};
@@ -79,14 +83,6 @@ fn tract_logits(path: &Path, shape: SampleShape, samples: &[f32]) -> Vec<f32> {
         .expect("the export loads in tract")
         .logits(samples)
         .expect("tract runs it")
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn cnn(channels: Vec<usize>, batch_norm: bool, activation: Activation) -> ModelSpec {
@@ -257,10 +253,6 @@ fn a_damaged_checkpoint_is_named() {
 // flat features, each built from a fixed seed, exported by `write_onnxruntime_fixture_models`
 // and run by onnxruntime in `make_onnxruntime_reference.py`.
 
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
-}
-
 /// The fixture's models: file stem, network, normaliser.
 fn fixture_models() -> Vec<(&'static str, Network, Normalizer)> {
     let cnn_shape = SampleShape::image(3, 10, 10);
@@ -290,26 +282,17 @@ fn write_onnxruntime_fixture_models() {
 
 #[test]
 fn onnxruntime_gives_apprentices_logits() {
-    let text = std::fs::read_to_string(fixture_dir().join("onnxruntime-logits.json"))
-        .expect("the committed fixture");
-    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let floats = |v: &serde_json::Value| -> Vec<f32> {
-        v.as_array()
-            .expect("an array")
-            .iter()
-            .map(|x| x.as_f64().expect("a number") as f32)
-            .collect()
-    };
+    let fixture = FixtureJson::read("onnxruntime-logits.json");
     for (stem, net, normalizer) in fixture_models() {
-        let entry = &fixture[stem];
-        let samples = floats(&entry["inputs"]);
-        let onnxruntime = floats(&entry["logits"]);
+        let entry = fixture.entry(stem);
+        let samples = entry.floats("inputs");
+        let onnxruntime = entry.floats("logits");
         let expected = apprentice_logits(&net, &normalizer, &samples);
         let diff = max_diff(&expected, &onnxruntime);
         println!(
             "{stem}: {} samples, max |onnxruntime {} − apprentice| = {diff:.2e}",
             samples.len() / net.input_shape().len(),
-            entry["onnxruntime"]
+            entry.get("onnxruntime")
         );
         assert!(diff <= 1e-5, "{stem}: {diff}");
         // The committed file is the model built here: tract agrees on it too.

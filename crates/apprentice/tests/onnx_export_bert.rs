@@ -8,7 +8,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::onnx::{FixtureJson, fixture_dir, max_diff, padded_batch, tract_file_logits, unpadded};
+
+use std::path::Path;
 
 use apprentice::backend::ComputeDevice;
 use apprentice::onnx::OnnxError;
@@ -17,7 +19,6 @@ use apprentice::text::bert::{Bert, BertConfig};
 use apprentice::text::classifier::{BertClassifier, ClassifierPooling};
 use apprentice::text::classifier_folder::{load_classifier, save_classifier};
 use apprentice::text::onnx_export::{ExportedStudent, export_student};
-use tract_onnx::prelude::*;
 
 const VOCAB: usize = 40;
 const PAD: u32 = 0;
@@ -64,23 +65,7 @@ fn texts(salt: u32) -> Vec<Vec<u32>> {
 /// The texts padded to the longest, with ids other than the pad id at padded positions,
 /// which the attention mask must make irrelevant.
 fn graph_inputs(texts: &[Vec<u32>]) -> (Vec<i64>, Vec<i64>, usize) {
-    let len = texts.iter().map(Vec::len).max().unwrap_or(1);
-    let (mut ids, mut mask) = (Vec::new(), Vec::new());
-    for (row, text) in texts.iter().enumerate() {
-        for column in 0..len {
-            match text.get(column) {
-                Some(&id) => {
-                    ids.push(i64::from(id));
-                    mask.push(1);
-                }
-                None => {
-                    ids.push(((row * 5 + column * 3) % VOCAB) as i64);
-                    mask.push(0);
-                }
-            }
-        }
-    }
-    (ids, mask, len)
+    padded_batch(texts, |row, column| ((row * 5 + column * 3) % VOCAB) as i64)
 }
 
 /// apprentice's logits of the folder's classifier, through its own padded batches.
@@ -88,35 +73,6 @@ fn apprentice_logits(dir: &Path, texts: &[Vec<u32>]) -> Vec<f32> {
     let device = ComputeDevice::cpu().inference();
     let loaded = load_classifier(dir, &device).unwrap();
     loaded.model.logits(texts, PAD, POSITIONS, 2, &device)
-}
-
-fn tract_logits(path: &Path, ids: &[i64], mask: &[i64], rows: usize, len: usize) -> Vec<f32> {
-    let model = tract_onnx::onnx()
-        .model_for_path(path)
-        .expect("tract reads the export")
-        .into_optimized()
-        .expect("tract optimises it")
-        .into_runnable()
-        .expect("tract plans it");
-    let ids = Tensor::from_shape(&[rows, len], ids).unwrap();
-    let mask = Tensor::from_shape(&[rows, len], mask).unwrap();
-    let outputs = model
-        .run(tvec![ids.into(), mask.into()])
-        .expect("tract runs it");
-    outputs[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -154,7 +110,7 @@ fn exported_classifiers_give_apprentices_logits_in_tract() {
                 spread > 1e-3,
                 "{pooling:?}: the same logits for different texts"
             );
-            let got = tract_logits(&out, &ids, &mask, texts.len(), len);
+            let got = tract_file_logits(&out, &[&ids, &mask], texts.len(), len);
             let diff = max_diff(&expected, &got);
             println!("{pooling:?}, batch {salt}: max |tract − apprentice| = {diff:.2e}");
             assert!(diff <= 1e-4, "{pooling:?}: {diff}");
@@ -209,10 +165,6 @@ fn folders_that_are_not_classifiers_are_refused_on_one_line() {
 // The onnxruntime and transformers fixture: a classifier from a fixed seed, saved as a model
 // folder and exported by `write_bert_fixture`, then run by `make_bert_reference.py`.
 
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
-}
-
 /// Rewrites the fixture's folder and ONNX file; run it with `--ignored`, then the script.
 #[test]
 #[ignore = "writes the fixture files; run by hand before make_bert_reference.py"]
@@ -224,42 +176,19 @@ fn write_bert_fixture() {
 
 #[test]
 fn onnxruntime_and_transformers_give_apprentices_logits() {
-    let text = std::fs::read_to_string(fixture_dir().join("bert-onnxruntime-logits.json"))
-        .expect("the committed fixture");
-    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let numbers = |key: &str| -> Vec<f64> {
-        fixture[key]
-            .as_array()
-            .unwrap_or_else(|| panic!("{key}: an array"))
-            .iter()
-            .map(|x| x.as_f64().expect("a number"))
-            .collect()
-    };
-    let shape = numbers("shape");
-    let (rows, len) = (shape[0] as usize, shape[1] as usize);
-    let ids: Vec<i64> = numbers("input_ids").iter().map(|&v| v as i64).collect();
-    let mask: Vec<i64> = numbers("attention_mask")
-        .iter()
-        .map(|&v| v as i64)
-        .collect();
-    let texts: Vec<Vec<u32>> = (0..rows)
-        .map(|r| {
-            (0..len)
-                .filter(|&c| mask[r * len + c] == 1)
-                .map(|c| ids[r * len + c] as u32)
-                .collect()
-        })
-        .collect();
-    let as_f32 = |v: Vec<f64>| -> Vec<f32> { v.into_iter().map(|x| x as f32).collect() };
-    let onnxruntime = as_f32(numbers("onnxruntime_logits"));
-    let transformers = as_f32(numbers("transformers_logits"));
+    let fixture = FixtureJson::read("bert-onnxruntime-logits.json");
+    let (rows, len) = fixture.rows_and_length();
+    let ids = fixture.ints("input_ids");
+    let mask = fixture.ints("attention_mask");
+    let texts = unpadded(&ids, &mask, rows, len);
+    let onnxruntime = fixture.floats("onnxruntime_logits");
+    let transformers = fixture.floats("transformers_logits");
 
     let dir = fixture_dir().join("bert-tiny");
     let ours = apprentice_logits(&dir, &texts);
-    let tract = tract_logits(
+    let tract = tract_file_logits(
         &fixture_dir().join("bert-tiny.onnx"),
-        &ids,
-        &mask,
+        &[&ids, &mask],
         rows,
         len,
     );
@@ -276,7 +205,7 @@ fn onnxruntime_and_transformers_give_apprentices_logits() {
     let scratch = tempfile::tempdir().unwrap();
     let fresh = scratch.path().join("bert-tiny.onnx");
     export_student(&dir, &fresh).unwrap();
-    let diff = max_diff(&ours, &tract_logits(&fresh, &ids, &mask, rows, len));
+    let diff = max_diff(&ours, &tract_file_logits(&fresh, &[&ids, &mask], rows, len));
     assert!(diff <= 1e-4, "a fresh export: {diff}");
 }
 
@@ -332,7 +261,7 @@ fn a_full_size_minilm_classifier_gives_apprentices_logits_on_real_texts() {
         &device,
     );
     let (ids, mask, len) = graph_inputs(&sequences);
-    let tract = tract_logits(&out, &ids, &mask, sequences.len(), len);
+    let tract = tract_file_logits(&out, &[&ids, &mask], sequences.len(), len);
     let diff = max_diff(&ours, &tract);
     // The new head's logits are small (BERT's initialisation), so the check is relative to
     // how much they differ between texts.

@@ -6,6 +6,10 @@
 
 mod common;
 
+use common::onnx::{
+    FixtureJson, fixture_dir, floats_of, int_matrix, max_diff, tract_logits, tract_plan,
+};
+
 use apprentice::backend::{ComputeDevice, to_host};
 use apprentice::lm::llama::{Llama, LlamaConfig};
 use apprentice::lm::onnx_export::llama_weights;
@@ -37,24 +41,6 @@ fn ids(rows: usize, len: usize, salt: usize) -> Vec<i64> {
         .collect()
 }
 
-fn tract_logits(bytes: &[u8], ids: &[i64], rows: usize, len: usize) -> Vec<f32> {
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(bytes))
-        .expect("tract reads the export")
-        .into_optimized()
-        .expect("tract optimises it")
-        .into_runnable()
-        .expect("tract plans it");
-    let ids = Tensor::from_shape(&[rows, len], ids).unwrap();
-    let outputs = model.run(tvec![ids.into()]).expect("tract runs it");
-    outputs[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
-}
-
 #[test]
 fn exported_decoders_give_apprentices_logits_in_tract() {
     for (kv_heads, tied) in [(2, true), (4, false)] {
@@ -74,13 +60,9 @@ fn exported_decoders_give_apprentices_logits_in_tract() {
                 TensorData::new(ids.clone(), [rows, len]),
                 &device,
             )));
-            let got = tract_logits(&bytes, &ids, rows, len);
+            let got = tract_logits(&tract_plan(&bytes), &[&ids], rows, len);
             assert_eq!(got.len(), rows * len * VOCAB);
-            let diff = expected
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let diff = max_diff(&expected, &got);
             let spread = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             println!(
                 "kv_heads {kv_heads}, tied {tied}, [{rows} × {len}]: max |tract − apprentice| = \
@@ -97,10 +79,6 @@ fn exported_decoders_give_apprentices_logits_in_tract() {
 // `fixtures/onnx/make_llama_reference.py` in onnxruntime (the cached graph on the prompt's
 // first part, then the rest) and, with the graph's weights loaded into `LlamaForCausalLM`, in
 // transformers.
-
-fn fixture_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
-}
 
 fn fixture_model() -> (LlamaConfig, Llama) {
     let config = config(2, true);
@@ -142,20 +120,9 @@ fn write_llama_fixture() {
 
 #[test]
 fn onnxruntime_and_transformers_give_apprentices_next_token_logits() {
-    let text = std::fs::read_to_string(fixture_dir().join("llama-onnxruntime-logits.json"))
-        .expect("the committed fixture");
-    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let numbers = |key: &str| -> Vec<f64> {
-        fixture[key]
-            .as_array()
-            .unwrap_or_else(|| panic!("{key}: an array"))
-            .iter()
-            .map(|x| x.as_f64().expect("a number"))
-            .collect()
-    };
-    let shape = numbers("shape");
-    let (rows, len) = (shape[0] as usize, shape[1] as usize);
-    let ids: Vec<i64> = numbers("input_ids").iter().map(|&v| v as i64).collect();
+    let fixture = FixtureJson::read("llama-onnxruntime-logits.json");
+    let (rows, len) = fixture.rows_and_length();
+    let ids = fixture.ints("input_ids");
     let (_, model) = fixture_model();
     let device = ComputeDevice::cpu().inference();
     let ours = to_host(model.forward(BurnTensor::<2, Int>::from_data(
@@ -163,23 +130,18 @@ fn onnxruntime_and_transformers_give_apprentices_next_token_logits() {
         &device,
     )));
     let committed = std::fs::read(fixture_dir().join("llama-tiny.onnx")).unwrap();
-    let tract = tract_logits(&committed, &ids, rows, len);
+    let tract = tract_logits(&tract_plan(&committed), &[&ids], rows, len);
     for (what, theirs) in [
-        ("onnxruntime", numbers("onnxruntime_logits")),
+        ("onnxruntime", fixture.floats("onnxruntime_logits")),
         (
             "onnxruntime with the cache",
-            numbers("onnxruntime_cached_logits"),
+            fixture.floats("onnxruntime_cached_logits"),
         ),
-        ("transformers", numbers("transformers_logits")),
-        ("tract", tract.iter().map(|&v| f64::from(v)).collect()),
+        ("transformers", fixture.floats("transformers_logits")),
+        ("tract", tract),
     ] {
-        let diff = ours
-            .iter()
-            .zip(&theirs)
-            .map(|(a, b)| (f64::from(*a) - b).abs())
-            .fold(0.0f64, f64::max);
+        let diff = max_diff(&ours, &theirs);
         println!("max |{what} − apprentice| = {diff:.2e}");
-        assert_eq!(theirs.len(), ours.len(), "{what}");
         assert!(diff <= 1e-4, "{what}: {diff}");
     }
 }
@@ -202,13 +164,7 @@ fn the_cached_graph_continues_where_the_prompt_left_off() {
         "cached",
     )
     .unwrap();
-    let runnable = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(&bytes))
-        .expect("tract reads the export")
-        .into_optimized()
-        .expect("tract optimises it")
-        .into_runnable()
-        .expect("tract plans it");
+    let runnable = tract_plan(&bytes);
     let (rows, prompt, more) = (2, 5, 3);
     let all = ids(rows, prompt + more, 7);
     let whole = to_host(model.forward(BurnTensor::<2, Int>::from_data(
@@ -229,27 +185,17 @@ fn the_cached_graph_continues_where_the_prompt_left_off() {
         })
         .collect();
     for (from, to) in [(0, prompt), (prompt, prompt + more)] {
-        let new = Tensor::from_shape(&[rows, to - from], &part(from, to)).unwrap();
-        let mut inputs: TVec<TValue> = tvec![new.into()];
+        let mut inputs: TVec<TValue> = tvec![int_matrix(&part(from, to), rows, to - from)];
         inputs.extend(past.drain(..));
         let outputs = runnable.run(inputs).expect("tract runs the cached graph");
-        let logits: Vec<f32> = outputs[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect();
+        let logits = floats_of(&outputs[0]);
         let expected: Vec<f32> = (0..rows)
             .flat_map(|r| {
                 let row = &whole[r * (prompt + more) * VOCAB..(r + 1) * (prompt + more) * VOCAB];
                 row[from * VOCAB..to * VOCAB].to_vec()
             })
             .collect();
-        let diff = expected
-            .iter()
-            .zip(&logits)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let diff = max_diff(&expected, &logits);
         println!("positions {from}..{to}: max |cached tract − apprentice| = {diff:.2e}");
         assert!(diff <= 1e-4, "positions {from}..{to}: {diff}");
         assert_eq!(outputs[1].shape(), &[rows, config.kv_heads, to, head_dim]);
@@ -302,14 +248,8 @@ fn a_decoder_of_smollm2s_shape_gives_apprentices_logits_in_tract() {
     )));
     let weights = llama_weights(&model, config.rms_eps, config.max_len);
     let plain = llama_to_onnx_bytes(&weights, "smollm2 layers 0 and last").unwrap();
-    let got = tract_logits(&plain, &ids, 1, len);
-    let diff = |got: &[f32]| {
-        expected
-            .iter()
-            .zip(got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max)
-    };
+    let got = tract_logits(&tract_plan(&plain), &[&ids], 1, len);
+    let diff = |got: &[f32]| max_diff(&expected, got);
     let largest = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     println!(
         "SmolLM2 shape, {len} tokens: max |tract − apprentice| = {:.2e} (largest logit {largest:.1})",
@@ -323,15 +263,9 @@ fn a_decoder_of_smollm2s_shape_gives_apprentices_logits_in_tract() {
 
     // The cached graph on the whole prompt with an empty cache gives the same logits.
     let cached = llama_to_onnx_with_cache_bytes(&weights, "cached").unwrap();
-    let runnable = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(&cached))
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
+    let runnable = tract_plan(&cached);
     let head_dim = config.hidden / config.heads;
-    let mut inputs: TVec<TValue> = tvec![Tensor::from_shape(&[1, len], &ids).unwrap().into()];
+    let mut inputs: TVec<TValue> = tvec![int_matrix(&ids, 1, len)];
     for _ in 0..model.layers.len() * 2 {
         inputs.push(
             Tensor::from_shape(&[1, config.kv_heads, 0, head_dim], &[] as &[f32])
@@ -340,12 +274,7 @@ fn a_decoder_of_smollm2s_shape_gives_apprentices_logits_in_tract() {
         );
     }
     let outputs = runnable.run(inputs).unwrap();
-    let got: Vec<f32> = outputs[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
+    let got = floats_of(&outputs[0]);
     assert!(
         diff(&got) <= 1e-3 && diff(&got) <= largest * 1e-4,
         "cached: {}",

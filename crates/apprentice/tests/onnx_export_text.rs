@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::onnx::{FixtureJson, fixture_dir, max_diff, padded_batch, tract_file_logits, unpadded};
+
 use std::path::{Path, PathBuf};
 
 use apprentice::backend::{ComputeDevice, matrix, to_host};
@@ -20,7 +22,6 @@ use apprentice::text::students::TextStudent;
 use apprentice::text::tokenizer::pad_batch;
 use apprentice::text::train::{StudentSettings, student_logits, student_outputs};
 use burn::tensor::{Int, Tensor as BurnTensor, TensorData};
-use tract_onnx::prelude::*;
 
 const VOCAB: usize = 30;
 const PAD: u32 = 2;
@@ -75,24 +76,7 @@ fn sequences(salt: u32) -> Vec<Vec<u32>> {
 /// The texts as the graph takes them: padded to the longest (uncut), with ids other than the
 /// pad id at padded positions, which the graph must read as the pad id.
 fn graph_inputs(sequences: &[Vec<u32>]) -> (Vec<i64>, Vec<i64>, usize) {
-    let len = sequences.iter().map(Vec::len).max().unwrap_or(0).max(1);
-    let mut ids = Vec::new();
-    let mut mask = Vec::new();
-    for (row, sequence) in sequences.iter().enumerate() {
-        for column in 0..len {
-            match sequence.get(column) {
-                Some(&id) => {
-                    ids.push(i64::from(id));
-                    mask.push(1);
-                }
-                None => {
-                    ids.push(((row * 3 + column) % VOCAB) as i64);
-                    mask.push(0);
-                }
-            }
-        }
-    }
-    (ids, mask, len)
+    padded_batch(sequences, |row, column| ((row * 3 + column) % VOCAB) as i64)
 }
 
 /// Apprentice's logits: its own inference path, which batches and pads texts itself.
@@ -125,28 +109,6 @@ fn apprentice_logits(
     }
 }
 
-/// tract's logits through the ONNX file at `path`.
-fn tract_logits(path: &Path, ids: &[i64], mask: &[i64], rows: usize, len: usize) -> Vec<f32> {
-    let model = tract_onnx::onnx()
-        .model_for_path(path)
-        .expect("tract reads the export")
-        .into_optimized()
-        .expect("tract optimises it")
-        .into_runnable()
-        .expect("tract plans it");
-    let ids = Tensor::from_shape(&[rows, len], ids).unwrap();
-    let mask = Tensor::from_shape(&[rows, len], mask).unwrap();
-    let outputs = model
-        .run(tvec![ids.into(), mask.into()])
-        .expect("tract runs it");
-    outputs[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
-}
-
 /// Fails when the logits are the same for every text (a student whose hidden ReLUs are all
 /// off would agree with any graph), so that the comparisons mean something.
 fn assert_depends_on_the_text(logits: &[f32], rows: usize, what: &str) {
@@ -155,14 +117,6 @@ fn assert_depends_on_the_text(logits: &[f32], rows: usize, what: &str) {
         .map(|r| max_diff(&logits[..width], &logits[r * width..(r + 1) * width]))
         .fold(0.0, f32::max);
     assert!(spread > 1e-4, "{what}: the same logits for every text");
-}
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn options(head: Option<&Network>) -> TextGraphOptions<'_> {
@@ -196,7 +150,7 @@ fn exported_text_students_give_apprentices_logits_in_tract() {
             let (ids, mask, len) = graph_inputs(&texts);
             let expected = apprentice_logits(&student, head, &texts);
             assert_depends_on_the_text(&expected, texts.len(), what);
-            let got = tract_logits(&path, &ids, &mask, texts.len(), len);
+            let got = tract_file_logits(&path, &[&ids, &mask], texts.len(), len);
             let diff = max_diff(&expected, &got);
             println!(
                 "{what}, batch {salt} [{} × {len}]: max |tract − apprentice| = {diff:.2e}",
@@ -239,10 +193,6 @@ fn the_cnn_reads_the_pad_vector_at_the_edges() {
 // The onnxruntime fixture: a bag and a CNN student built from fixed seeds, exported by
 // `write_text_fixture_models` and run by onnxruntime in `make_text_reference.py`.
 
-fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx")
-}
-
 /// The fixture's students: file stem and student.
 fn fixture_students() -> Vec<(&'static str, TextStudent)> {
     vec![
@@ -264,52 +214,28 @@ fn write_text_fixture_models() {
 
 #[test]
 fn onnxruntime_gives_apprentices_logits_on_text() {
-    let text = std::fs::read_to_string(fixture_dir().join("text-onnxruntime-logits.json"))
-        .expect("the committed fixture");
-    let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let numbers = |v: &serde_json::Value| -> Vec<f64> {
-        v.as_array()
-            .expect("an array")
-            .iter()
-            .map(|x| x.as_f64().expect("a number"))
-            .collect()
-    };
+    let fixture = FixtureJson::read("text-onnxruntime-logits.json");
     for (stem, student) in fixture_students() {
-        let entry = &fixture[stem];
-        let shape = numbers(&entry["shape"]);
-        let (rows, len) = (shape[0] as usize, shape[1] as usize);
-        let ids: Vec<i64> = numbers(&entry["input_ids"])
-            .iter()
-            .map(|&v| v as i64)
-            .collect();
-        let mask: Vec<i64> = numbers(&entry["attention_mask"])
-            .iter()
-            .map(|&v| v as i64)
-            .collect();
-        // The texts: the real tokens of each row (the mask marks a prefix).
-        let texts: Vec<Vec<u32>> = (0..rows)
-            .map(|r| {
-                (0..len)
-                    .filter(|&c| mask[r * len + c] == 1)
-                    .map(|c| ids[r * len + c] as u32)
-                    .collect()
-            })
-            .collect();
-        let onnxruntime: Vec<f32> = numbers(&entry["logits"])
-            .iter()
-            .map(|&v| v as f32)
-            .collect();
+        let entry = fixture.entry(stem);
+        let (rows, len) = entry.rows_and_length();
+        let ids = entry.ints("input_ids");
+        let mask = entry.ints("attention_mask");
+        let texts = unpadded(&ids, &mask, rows, len);
+        let onnxruntime = entry.floats("logits");
         let expected = apprentice_logits(&student, None, &texts);
         assert_depends_on_the_text(&expected, rows, stem);
         let diff = max_diff(&expected, &onnxruntime);
         println!(
             "{stem}: [{rows} × {len}], max |onnxruntime {} − apprentice| = {diff:.2e}",
-            entry["onnxruntime"]
+            entry.get("onnxruntime")
         );
         assert!(diff <= 1e-5, "{stem}: {diff}");
         // The committed file is the model built here: tract agrees on it too.
         let file = fixture_dir().join(format!("{stem}.onnx"));
-        let diff = max_diff(&expected, &tract_logits(&file, &ids, &mask, rows, len));
+        let diff = max_diff(
+            &expected,
+            &tract_file_logits(&file, &[&ids, &mask], rows, len),
+        );
         assert!(diff <= 1e-5, "{stem} in tract: {diff}");
     }
 }
@@ -407,7 +333,7 @@ fn a_text_runs_students_are_exported_from_their_run_folder() {
         assert_depends_on_the_text(&expected, texts.len(), name);
         let diff = max_diff(
             &expected,
-            &tract_logits(&out, &ids, &mask, texts.len(), len),
+            &tract_file_logits(&out, &[&ids, &mask], texts.len(), len),
         );
         println!("{name} from its run folder: max |tract − apprentice| = {diff:.2e}");
         assert!(diff <= 1e-5, "{name}: {diff}");
@@ -557,7 +483,7 @@ fn a_real_runs_cnn_gives_apprentices_logits_on_tokenized_reviews() {
     let len = texts.iter().map(Vec::len).max().unwrap();
     let padded = pad_batch(&texts, summary.pad_id, len);
     let mask: Vec<i64> = padded.mask.iter().map(|&m| m as i64).collect();
-    let got = tract_logits(&out, &padded.ids, &mask, texts.len(), len);
+    let got = tract_file_logits(&out, &[&padded.ids, &mask], texts.len(), len);
     assert_depends_on_the_text(&expected, texts.len(), "cnn-kd");
     let diff = max_diff(&expected, &got);
     println!(

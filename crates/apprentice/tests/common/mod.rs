@@ -7,6 +7,8 @@ pub mod exhaustive;
 pub mod lm;
 pub mod methods;
 pub mod numeric;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 
 use std::path::PathBuf;
 
