@@ -19,6 +19,7 @@ use burn::tensor::{Int, Tensor, activation};
 use serde::{Deserialize, Serialize};
 
 use super::error::LmError;
+use crate::models::kernels;
 
 /// Which divergence between the teacher's and the student's next-token distributions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -100,16 +101,28 @@ impl TokenLoss {
         let mut per_position = Tensor::zeros(mask.dims(), &mask.device());
         if self.ce_weight < 1.0 {
             let t = self.temperature;
-            let divergence = divergence(
-                self.divergence,
-                activation::log_softmax(student.clone() / t, 2),
-                activation::log_softmax(teacher / t, 2),
-            );
+            let scaled = student.clone() / t;
+            // The forward KL as one operation on every core, with burn's floats; the other
+            // divergences, and other backends, through burn's operations.
+            let forward_kl = self.divergence == TokenDivergence::ForwardKl
+                || self.divergence == TokenDivergence::Jsd { beta: 0.0 };
+            let fused = forward_kl
+                .then(|| kernels::forward_kl_rows(&scaled, &teacher, t))
+                .flatten();
+            let divergence = fused.unwrap_or_else(|| {
+                divergence(
+                    self.divergence,
+                    activation::log_softmax(scaled, 2),
+                    activation::log_softmax(teacher / t, 2),
+                )
+            });
             per_position = per_position + divergence * ((1.0 - self.ce_weight) * t * t);
         }
         if self.ce_weight > 0.0 {
-            let log_q = activation::log_softmax(student, 2);
-            let picked: Tensor<2> = log_q.gather(2, targets.unsqueeze_dim(2)).squeeze_dim(2);
+            let picked = kernels::log_softmax_pick(&student, &targets).unwrap_or_else(|| {
+                let log_q = activation::log_softmax(student, 2);
+                log_q.gather(2, targets.unsqueeze_dim(2)).squeeze_dim(2)
+            });
             per_position = per_position - picked * self.ce_weight;
         }
         (per_position * mask).sum() / real

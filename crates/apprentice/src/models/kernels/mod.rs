@@ -28,6 +28,7 @@ mod autodiff;
 mod autodiff_attention;
 mod autodiff_embedding;
 mod autodiff_norm;
+mod autodiff_token_loss;
 mod batched_matmul;
 mod conv;
 mod embedding;
@@ -41,6 +42,7 @@ mod parallel;
 mod pool;
 mod row_sums;
 mod softmax;
+mod token_loss;
 
 use std::sync::Arc;
 
@@ -210,6 +212,31 @@ pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Some(out) => out,
         None => burn::tensor::activation::softmax(x, D - 1),
     }
+}
+
+/// `KL(softmax(teacher / τ) ‖ softmax(student))` at every position of `[batch, len, vocab]`
+/// logits, `student` being the student's logits already divided by `τ` (a tracked operation,
+/// as burn's own loss divides them) and `teacher` the teacher's, not divided and not tracked:
+/// the values, `[batch, len]`, and the student's gradient are those of
+/// `Σ exp(log_softmax(teacher / τ)) · (log_softmax(teacher / τ) − log_softmax(student))` over
+/// the vocabulary in burn, bit for bit, with every row on every core (see the `token_loss`
+/// module). `None` when the tensors are not autodiff-over-flex float32 tensors of one shape;
+/// the caller then keeps burn's operations.
+pub fn forward_kl_rows(
+    student: &Tensor<3>,
+    teacher: &Tensor<3>,
+    temperature: f64,
+) -> Option<Tensor<2>> {
+    // flex divides float32 tensors by the scalar rounded to float32.
+    autodiff_token_loss::forward_kl_on_autodiff(student, teacher, temperature as f32)
+}
+
+/// `log_softmax(logits, 2)` gathered at `targets` (`[batch, len]`), as burn computes it, the
+/// values and the gradient bit for bit, with every row on every core (see the `token_loss`
+/// module). `None` when `logits` is not an autodiff-over-flex float32 tensor or a target is
+/// outside the vocabulary; the caller then keeps burn's operations.
+pub fn log_softmax_pick(logits: &Tensor<3>, targets: &Tensor<2, Int>) -> Option<Tensor<2>> {
+    autodiff_token_loss::log_softmax_pick_on_autodiff(logits, targets)
 }
 
 /// `norm.forward(x)` (LayerNorm over the last dimension), `epsilon` being the one `norm` was

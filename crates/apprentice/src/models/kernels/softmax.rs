@@ -21,7 +21,7 @@ const TASK_ROWS: usize = 64;
 
 /// flex's row maximum: the first NaN if there is one, else the largest value (the first of
 /// equal ones).
-fn row_max(row: &[f32]) -> f32 {
+pub(super) fn row_max(row: &[f32]) -> f32 {
     let mut best = row[0];
     for &v in row {
         if v.is_nan() {

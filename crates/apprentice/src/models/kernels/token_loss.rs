@@ -1,0 +1,261 @@
+//! A language model's next-token losses over its whole vocabulary as burn's autodiff computes
+//! them on flex, row by row on every core: the forward KL from the teacher's distribution
+//! (word-level KD) and the log-probability of the target token (the cross-entropy's term).
+//!
+//! burn runs `log_softmax` as six operations on an autodiff tensor — the row maximum (of the
+//! detached input), a subtraction, `exp`, the row sum, `ln` and a subtraction — then the KL as
+//! `exp`, a subtraction, a product and a row sum, each operation a pass over `rows × vocab`
+//! floats on one thread, and as many again backward. With a vocabulary of tens of thousands
+//! that was most of a student's training step. Every one of these operations is local to a
+//! row, so rows can run on any thread; within a row the operations, the left-to-right order of
+//! every sum (flex's scalar row sum) and the order in which gradients meet are burn's, so every
+//! float, forward and backward, is. `exp` runs sixteen or eight floats at a time and the row
+//! sums eight rows side by side, with the same floats as one at a time.
+//!
+//! Backward, burn's steps give, for the KL's row gradient `g` and the teacher's probabilities
+//! `p = exp(log p)`: `g · p` to the KL's difference, its negation to `log q`; the `ln` of the
+//! row sum `s` receives `Σ g · p` (the subtraction's broadcast, summed) times `1 / s`, and the
+//! exponentials that times `exp(x − max)`; the two gradients of `x − max` are added. For the
+//! picked log-probability the gather's gradient is `0 + g` at the target and `0` elsewhere, so
+//! the row sum receives exactly `−(0 + g)`.
+
+use rayon::prelude::*;
+
+use super::exp::exp_in_place;
+use super::row_sums::row_sums_in_order;
+use super::softmax::row_max;
+
+/// Rows per task: one group of row sums, and hundreds of thousands of `exp`s at a vocabulary
+/// of tens of thousands.
+const TASK_ROWS: usize = 8;
+
+/// Writes `x − max(x)` (flex's row maximum) into `out`, then `exp` of it into `exps`.
+fn shifted_and_exps(x: &[f32], out: &mut [f32], exps: &mut [f32]) {
+    let max = row_max(x);
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v - max;
+    }
+    exps.copy_from_slice(out);
+    exp_in_place(exps);
+}
+
+/// The forward KL of every row and what its backward pass needs.
+pub(super) struct KlForward {
+    /// `KL(p ‖ q)` of each row.
+    pub divergence: Vec<f32>,
+    /// The teacher's probabilities `exp(log_softmax(teacher / τ))`, element by element.
+    pub teacher_probs: Vec<f32>,
+    /// The student's `exp(x − max)`, element by element.
+    pub student_exps: Vec<f32>,
+    /// `1 / s` of each student row, `s` the sum of its exponentials.
+    pub recip_sums: Vec<f32>,
+}
+
+/// `KL(softmax(teacher / τ) ‖ softmax(student))` of every row of `width` values, `student`
+/// already divided by `τ` (burn divides it, as a tracked operation), `teacher` not.
+pub(super) fn forward_kl(
+    student: &[f32],
+    teacher: &[f32],
+    temperature: f32,
+    width: usize,
+) -> KlForward {
+    assert!(
+        student.len() == teacher.len() && width > 0 && student.len().is_multiple_of(width),
+        "forward KL: the student's and teacher's logits differ in size"
+    );
+    let rows = student.len() / width;
+    let mut teacher_probs = super::parallel::zeros(student.len());
+    let mut student_exps = super::parallel::zeros(student.len());
+    let mut recip_sums = vec![0.0f32; rows];
+    let mut divergence = vec![0.0f32; rows];
+    let task = width * TASK_ROWS;
+    teacher_probs
+        .par_chunks_mut(task)
+        .zip(student_exps.par_chunks_mut(task))
+        .zip(recip_sums.par_chunks_mut(TASK_ROWS))
+        .zip(divergence.par_chunks_mut(TASK_ROWS))
+        .zip(student.par_chunks(task).zip(teacher.par_chunks(task)))
+        .for_each(|((((probs, exps), recips), div), (x, t))| {
+            let n = recips.len();
+            let mut sums = vec![0.0f32; n];
+            // The teacher: log p = (t / τ − max) − ln Σ exp(t / τ − max), then p = exp(log p).
+            let mut log_p: Vec<f32> = t.iter().map(|&v| v / temperature).collect();
+            let mut scratch = vec![0.0f32; log_p.len()];
+            for (row, e) in log_p.chunks_mut(width).zip(scratch.chunks_mut(width)) {
+                let scaled = row.to_vec();
+                shifted_and_exps(&scaled, row, e);
+            }
+            row_sums_in_order(&scratch, width, &mut sums);
+            for ((row, p), &s) in log_p
+                .chunks_mut(width)
+                .zip(probs.chunks_mut(width))
+                .zip(&sums)
+            {
+                let lse = s.ln();
+                for (l, p) in row.iter_mut().zip(p.iter_mut()) {
+                    *l -= lse;
+                    *p = *l;
+                }
+                exp_in_place(p);
+            }
+            // The student: log q = (x − max) − ln s.
+            let mut log_q = vec![0.0f32; log_p.len()];
+            for ((row, q), e) in x
+                .chunks(width)
+                .zip(log_q.chunks_mut(width))
+                .zip(exps.chunks_mut(width))
+            {
+                shifted_and_exps(row, q, e);
+            }
+            row_sums_in_order(exps, width, &mut sums);
+            for ((q, &s), r) in log_q.chunks_mut(width).zip(&sums).zip(recips.iter_mut()) {
+                let lse = s.ln();
+                for q in q.iter_mut() {
+                    *q -= lse;
+                }
+                *r = 1.0 / s;
+            }
+            // Σ p · (log p − log q), left to right.
+            for ((k, &p), (&lp, &lq)) in scratch
+                .iter_mut()
+                .zip(probs.iter())
+                .zip(log_p.iter().zip(&log_q))
+            {
+                *k = p * (lp - lq);
+            }
+            row_sums_in_order(&scratch, width, div);
+        });
+    KlForward {
+        divergence,
+        teacher_probs,
+        student_exps,
+        recip_sums,
+    }
+}
+
+/// The gradient with respect to the (scaled) student's logits of [`forward_kl`], given each
+/// row's gradient `g` and what the forward pass kept.
+pub(super) fn backward_kl(g: &[f32], kept: &KlForward, width: usize) -> Vec<f32> {
+    let probs = &kept.teacher_probs;
+    assert!(
+        probs.len() == g.len() * width && kept.student_exps.len() == probs.len(),
+        "forward KL: the gradient and the kept values differ in size"
+    );
+    let mut dx = super::parallel::zeros(probs.len());
+    let task = width * TASK_ROWS;
+    dx.par_chunks_mut(task)
+        .zip(probs.par_chunks(task))
+        .zip(kept.student_exps.par_chunks(task))
+        .zip(
+            g.par_chunks(TASK_ROWS)
+                .zip(kept.recip_sums.par_chunks(TASK_ROWS)),
+        )
+        .for_each(|(((dx, p), e), (g, recips))| {
+            // g · p first, to be summed side by side.
+            for ((dx, p), &g) in dx.chunks_mut(width).zip(p.chunks(width)).zip(g) {
+                for (d, &p) in dx.iter_mut().zip(p) {
+                    *d = g * p;
+                }
+            }
+            let mut lse_grad = vec![0.0f32; g.len()];
+            row_sums_in_order(dx, width, &mut lse_grad);
+            let rows = dx.chunks_mut(width).zip(e.chunks(width));
+            for (((dx, e), &l), &r) in rows.zip(&lse_grad).zip(recips) {
+                let gs = l * r;
+                for (d, &e) in dx.iter_mut().zip(e) {
+                    *d = -*d + gs * e;
+                }
+            }
+        });
+    dx
+}
+
+/// The picked log-probability of every row and what its backward pass needs.
+pub(super) struct PickForward {
+    /// `log_softmax(x)[target]` of each row.
+    pub picked: Vec<f32>,
+    /// `exp(x − max)`, element by element.
+    pub exps: Vec<f32>,
+    /// `1 / s` of each row.
+    pub recip_sums: Vec<f32>,
+}
+
+/// `log_softmax(x)[target]` of every row of `width` values, one target per row (each below
+/// `width`).
+pub(super) fn forward_pick(x: &[f32], targets: &[usize], width: usize) -> PickForward {
+    assert!(
+        width > 0 && x.len() == targets.len() * width && targets.iter().all(|&t| t < width),
+        "picked log-probability: one target below the width per row"
+    );
+    let rows = targets.len();
+    let mut exps = super::parallel::zeros(x.len());
+    let mut recip_sums = vec![0.0f32; rows];
+    let mut picked = vec![0.0f32; rows];
+    let task = width * TASK_ROWS;
+    exps.par_chunks_mut(task)
+        .zip(x.par_chunks(task))
+        .zip(recip_sums.par_chunks_mut(TASK_ROWS))
+        .zip(
+            picked
+                .par_chunks_mut(TASK_ROWS)
+                .zip(targets.par_chunks(TASK_ROWS)),
+        )
+        .for_each(|(((e, x), recips), (picked, targets))| {
+            let mut shifted = vec![0.0f32; x.len()];
+            for ((row, s), e) in x
+                .chunks(width)
+                .zip(shifted.chunks_mut(width))
+                .zip(e.chunks_mut(width))
+            {
+                shifted_and_exps(row, s, e);
+            }
+            let mut sums = vec![0.0f32; recips.len()];
+            row_sums_in_order(e, width, &mut sums);
+            for (r, ((&s, &t), (pick, recip))) in sums
+                .iter()
+                .zip(targets)
+                .zip(picked.iter_mut().zip(recips.iter_mut()))
+                .enumerate()
+            {
+                *pick = shifted[r * width + t] - s.ln();
+                *recip = 1.0 / s;
+            }
+        });
+    PickForward {
+        picked,
+        exps,
+        recip_sums,
+    }
+}
+
+/// The gradient with respect to the logits of [`forward_pick`], given each row's gradient `g`.
+pub(super) fn backward_pick(
+    g: &[f32],
+    targets: &[usize],
+    kept: &PickForward,
+    width: usize,
+) -> Vec<f32> {
+    assert!(
+        g.len() == targets.len() && kept.exps.len() == g.len() * width,
+        "picked log-probability: the gradient and the kept values differ in size"
+    );
+    let mut dx = super::parallel::zeros(kept.exps.len());
+    let task = width * TASK_ROWS;
+    dx.par_chunks_mut(task)
+        .zip(kept.exps.par_chunks(task))
+        .zip(g.par_chunks(TASK_ROWS).zip(targets.par_chunks(TASK_ROWS)))
+        .zip(kept.recip_sums.par_chunks(TASK_ROWS))
+        .for_each(|(((dx, e), (g, targets)), recips)| {
+            let rows = dx.chunks_mut(width).zip(e.chunks(width));
+            for (((dx, e), (&g, &t)), &r) in rows.zip(g.iter().zip(targets)).zip(recips) {
+                // The gather's gradient: zeros plus `g` at the target.
+                let at_target = 0.0f32 + g;
+                let gs = -at_target * r;
+                for (d, &e) in dx.iter_mut().zip(e) {
+                    *d = 0.0f32 + gs * e;
+                }
+                dx[t] = at_target + gs * e[t];
+            }
+        });
+    dx
+}
