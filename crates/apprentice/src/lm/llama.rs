@@ -11,6 +11,7 @@
 //! permutes the rows of the query and key projections to interleave those pairs; the loader
 //! ([`super::teacher`]) undoes that permutation, so weights here are in Hugging Face's order.
 
+use crate::models::kernels;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
@@ -278,7 +279,9 @@ impl Llama {
         }
         match &self.lm_head {
             Some(head) => head.forward(x),
-            None => project(x, self.embed.weight.val().transpose(), None),
+            // On the CPU's training side, as one operation on every core with burn's floats.
+            None => kernels::tied_output_projection(&x, &self.embed.weight.val())
+                .unwrap_or_else(|| project(x, self.embed.weight.val().transpose(), None)),
         }
     }
 }

@@ -4,7 +4,9 @@
 //! ([`exp_in_place`]), row sums several rows at a time ([`row_sums_in_order`]), and its
 //! attention's batched products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorms
 //! ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup
-//! ([`embedding_lookup`]) on every core.
+//! ([`embedding_lookup`]) on every core; and a language model's work over its vocabulary, the
+//! forward KL and cross-entropy ([`forward_kl_rows`], [`log_softmax_pick`]) and the output
+//! projection tied to its embeddings ([`tied_output_projection`]), on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
 //! the weight gradient as a convolution whose matrix product has only `k²` rows, converts
@@ -28,6 +30,7 @@ mod autodiff;
 mod autodiff_attention;
 mod autodiff_embedding;
 mod autodiff_norm;
+mod autodiff_tied_head;
 mod autodiff_token_loss;
 mod batched_matmul;
 mod conv;
@@ -42,6 +45,7 @@ mod parallel;
 mod pool;
 mod row_sums;
 mod softmax;
+mod tied_head;
 mod token_loss;
 
 use std::sync::Arc;
@@ -229,6 +233,33 @@ pub fn forward_kl_rows(
 ) -> Option<Tensor<2>> {
     // flex divides float32 tensors by the scalar rounded to float32.
     autodiff_token_loss::forward_kl_on_autodiff(student, teacher, temperature as f32)
+}
+
+/// `x · tableᵀ` for `x` `[batch, len, width]` and an embedding table `[vocab, width]` (a
+/// language model's output projection tied to its embeddings), as
+/// `burn::tensor::module::linear(x, table.transpose(), None)` computes it, the values and both
+/// gradients bit for bit, with the products split over every core (see the `tied_head`
+/// module), on autodiff-over-flex tensors and on plain flex ones alike. `None` when the tensors
+/// are not float32 flex tensors, or the shapes are too small to split safely; the caller then
+/// keeps burn's operations.
+pub fn tied_output_projection(x: &Tensor<3>, table: &Tensor<2>) -> Option<Tensor<3>> {
+    if let Some(out) = autodiff_tied_head::tied_head_on_autodiff(x, table) {
+        return Some(out);
+    }
+    let [batch, len, width] = x.dims();
+    let [vocab, table_width] = table.dims();
+    if table_width != width || !tied_head::covers([batch * len, width, vocab]) {
+        return None;
+    }
+    // Borrowed, not copied: the table of a pretrained model is hundreds of MB.
+    let xp = x.clone().try_into_primitive::<Flex>().ok()?;
+    let tp = table.clone().try_into_primitive::<Flex>().ok()?;
+    let logits = tied_head::forward(
+        &f32_values(&xp)?,
+        &f32_values(&tp)?,
+        [batch * len, width, vocab],
+    );
+    Some(from_vec(logits, [batch, len, vocab]))
 }
 
 /// `log_softmax(logits, 2)` gathered at `targets` (`[batch, len]`), as burn computes it, the
