@@ -13,13 +13,8 @@ time on THREADS threads (after 5 warm-up texts): sentences per second, the ratio
 transformers. OUT writes all of it, with the machine, as a raw file.
 """
 import argparse
-import bz2
-import csv
-import io
 import json
 import os
-import platform
-import subprocess
 import time
 
 import numpy as np
@@ -28,27 +23,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-
-def read_texts(path, count):
-    handle = (io.TextIOWrapper(bz2.open(path, "rb"), encoding="utf-8", newline="")
-              if path.endswith(".bz2") else open(path, encoding="utf-8", newline=""))
-    texts = []
-    with handle:
-        for record in csv.DictReader(handle):
-            texts.append(record["text"])
-            if len(texts) >= count:
-                break
-    return texts
-
-
-def machine():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(l.split(":", 1)[1].strip() for l in out.splitlines()
-                     if l.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown"
-    return f"{model}, {os.cpu_count()} cores"
+from check_inputs import machine, read_texts
 
 
 def main():

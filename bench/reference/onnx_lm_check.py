@@ -25,13 +25,8 @@ tokens per second of both sides on the batches of 32. OUT writes all of it, with
 machine, as a raw file.
 """
 import argparse
-import bz2
-import csv
-import io
 import json
 import os
-import platform
-import subprocess
 import time
 
 import numpy as np
@@ -41,32 +36,11 @@ import transformers
 from safetensors.numpy import load_file
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from check_inputs import machine, read_texts
+
 BATCH = 32
 MORE_PROMPTS = 16
 PROMPT_PIECES = 6
-
-
-def read_texts(path, count):
-    handle = (io.TextIOWrapper(bz2.open(path, "rb"), encoding="utf-8", newline="")
-              if path.endswith(".bz2") else open(path, encoding="utf-8", newline=""))
-    texts = []
-    with handle:
-        for record in csv.DictReader(handle):
-            if record.get("category") in ("fresh", "rotten"):
-                texts.append(record["text"])
-            if len(texts) >= count:
-                break
-    return texts
-
-
-def machine():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = next(l.split(":", 1)[1].strip() for l in out.splitlines()
-                     if l.startswith("Model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown"
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def reference_model(checkpoint):
@@ -127,7 +101,7 @@ def main():
     config = description["config"]
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(args.teacher_gguf)),
                                               gguf_file=os.path.basename(args.teacher_gguf))
-    texts = read_texts(args.texts, args.count)
+    texts = read_texts(args.texts, args.count, categories=("fresh", "rotten"))
     sequences = [tokenizer(t, add_special_tokens=False)["input_ids"][:args.max_length]
                  for t in texts]
     sequences = [s for s in sequences if s]
