@@ -14,12 +14,16 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// `[batch, len, d_in] → d_out`: BERT-sized (fine-tuning batches of 32 × 64 word pieces of
-/// all-MiniLM-L6-v2), odd sizes, and fewer rows than the split threshold.
+/// all-MiniLM-L6-v2), the language-model run's (a student's steps of 4 snippets, SmolLM2's
+/// scoring batches of 32), odd sizes, and fewer rows than the split threshold.
 const CASES: &[(usize, usize, usize, usize)] = &[
     (32, 64, 384, 1536),
     (32, 64, 1536, 384),
     (32, 45, 1536, 384),
     (32, 45, 384, 1536),
+    (4, 24, 128, 384),
+    (4, 23, 384, 128),
+    (32, 24, 576, 1536),
     (7, 23, 384, 384),
     (5, 200, 70, 66),
     (3, 300, 130, 200),

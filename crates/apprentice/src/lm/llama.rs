@@ -278,7 +278,7 @@ impl Llama {
             return project(x, output.clone(), None);
         }
         match &self.lm_head {
-            Some(head) => head.forward(x),
+            Some(head) => kernels::linear_forward(head, x),
             // On the CPU's training side, as one operation on every core with burn's floats.
             None => kernels::tied_output_projection(&x, &self.embed.weight.val())
                 .unwrap_or_else(|| project(x, self.embed.weight.val().transpose(), None)),
@@ -356,10 +356,18 @@ impl LlamaLayer {
         let split = |t: Tensor<3>, n: usize| -> Tensor<4> {
             t.reshape([batch, len, n, head_dim]).swap_dims(1, 2)
         };
+        // The projections through our linear kernel: its products on every core, with burn's
+        // floats and gradients.
         let normed = self.attn_norm.forward(x.clone());
-        let q = rope.apply(split(self.q.forward(normed.clone()), heads));
-        let mut k = rope.apply(split(self.k.forward(normed.clone()), kv_heads));
-        let mut v = split(self.v.forward(normed), kv_heads);
+        let q = rope.apply(split(
+            kernels::linear_forward(&self.q, normed.clone()),
+            heads,
+        ));
+        let mut k = rope.apply(split(
+            kernels::linear_forward(&self.k, normed.clone()),
+            kv_heads,
+        ));
+        let mut v = split(kernels::linear_forward(&self.v, normed), kv_heads);
         if let Some((layers, i)) = past {
             if let Some((pk, pv)) = layers.get(i) {
                 k = Tensor::cat(vec![pk.clone(), k], 2);
@@ -394,10 +402,11 @@ impl LlamaLayer {
         };
         let context = attention(q, repeat(k), repeat(v), mask, None, options);
         let context: Tensor<3> = context.swap_dims(1, 2).reshape([batch, len, hidden]);
-        let x = x + self.o.forward(context);
+        let x = x + kernels::linear_forward(&self.o, context);
         let normed = self.ffn_norm.forward(x.clone());
-        let inner = activation::silu(self.gate.forward(normed.clone())) * self.up.forward(normed);
-        x + self.down.forward(inner)
+        let inner = activation::silu(kernels::linear_forward(&self.gate, normed.clone()))
+            * kernels::linear_forward(&self.up, normed);
+        x + kernels::linear_forward(&self.down, inner)
     }
 }
 
