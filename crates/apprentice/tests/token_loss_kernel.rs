@@ -1,7 +1,7 @@
-//! A language model's next-token losses on every core (`models::kernels::forward_kl_rows` and
-//! `log_softmax_pick`, which `TokenLoss` uses on the CPU) against burn's own operations: the
-//! loss and the gradient of the logits equal bit for bit, for the forward KL at two
-//! temperatures, the cross-entropy, and both mixed, with padded positions, rows of many widths
+//! A language model's next-token losses on every core (`models::kernels::forward_kl_rows`,
+//! `reverse_kl_rows` and `log_softmax_pick`, which `TokenLoss` uses on the CPU) against burn's own operations: the
+//! loss and the gradient of the logits equal bit for bit, for the forward and reverse KL at
+//! several temperatures, the cross-entropy, and each mixed with it, with padded positions, rows of many widths
 //! (a group of eight rows and a remainder), on 1 and 2 threads; and the gradient against
 //! central differences of an f64 formula.
 
@@ -27,7 +27,11 @@ fn burn_loss(
         let t = loss.temperature;
         let log_q = activation::log_softmax(student.clone() / t, 2);
         let log_p = activation::log_softmax(teacher / t, 2);
-        let kl = (log_p.clone().exp() * (log_p - log_q))
+        let (log_a, log_b) = match loss.divergence {
+            TokenDivergence::ReverseKl | TokenDivergence::Jsd { beta: 1.0 } => (log_q, log_p),
+            _ => (log_p, log_q),
+        };
+        let kl = (log_a.clone().exp() * (log_a - log_b))
             .sum_dim(2)
             .squeeze_dim(2);
         per_position = per_position + kl * ((1.0 - loss.ce_weight) * t * t);
@@ -97,6 +101,21 @@ fn losses() -> Vec<TokenLoss> {
             temperature: 1.5,
             ce_weight: 0.0,
         },
+        TokenLoss {
+            divergence: TokenDivergence::ReverseKl,
+            temperature: 1.0,
+            ce_weight: 0.0,
+        },
+        TokenLoss {
+            divergence: TokenDivergence::ReverseKl,
+            temperature: 2.0,
+            ce_weight: 0.4,
+        },
+        TokenLoss {
+            divergence: TokenDivergence::Jsd { beta: 1.0 },
+            temperature: 0.8,
+            ce_weight: 0.0,
+        },
     ]
 }
 
@@ -139,13 +158,20 @@ fn the_kernels_decline_what_they_do_not_cover() {
     assert!(log_softmax_pick(&a, &inside).is_some());
 }
 
-/// The mixed loss's gradient against central differences of the same loss in f64.
+/// The mixed losses' gradients (forward and reverse KL) against central differences of the
+/// same losses in f64.
 #[test]
 fn the_gradient_matches_central_differences() {
+    for divergence in [TokenDivergence::ForwardKl, TokenDivergence::ReverseKl] {
+        gradient_against_central_differences(divergence);
+    }
+}
+
+fn gradient_against_central_differences(divergence: TokenDivergence) {
     let (batch, len, vocab) = (2, 3, 11);
     let dims = [batch, len, vocab];
     let loss = TokenLoss {
-        divergence: TokenDivergence::ForwardKl,
+        divergence,
         temperature: 2.0,
         ce_weight: 0.3,
     };
@@ -179,11 +205,11 @@ fn the_gradient_matches_central_differences() {
                 .collect();
             let log_p = log_softmax(&t, tau);
             let log_q = log_softmax(row, tau);
-            let kl: f64 = log_p
-                .iter()
-                .zip(&log_q)
-                .map(|(p, q)| p.exp() * (p - q))
-                .sum();
+            let (a, b) = match divergence {
+                TokenDivergence::ReverseKl => (&log_q, &log_p),
+                _ => (&log_p, &log_q),
+            };
+            let kl: f64 = a.iter().zip(b).map(|(a, b)| a.exp() * (a - b)).sum();
             let ce = -log_softmax(row, 1.0)[targets[r]];
             total += (1.0 - w) * tau * tau * kl + w * ce;
         }

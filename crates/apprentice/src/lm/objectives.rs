@@ -102,13 +102,17 @@ impl TokenLoss {
         if self.ce_weight < 1.0 {
             let t = self.temperature;
             let scaled = student.clone() / t;
-            // The forward KL as one operation on every core, with burn's floats; the other
-            // divergences, and other backends, through burn's operations.
-            let forward_kl = self.divergence == TokenDivergence::ForwardKl
-                || self.divergence == TokenDivergence::Jsd { beta: 0.0 };
-            let fused = forward_kl
-                .then(|| kernels::forward_kl_rows(&scaled, &teacher, t))
-                .flatten();
+            // The forward and reverse KL as one operation on every core, with burn's floats;
+            // the other divergences, and other backends, through burn's operations.
+            let fused = match self.divergence {
+                TokenDivergence::ForwardKl | TokenDivergence::Jsd { beta: 0.0 } => {
+                    kernels::forward_kl_rows(&scaled, &teacher, t)
+                }
+                TokenDivergence::ReverseKl | TokenDivergence::Jsd { beta: 1.0 } => {
+                    kernels::reverse_kl_rows(&scaled, &teacher, t)
+                }
+                _ => None,
+            };
             let divergence = fused.unwrap_or_else(|| {
                 divergence(
                     self.divergence,

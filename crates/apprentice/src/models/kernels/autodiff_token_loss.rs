@@ -13,12 +13,29 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::autodiff::{AutodiffFlex, primitive, unary_backward};
-use super::token_loss::{self, KlForward, PickForward};
+use super::token_loss::{self, KlForward, PickForward, ReverseKlForward};
 
-/// What the forward KL's backward step needs.
+/// Which KL, with what its backward step needs.
+enum Kept {
+    /// `KL(teacher ‖ student)`.
+    Forward(KlForward),
+    /// `KL(student ‖ teacher)`.
+    Reverse(ReverseKlForward),
+}
+
+/// The direction of the KL computed by [`kl_on_autodiff`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Direction {
+    /// `KL(teacher ‖ student)`.
+    Forward,
+    /// `KL(student ‖ teacher)`.
+    Reverse,
+}
+
+/// What a KL's backward step needs.
 #[derive(Clone)]
 struct KlState {
-    kept: Arc<KlForward>,
+    kept: Arc<Kept>,
     dims: [usize; 3],
 }
 
@@ -28,7 +45,7 @@ impl std::fmt::Debug for KlState {
     }
 }
 
-/// The backward step of [`forward_kl_on_autodiff`].
+/// The backward step of [`kl_on_autodiff`].
 #[derive(Debug)]
 struct KlBackward;
 
@@ -42,19 +59,25 @@ impl Backward<Flex, 1> for KlBackward {
         _checkpointer: &mut Checkpointer,
     ) {
         unary_backward(ops, grads, |s, dy| {
-            let dx = token_loss::backward_kl(dy, &s.kept, s.dims[2]);
+            let width = s.dims[2];
+            let dx = match &*s.kept {
+                Kept::Forward(kept) => token_loss::backward_kl(dy, kept, width),
+                Kept::Reverse(kept) => token_loss::backward_reverse_kl(dy, kept, width),
+            };
             FlexTensor::from_data(TensorData::new(dx, s.dims))
         });
     }
 }
 
-/// `KL(softmax(teacher / τ) ‖ softmax(student))` at every position, the student's logits
-/// already divided by `τ` and tracked, the teacher's not tracked; `None` when either is not a
-/// float32 autodiff-over-flex tensor, the shapes differ, or the vocabulary is empty.
-pub(super) fn forward_kl_on_autodiff(
+/// The KL between `softmax(teacher / τ)` and `softmax(student)` in `direction` at every
+/// position, the student's logits already divided by `τ` and tracked, the teacher's not
+/// tracked; `None` when either is not a float32 autodiff-over-flex tensor, the shapes differ,
+/// or the vocabulary is empty.
+pub(super) fn kl_on_autodiff(
     student: &Tensor<3>,
     teacher: &Tensor<3>,
     temperature: f32,
+    direction: Direction,
 ) -> Option<Tensor<2>> {
     let dims = student.dims();
     if teacher.dims() != dims || dims[2] == 0 {
@@ -63,8 +86,17 @@ pub(super) fn forward_kl_on_autodiff(
     let (x, t) = (primitive(student)?, primitive(teacher)?);
     let xv = super::f32_values(x.primitive())?;
     let tv = super::f32_values(t.primitive())?;
-    let kept = token_loss::forward_kl(&xv, &tv, temperature, dims[2]);
-    let out = FlexTensor::from_data(TensorData::new(kept.divergence.clone(), [dims[0], dims[1]]));
+    let (divergence, kept) = match direction {
+        Direction::Forward => {
+            let kept = token_loss::forward_kl(&xv, &tv, temperature, dims[2]);
+            (kept.divergence.clone(), Kept::Forward(kept))
+        }
+        Direction::Reverse => {
+            let kept = token_loss::forward_reverse_kl(&xv, &tv, temperature, dims[2]);
+            (kept.divergence.clone(), Kept::Reverse(kept))
+        }
+    };
+    let out = FlexTensor::from_data(TensorData::new(divergence, [dims[0], dims[1]]));
     let output = match KlBackward
         .prepare::<NoCheckpointing>([x.node()])
         .compute_bound()

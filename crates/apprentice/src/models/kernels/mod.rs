@@ -5,7 +5,8 @@
 //! attention's batched products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorms
 //! ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup
 //! ([`embedding_lookup`]) on every core; and a language model's work over its vocabulary, the
-//! forward KL and cross-entropy ([`forward_kl_rows`], [`log_softmax_pick`]) and the output
+//! forward and reverse KL and the cross-entropy ([`forward_kl_rows`], [`reverse_kl_rows`],
+//! [`log_softmax_pick`]) and the output
 //! projection tied to its embeddings ([`tied_output_projection`]), on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
@@ -232,7 +233,22 @@ pub fn forward_kl_rows(
     temperature: f64,
 ) -> Option<Tensor<2>> {
     // flex divides float32 tensors by the scalar rounded to float32.
-    autodiff_token_loss::forward_kl_on_autodiff(student, teacher, temperature as f32)
+    let direction = autodiff_token_loss::Direction::Forward;
+    autodiff_token_loss::kl_on_autodiff(student, teacher, temperature as f32, direction)
+}
+
+/// `KL(softmax(student) ‖ softmax(teacher / τ))` at every position, as [`forward_kl_rows`]
+/// takes its tensors: the values and the student's gradient are those of
+/// `Σ exp(log_softmax(student)) · (log_softmax(student) − log_softmax(teacher / τ))` over the
+/// vocabulary in burn, bit for bit, with every row on every core. `None` as for
+/// [`forward_kl_rows`].
+pub fn reverse_kl_rows(
+    student: &Tensor<3>,
+    teacher: &Tensor<3>,
+    temperature: f64,
+) -> Option<Tensor<2>> {
+    let direction = autodiff_token_loss::Direction::Reverse;
+    autodiff_token_loss::kl_on_autodiff(student, teacher, temperature as f32, direction)
 }
 
 /// `x · tableᵀ` for `x` `[batch, len, width]` and an embedding table `[vocab, width]` (a

@@ -1,6 +1,7 @@
 //! A language model's next-token losses over its whole vocabulary as burn's autodiff computes
 //! them on flex, row by row on every core: the forward KL from the teacher's distribution
-//! (word-level KD) and the log-probability of the target token (the cross-entropy's term).
+//! (word-level KD), the reverse KL (MiniLLM's direction) and the log-probability of the target
+//! token (the cross-entropy's term).
 //!
 //! burn runs `log_softmax` as six operations on an autodiff tensor — the row maximum (of the
 //! detached input), a subtraction, `exp`, the row sum, `ln` and a subtraction — then the KL as
@@ -37,6 +38,26 @@ fn shifted_and_exps(x: &[f32], out: &mut [f32], exps: &mut [f32]) {
     }
     exps.copy_from_slice(out);
     exp_in_place(exps);
+}
+
+/// The teacher's `log_softmax(t / τ)` of rows of `width`: `(t / τ − max) − ln Σ exp(t / τ −
+/// max)`, as burn computes it on the detached teacher.
+fn teacher_log_probs(t: &[f32], temperature: f32, width: usize) -> Vec<f32> {
+    let mut log_p: Vec<f32> = t.iter().map(|&v| v / temperature).collect();
+    let mut exps = vec![0.0f32; log_p.len()];
+    for (row, e) in log_p.chunks_mut(width).zip(exps.chunks_mut(width)) {
+        let scaled = row.to_vec();
+        shifted_and_exps(&scaled, row, e);
+    }
+    let mut sums = vec![0.0f32; log_p.len() / width];
+    row_sums_in_order(&exps, width, &mut sums);
+    for (row, &s) in log_p.chunks_mut(width).zip(&sums) {
+        let lse = s.ln();
+        for l in row.iter_mut() {
+            *l -= lse;
+        }
+    }
+    log_p
 }
 
 /// The forward KL of every row and what its backward pass needs.
@@ -76,28 +97,12 @@ pub(super) fn forward_kl(
         .zip(divergence.par_chunks_mut(TASK_ROWS))
         .zip(student.par_chunks(task).zip(teacher.par_chunks(task)))
         .for_each(|((((probs, exps), recips), div), (x, t))| {
-            let n = recips.len();
-            let mut sums = vec![0.0f32; n];
-            // The teacher: log p = (t / τ − max) − ln Σ exp(t / τ − max), then p = exp(log p).
-            let mut log_p: Vec<f32> = t.iter().map(|&v| v / temperature).collect();
+            let mut sums = vec![0.0f32; recips.len()];
+            // The teacher: p = exp(log p).
+            let log_p = teacher_log_probs(t, temperature, width);
+            probs.copy_from_slice(&log_p);
+            exp_in_place(probs);
             let mut scratch = vec![0.0f32; log_p.len()];
-            for (row, e) in log_p.chunks_mut(width).zip(scratch.chunks_mut(width)) {
-                let scaled = row.to_vec();
-                shifted_and_exps(&scaled, row, e);
-            }
-            row_sums_in_order(&scratch, width, &mut sums);
-            for ((row, p), &s) in log_p
-                .chunks_mut(width)
-                .zip(probs.chunks_mut(width))
-                .zip(&sums)
-            {
-                let lse = s.ln();
-                for (l, p) in row.iter_mut().zip(p.iter_mut()) {
-                    *l -= lse;
-                    *p = *l;
-                }
-                exp_in_place(p);
-            }
             // The student: log q = (x − max) − ln s.
             let mut log_q = vec![0.0f32; log_p.len()];
             for ((row, q), e) in x
@@ -155,6 +160,137 @@ pub(super) fn backward_kl(g: &[f32], kept: &KlForward, width: usize) -> Vec<f32>
             for ((dx, p), &g) in dx.chunks_mut(width).zip(p.chunks(width)).zip(g) {
                 for (d, &p) in dx.iter_mut().zip(p) {
                     *d = g * p;
+                }
+            }
+            let mut lse_grad = vec![0.0f32; g.len()];
+            row_sums_in_order(dx, width, &mut lse_grad);
+            let rows = dx.chunks_mut(width).zip(e.chunks(width));
+            for (((dx, e), &l), &r) in rows.zip(&lse_grad).zip(recips) {
+                let gs = l * r;
+                for (d, &e) in dx.iter_mut().zip(e) {
+                    *d = -*d + gs * e;
+                }
+            }
+        });
+    dx
+}
+
+/// The reverse KL of every row and what its backward pass needs.
+pub(super) struct ReverseKlForward {
+    /// `KL(q ‖ p)` of each row.
+    pub divergence: Vec<f32>,
+    /// The student's probabilities `exp(log q)`, element by element.
+    pub probs: Vec<f32>,
+    /// `log q − log p`, element by element.
+    pub diffs: Vec<f32>,
+    /// The student's `exp(x − max)`, element by element.
+    pub exps: Vec<f32>,
+    /// `1 / s` of each student row.
+    pub recip_sums: Vec<f32>,
+}
+
+/// `KL(softmax(student) ‖ softmax(teacher / τ))` of every row of `width` values, `student`
+/// already divided by `τ`, `teacher` not: burn's `Σ exp(log q) · (log q − log p)`, with
+/// `exp(log q)` computed from `log q` as burn does.
+pub(super) fn forward_reverse_kl(
+    student: &[f32],
+    teacher: &[f32],
+    temperature: f32,
+    width: usize,
+) -> ReverseKlForward {
+    assert!(
+        student.len() == teacher.len() && width > 0 && student.len().is_multiple_of(width),
+        "reverse KL: the student's and teacher's logits differ in size"
+    );
+    let rows = student.len() / width;
+    let mut probs = super::parallel::zeros(student.len());
+    let mut diffs = super::parallel::zeros(student.len());
+    let mut exps = super::parallel::zeros(student.len());
+    let mut recip_sums = vec![0.0f32; rows];
+    let mut divergence = vec![0.0f32; rows];
+    let task = width * TASK_ROWS;
+    probs
+        .par_chunks_mut(task)
+        .zip(diffs.par_chunks_mut(task))
+        .zip(exps.par_chunks_mut(task))
+        .zip(
+            recip_sums
+                .par_chunks_mut(TASK_ROWS)
+                .zip(divergence.par_chunks_mut(TASK_ROWS)),
+        )
+        .zip(student.par_chunks(task).zip(teacher.par_chunks(task)))
+        .for_each(|((((q, diff), e), (recips, div)), (x, t))| {
+            let log_p = teacher_log_probs(t, temperature, width);
+            let mut sums = vec![0.0f32; recips.len()];
+            for ((row, d), e) in x
+                .chunks(width)
+                .zip(diff.chunks_mut(width))
+                .zip(e.chunks_mut(width))
+            {
+                shifted_and_exps(row, d, e);
+            }
+            row_sums_in_order(e, width, &mut sums);
+            // log q into `diff`, exp(log q) into `q`, then log q − log p into `diff`.
+            for (((d, q), &s), r) in diff
+                .chunks_mut(width)
+                .zip(q.chunks_mut(width))
+                .zip(&sums)
+                .zip(recips.iter_mut())
+            {
+                let lse = s.ln();
+                for (d, q) in d.iter_mut().zip(q.iter_mut()) {
+                    *d -= lse;
+                    *q = *d;
+                }
+                exp_in_place(q);
+                *r = 1.0 / s;
+            }
+            let mut terms = vec![0.0f32; diff.len()];
+            for (((k, d), &q), &lp) in terms
+                .iter_mut()
+                .zip(diff.iter_mut())
+                .zip(q.iter())
+                .zip(&log_p)
+            {
+                *d -= lp;
+                *k = q * *d;
+            }
+            row_sums_in_order(&terms, width, div);
+        });
+    ReverseKlForward {
+        divergence,
+        probs,
+        diffs,
+        exps,
+        recip_sums,
+    }
+}
+
+/// The gradient with respect to the (scaled) student's logits of [`forward_reverse_kl`]: the
+/// product's two factors each pass on `g` times the other, `exp`'s step multiplies the first by
+/// `q` again, and the two meet at `log q` before the log-softmax's steps.
+pub(super) fn backward_reverse_kl(g: &[f32], kept: &ReverseKlForward, width: usize) -> Vec<f32> {
+    assert!(
+        kept.probs.len() == g.len() * width && kept.diffs.len() == kept.probs.len(),
+        "reverse KL: the gradient and the kept values differ in size"
+    );
+    let mut dx = super::parallel::zeros(kept.probs.len());
+    let task = width * TASK_ROWS;
+    dx.par_chunks_mut(task)
+        .zip(kept.probs.par_chunks(task).zip(kept.diffs.par_chunks(task)))
+        .zip(kept.exps.par_chunks(task))
+        .zip(
+            g.par_chunks(TASK_ROWS)
+                .zip(kept.recip_sums.par_chunks(TASK_ROWS)),
+        )
+        .for_each(|(((dx, (q, diff)), e), (g, recips))| {
+            // −(gradient of log q), to be summed side by side.
+            let rows = dx
+                .chunks_mut(width)
+                .zip(q.chunks(width).zip(diff.chunks(width)));
+            for ((dx, (q, diff)), &g) in rows.zip(g) {
+                for ((d, &q), &diff) in dx.iter_mut().zip(q).zip(diff) {
+                    *d = -((g * diff) * q + g * q);
                 }
             }
             let mut lse_grad = vec![0.0f32; g.len()];
