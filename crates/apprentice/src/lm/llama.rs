@@ -11,7 +11,6 @@
 //! permutes the rows of the query and key projections to interleave those pairs; the loader
 //! ([`super::teacher`]) undoes that permutation, so weights here are in Hugging Face's order.
 
-use crate::models::kernels;
 use burn::module::Module;
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
@@ -20,6 +19,8 @@ use burn::tensor::module::{attention, linear as project};
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData, activation};
 use serde::{Deserialize, Serialize};
+
+use crate::models::kernels;
 
 /// The shape of a llama decoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -279,7 +280,7 @@ impl Llama {
         }
         match &self.lm_head {
             Some(head) => kernels::linear_forward(head, x),
-            // On the CPU's training side, as one operation on every core with burn's floats.
+            // On the CPU as one operation on every core, with burn's floats; elsewhere burn's.
             None => kernels::tied_output_projection(&x, &self.embed.weight.val())
                 .unwrap_or_else(|| project(x, self.embed.weight.val().transpose(), None)),
         }
