@@ -1,4 +1,5 @@
-"""What the ONNX check scripts share: the corpus's texts and the machine's description."""
+"""What the ONNX check scripts share: the corpus's texts, onnxruntime sessions on a given number
+of threads, and the machine's description."""
 import bz2
 import csv
 import io
@@ -31,3 +32,13 @@ def machine():
     except (OSError, StopIteration):
         model = platform.processor() or "unknown"
     return f"{model}, {os.cpu_count()} cores"
+
+
+def ort_session(path, threads):
+    """An onnxruntime CPU session of the graph at `path` on `threads` threads (one inter-op)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])

@@ -23,7 +23,7 @@ import torch
 import transformers
 from transformers import AutoTokenizer, BertForSequenceClassification
 
-from check_inputs import machine, read_texts
+from check_inputs import machine, ort_session, read_texts
 
 
 def main():
@@ -38,10 +38,7 @@ def main():
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
+    session = ort_session(args.onnx, args.threads)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     reference = BertForSequenceClassification.from_pretrained(args.model_dir).eval()
     texts = read_texts(args.texts, args.count)

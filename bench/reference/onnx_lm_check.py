@@ -36,7 +36,7 @@ import transformers
 from safetensors.numpy import load_file
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from check_inputs import machine, read_texts
+from check_inputs import machine, ort_session, read_texts
 
 BATCH = 32
 MORE_PROMPTS = 16
@@ -92,11 +92,8 @@ def main():
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    plain = ort.InferenceSession(args.onnx, options, providers=["CPUExecutionProvider"])
-    cached = ort.InferenceSession(args.cached_onnx, options, providers=["CPUExecutionProvider"])
+    plain = ort_session(args.onnx, args.threads)
+    cached = ort_session(args.cached_onnx, args.threads)
     description, reference = reference_model(args.checkpoint)
     config = description["config"]
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(args.teacher_gguf)),

@@ -372,6 +372,44 @@ impl Graph {
         }
     }
 
+    /// Attention's context from its (scaled, masked) `scores` `[N, heads, L, T]` and values `v`
+    /// `[N, heads, T, d]`: `softmax(scores) · v`, brought back to one row per token (`[N, L,
+    /// heads, d]`) and reshaped to `merged` (the name of an int64 shape, `[N, L, heads · d]`).
+    /// Node names are `prefix` followed by `softmax`, `context`, `context.tokens` and
+    /// `context.merge`.
+    pub(crate) fn attention_context(
+        &mut self,
+        scores: &str,
+        v: &str,
+        merged: &str,
+        prefix: &str,
+    ) -> String {
+        let weights = self.node(
+            "Softmax",
+            &format!("{prefix}softmax"),
+            &[scores],
+            vec![int("axis", -1)],
+        );
+        let context = self.node(
+            "MatMul",
+            &format!("{prefix}context"),
+            &[&weights, v],
+            vec![],
+        );
+        let context = self.node(
+            "Transpose",
+            &format!("{prefix}context.tokens"),
+            &[&context],
+            vec![ints("perm", &[0, 2, 1, 3])],
+        );
+        self.node(
+            "Reshape",
+            &format!("{prefix}context.merge"),
+            &[&context, merged],
+            vec![],
+        )
+    }
+
     /// Gives the last node's output the graph output's name.
     pub(crate) fn rename_last_output(&mut self, name: &str) {
         if let Some(last) = self.nodes.last_mut() {

@@ -217,25 +217,7 @@ pub fn bert_classifier_to_onnx(
         let scores = graph.node("MatMul", &name("scores"), &[&q, &k], vec![]);
         let scores = graph.node("Mul", &name("scaled"), &[&scores, &inverse_sqrt], vec![]);
         let scores = graph.node("Add", &name("masked"), &[&scores, &bias], vec![]);
-        let weights = graph.node(
-            "Softmax",
-            &name("softmax"),
-            &[&scores],
-            vec![int("axis", -1)],
-        );
-        let context = graph.node("MatMul", &name("context"), &[&weights, &v], vec![]);
-        let context = graph.node(
-            "Transpose",
-            &name("context.tokens"),
-            &[&context],
-            vec![ints("perm", &[0, 2, 1, 3])],
-        );
-        let context = graph.node(
-            "Reshape",
-            &name("context.merge"),
-            &[&context, &merge_shape],
-            vec![],
-        );
+        let context = graph.attention_context(&scores, &v, &merge_shape, &format!("layer{index}."));
         let attended = dense(
             &mut graph,
             &context,

@@ -335,25 +335,7 @@ fn build(
             &[&future, &hidden_away, &scores],
             vec![],
         );
-        let weights = graph.node(
-            "Softmax",
-            &name("softmax"),
-            &[&scores],
-            vec![int("axis", -1)],
-        );
-        let context = graph.node("MatMul", &name("context"), &[&weights, &v], vec![]);
-        let context = graph.node(
-            "Transpose",
-            &name("context.tokens"),
-            &[&context],
-            vec![ints("perm", &[0, 2, 1, 3])],
-        );
-        let context = graph.node(
-            "Reshape",
-            &name("context.merge"),
-            &[&context, &merged],
-            vec![],
-        );
+        let context = graph.attention_context(&scores, &v, &merged, &format!("layer{index}."));
         let attended = project(&mut graph, &context, &layer.o, &name("o"));
         x = graph.node("Add", &name("attention.residual"), &[&x, &attended], vec![]);
         let normed = rms_norm(&mut graph, &x, &layer.ffn_norm, &eps, &name("ffn_norm"));

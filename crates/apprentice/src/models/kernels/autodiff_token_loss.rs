@@ -15,14 +15,6 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::autodiff::{AutodiffFlex, primitive, unary_backward};
 use super::token_loss::{self, KlForward, PickForward, ReverseKlForward};
 
-/// Which KL, with what its backward step needs.
-enum Kept {
-    /// `KL(teacher ‖ student)`.
-    Forward(KlForward),
-    /// `KL(student ‖ teacher)`.
-    Reverse(ReverseKlForward),
-}
-
 /// The direction of the KL computed by [`kl_on_autodiff`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Direction {
@@ -32,25 +24,35 @@ pub(super) enum Direction {
     Reverse,
 }
 
-/// What a KL's backward step needs.
+/// Which loss ran, with what its backward step needs.
+enum Kept {
+    /// `KL(teacher ‖ student)`.
+    Forward(KlForward),
+    /// `KL(student ‖ teacher)`.
+    Reverse(ReverseKlForward),
+    /// The target's log-probability.
+    Pick(PickForward, Vec<usize>),
+}
+
+/// What a loss's backward step needs.
 #[derive(Clone)]
-struct KlState {
+struct LossState {
     kept: Arc<Kept>,
     dims: [usize; 3],
 }
 
-impl std::fmt::Debug for KlState {
+impl std::fmt::Debug for LossState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KlState({:?})", self.dims)
+        write!(f, "LossState({:?})", self.dims)
     }
 }
 
-/// The backward step of [`kl_on_autodiff`].
+/// The backward step of the losses here.
 #[derive(Debug)]
-struct KlBackward;
+struct LossBackward;
 
-impl Backward<Flex, 1> for KlBackward {
-    type State = KlState;
+impl Backward<Flex, 1> for LossBackward {
+    type State = LossState;
 
     fn backward(
         self,
@@ -63,10 +65,37 @@ impl Backward<Flex, 1> for KlBackward {
             let dx = match &*s.kept {
                 Kept::Forward(kept) => token_loss::backward_kl(dy, kept, width),
                 Kept::Reverse(kept) => token_loss::backward_reverse_kl(dy, kept, width),
+                Kept::Pick(kept, targets) => token_loss::backward_pick(dy, targets, kept, width),
             };
             FlexTensor::from_data(TensorData::new(dx, s.dims))
         });
     }
+}
+
+/// Records a loss of the logits `x` (`dims`), whose values per position are `values`, in the
+/// graph; `kept` is kept for the backward step only when `x` is tracked.
+fn record(
+    x: <AutodiffFlex as burn::backend::BackendTypes>::FloatTensorPrimitive,
+    values: Vec<f32>,
+    kept: Kept,
+    dims: [usize; 3],
+) -> Tensor<2> {
+    let out = FlexTensor::from_data(TensorData::new(values, [dims[0], dims[1]]));
+    let output = match LossBackward
+        .prepare::<NoCheckpointing>([x.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let state = LossState {
+                kept: Arc::new(kept),
+                dims,
+            };
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive::<AutodiffFlex>(output)
 }
 
 /// The KL between `softmax(teacher / τ)` and `softmax(student)` in `direction` at every
@@ -86,7 +115,7 @@ pub(super) fn kl_on_autodiff(
     let (x, t) = (primitive(student)?, primitive(teacher)?);
     let xv = super::f32_values(x.primitive())?;
     let tv = super::f32_values(t.primitive())?;
-    let (divergence, kept) = match direction {
+    let (values, kept) = match direction {
         Direction::Forward => {
             let kept = token_loss::forward_kl(&xv, &tv, temperature, dims[2]);
             (kept.divergence.clone(), Kept::Forward(kept))
@@ -96,56 +125,8 @@ pub(super) fn kl_on_autodiff(
             (kept.divergence.clone(), Kept::Reverse(kept))
         }
     };
-    let out = FlexTensor::from_data(TensorData::new(divergence, [dims[0], dims[1]]));
-    let output = match KlBackward
-        .prepare::<NoCheckpointing>([x.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let state = KlState {
-                kept: Arc::new(kept),
-                dims,
-            };
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Some(Tensor::from_primitive::<AutodiffFlex>(output))
-}
-
-/// What the picked log-probability's backward step needs.
-#[derive(Clone)]
-struct PickState {
-    kept: Arc<PickForward>,
-    targets: Arc<Vec<usize>>,
-    dims: [usize; 3],
-}
-
-impl std::fmt::Debug for PickState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PickState({:?})", self.dims)
-    }
-}
-
-/// The backward step of [`log_softmax_pick_on_autodiff`].
-#[derive(Debug)]
-struct PickBackward;
-
-impl Backward<Flex, 1> for PickBackward {
-    type State = PickState;
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        unary_backward(ops, grads, |s, dy| {
-            let dx = token_loss::backward_pick(dy, &s.targets, &s.kept, s.dims[2]);
-            FlexTensor::from_data(TensorData::new(dx, s.dims))
-        });
-    }
+    drop(xv);
+    Some(record(x, values, kept, dims))
 }
 
 /// `log_softmax(logits)[target]` at every position; `None` when the logits are not a float32
@@ -168,21 +149,7 @@ pub(super) fn log_softmax_pick_on_autodiff(
         .map(|id| usize::try_from(id).ok().filter(|&id| id < dims[2]))
         .collect::<Option<_>>()?;
     let kept = token_loss::forward_pick(&xv, &targets, dims[2]);
-    let out = FlexTensor::from_data(TensorData::new(kept.picked.clone(), [dims[0], dims[1]]));
-    let output = match PickBackward
-        .prepare::<NoCheckpointing>([x.node()])
-        .compute_bound()
-        .stateful()
-    {
-        OpsKind::Tracked(prep) => {
-            let state = PickState {
-                kept: Arc::new(kept),
-                targets: Arc::new(targets),
-                dims,
-            };
-            prep.finish(state, out)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(out),
-    };
-    Some(Tensor::from_primitive::<AutodiffFlex>(output))
+    drop(xv);
+    let values = kept.picked.clone();
+    Some(record(x, values, Kept::Pick(kept, targets), dims))
 }

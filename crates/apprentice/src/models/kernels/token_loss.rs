@@ -40,23 +40,56 @@ fn shifted_and_exps(x: &[f32], out: &mut [f32], exps: &mut [f32]) {
     exp_in_place(exps);
 }
 
-/// The teacher's `log_softmax(t / τ)` of rows of `width`: `(t / τ − max) − ln Σ exp(t / τ −
-/// max)`, as burn computes it on the detached teacher.
-fn teacher_log_probs(t: &[f32], temperature: f32, width: usize) -> Vec<f32> {
-    let mut log_p: Vec<f32> = t.iter().map(|&v| v / temperature).collect();
-    let mut exps = vec![0.0f32; log_p.len()];
-    for (row, e) in log_p.chunks_mut(width).zip(exps.chunks_mut(width)) {
-        let scaled = row.to_vec();
-        shifted_and_exps(&scaled, row, e);
+/// burn's `log_softmax` of rows of `width`: writes `log q = (x − max) − ln s` into `log_q`,
+/// `exp(x − max)` into `exps` and `1 / s` into `recips`, `s` the row's sum of `exps`.
+fn log_softmax_rows(
+    x: &[f32],
+    width: usize,
+    log_q: &mut [f32],
+    exps: &mut [f32],
+    recips: &mut [f32],
+) {
+    for ((row, q), e) in x
+        .chunks(width)
+        .zip(log_q.chunks_mut(width))
+        .zip(exps.chunks_mut(width))
+    {
+        shifted_and_exps(row, q, e);
     }
-    let mut sums = vec![0.0f32; log_p.len() / width];
-    row_sums_in_order(&exps, width, &mut sums);
-    for (row, &s) in log_p.chunks_mut(width).zip(&sums) {
+    let mut sums = vec![0.0f32; recips.len()];
+    row_sums_in_order(exps, width, &mut sums);
+    for ((q, &s), r) in log_q.chunks_mut(width).zip(&sums).zip(recips.iter_mut()) {
         let lse = s.ln();
-        for l in row.iter_mut() {
-            *l -= lse;
+        for q in q.iter_mut() {
+            *q -= lse;
+        }
+        *r = 1.0 / s;
+    }
+}
+
+/// The log-softmax's backward steps over rows of `width`, in place: `dx` holds `−∂L/∂log q`
+/// (what the subtraction of `ln s` sums into its gradient) and becomes
+/// `∂L/∂log q + (Σ −∂L/∂log q) · (1 / s) · exp(x − max)`, burn's gradient of `x`.
+fn log_softmax_backward(dx: &mut [f32], exps: &[f32], recips: &[f32], width: usize) {
+    let mut lse_grad = vec![0.0f32; recips.len()];
+    row_sums_in_order(dx, width, &mut lse_grad);
+    let rows = dx.chunks_mut(width).zip(exps.chunks(width));
+    for (((dx, e), &l), &r) in rows.zip(&lse_grad).zip(recips) {
+        let gs = l * r;
+        for (d, &e) in dx.iter_mut().zip(e) {
+            *d = -*d + gs * e;
         }
     }
+}
+
+/// The teacher's `log_softmax(t / τ)` of rows of `width`, as burn computes it on the detached
+/// teacher.
+fn teacher_log_probs(t: &[f32], temperature: f32, width: usize) -> Vec<f32> {
+    let scaled: Vec<f32> = t.iter().map(|&v| v / temperature).collect();
+    let mut log_p = vec![0.0f32; scaled.len()];
+    let mut exps = vec![0.0f32; scaled.len()];
+    let mut recips = vec![0.0f32; scaled.len() / width];
+    log_softmax_rows(&scaled, width, &mut log_p, &mut exps, &mut recips);
     log_p
 }
 
@@ -97,29 +130,14 @@ pub(super) fn forward_kl(
         .zip(divergence.par_chunks_mut(TASK_ROWS))
         .zip(student.par_chunks(task).zip(teacher.par_chunks(task)))
         .for_each(|((((probs, exps), recips), div), (x, t))| {
-            let mut sums = vec![0.0f32; recips.len()];
             // The teacher: p = exp(log p).
             let log_p = teacher_log_probs(t, temperature, width);
             probs.copy_from_slice(&log_p);
             exp_in_place(probs);
-            let mut scratch = vec![0.0f32; log_p.len()];
-            // The student: log q = (x − max) − ln s.
+            // The student: log q.
             let mut log_q = vec![0.0f32; log_p.len()];
-            for ((row, q), e) in x
-                .chunks(width)
-                .zip(log_q.chunks_mut(width))
-                .zip(exps.chunks_mut(width))
-            {
-                shifted_and_exps(row, q, e);
-            }
-            row_sums_in_order(exps, width, &mut sums);
-            for ((q, &s), r) in log_q.chunks_mut(width).zip(&sums).zip(recips.iter_mut()) {
-                let lse = s.ln();
-                for q in q.iter_mut() {
-                    *q -= lse;
-                }
-                *r = 1.0 / s;
-            }
+            log_softmax_rows(x, width, &mut log_q, exps, recips);
+            let mut scratch = vec![0.0f32; log_p.len()];
             // Σ p · (log p − log q), left to right.
             for ((k, &p), (&lp, &lq)) in scratch
                 .iter_mut()
@@ -156,21 +174,13 @@ pub(super) fn backward_kl(g: &[f32], kept: &KlForward, width: usize) -> Vec<f32>
                 .zip(kept.recip_sums.par_chunks(TASK_ROWS)),
         )
         .for_each(|(((dx, p), e), (g, recips))| {
-            // g · p first, to be summed side by side.
+            // −∂L/∂log q = g · p.
             for ((dx, p), &g) in dx.chunks_mut(width).zip(p.chunks(width)).zip(g) {
                 for (d, &p) in dx.iter_mut().zip(p) {
                     *d = g * p;
                 }
             }
-            let mut lse_grad = vec![0.0f32; g.len()];
-            row_sums_in_order(dx, width, &mut lse_grad);
-            let rows = dx.chunks_mut(width).zip(e.chunks(width));
-            for (((dx, e), &l), &r) in rows.zip(&lse_grad).zip(recips) {
-                let gs = l * r;
-                for (d, &e) in dx.iter_mut().zip(e) {
-                    *d = -*d + gs * e;
-                }
-            }
+            log_softmax_backward(dx, e, recips, width);
         });
     dx
 }
@@ -221,30 +231,10 @@ pub(super) fn forward_reverse_kl(
         .zip(student.par_chunks(task).zip(teacher.par_chunks(task)))
         .for_each(|((((q, diff), e), (recips, div)), (x, t))| {
             let log_p = teacher_log_probs(t, temperature, width);
-            let mut sums = vec![0.0f32; recips.len()];
-            for ((row, d), e) in x
-                .chunks(width)
-                .zip(diff.chunks_mut(width))
-                .zip(e.chunks_mut(width))
-            {
-                shifted_and_exps(row, d, e);
-            }
-            row_sums_in_order(e, width, &mut sums);
             // log q into `diff`, exp(log q) into `q`, then log q − log p into `diff`.
-            for (((d, q), &s), r) in diff
-                .chunks_mut(width)
-                .zip(q.chunks_mut(width))
-                .zip(&sums)
-                .zip(recips.iter_mut())
-            {
-                let lse = s.ln();
-                for (d, q) in d.iter_mut().zip(q.iter_mut()) {
-                    *d -= lse;
-                    *q = *d;
-                }
-                exp_in_place(q);
-                *r = 1.0 / s;
-            }
+            log_softmax_rows(x, width, diff, e, recips);
+            q.copy_from_slice(diff);
+            exp_in_place(q);
             let mut terms = vec![0.0f32; diff.len()];
             for (((k, d), &q), &lp) in terms
                 .iter_mut()
@@ -284,7 +274,7 @@ pub(super) fn backward_reverse_kl(g: &[f32], kept: &ReverseKlForward, width: usi
                 .zip(kept.recip_sums.par_chunks(TASK_ROWS)),
         )
         .for_each(|(((dx, (q, diff)), e), (g, recips))| {
-            // −(gradient of log q), to be summed side by side.
+            // −∂L/∂log q: the product's two paths, `exp`'s and the difference's.
             let rows = dx
                 .chunks_mut(width)
                 .zip(q.chunks(width).zip(diff.chunks(width)));
@@ -293,15 +283,7 @@ pub(super) fn backward_reverse_kl(g: &[f32], kept: &ReverseKlForward, width: usi
                     *d = -((g * diff) * q + g * q);
                 }
             }
-            let mut lse_grad = vec![0.0f32; g.len()];
-            row_sums_in_order(dx, width, &mut lse_grad);
-            let rows = dx.chunks_mut(width).zip(e.chunks(width));
-            for (((dx, e), &l), &r) in rows.zip(&lse_grad).zip(recips) {
-                let gs = l * r;
-                for (d, &e) in dx.iter_mut().zip(e) {
-                    *d = -*d + gs * e;
-                }
-            }
+            log_softmax_backward(dx, e, recips, width);
         });
     dx
 }
@@ -337,24 +319,10 @@ pub(super) fn forward_pick(x: &[f32], targets: &[usize], width: usize) -> PickFo
                 .zip(targets.par_chunks(TASK_ROWS)),
         )
         .for_each(|(((e, x), recips), (picked, targets))| {
-            let mut shifted = vec![0.0f32; x.len()];
-            for ((row, s), e) in x
-                .chunks(width)
-                .zip(shifted.chunks_mut(width))
-                .zip(e.chunks_mut(width))
-            {
-                shifted_and_exps(row, s, e);
-            }
-            let mut sums = vec![0.0f32; recips.len()];
-            row_sums_in_order(e, width, &mut sums);
-            for (r, ((&s, &t), (pick, recip))) in sums
-                .iter()
-                .zip(targets)
-                .zip(picked.iter_mut().zip(recips.iter_mut()))
-                .enumerate()
-            {
-                *pick = shifted[r * width + t] - s.ln();
-                *recip = 1.0 / s;
+            let mut log_q = vec![0.0f32; x.len()];
+            log_softmax_rows(x, width, &mut log_q, e, recips);
+            for (r, (pick, &t)) in picked.iter_mut().zip(targets).enumerate() {
+                *pick = log_q[r * width + t];
             }
         });
     PickForward {
