@@ -1,19 +1,23 @@
 //! A language model's next-token losses on every core (`models::kernels::forward_kl_rows`,
-//! `reverse_kl_rows` and `log_softmax_pick`, which `TokenLoss` uses on the CPU) against burn's own operations: the
-//! loss and the gradient of the logits equal bit for bit, for the forward and reverse KL at
-//! several temperatures, the cross-entropy, and each mixed with it, with padded positions, rows of many widths
-//! (a group of eight rows and a remainder), on 1 and 2 threads; and the gradient against
-//! central differences of an f64 formula.
+//! `reverse_kl_rows`, `mixed_divergence_rows` and `log_softmax_pick`, which `TokenLoss` uses on
+//! the CPU) against burn's own operations: the loss and the gradient of the logits equal bit
+//! for bit, for the forward and reverse KL, the generalised JSD, the skew KLs and the total
+//! variation at several temperatures and weights, the cross-entropy, and each mixed with it,
+//! with padded positions, rows of many widths (a group of eight rows and a remainder), on 1
+//! and 2 threads; and the gradient against central differences of textbook f64 formulas.
 
 mod common;
 
-use apprentice::lm::objectives::{TokenDivergence, TokenLoss};
-use apprentice::models::kernels::{forward_kl_rows, log_softmax_pick};
+use apprentice::lm::objectives::{TokenDivergence, TokenLoss, divergence};
+use apprentice::models::kernels::{
+    MixedDivergence, forward_kl_rows, log_softmax_pick, mixed_divergence_rows,
+};
 use burn::tensor::{Device, Int, Tensor, TensorData, activation};
 use common::bits::{assert_same_bits, on_threads};
 use common::numeric::{assert_central_differences, host, uniform};
 
-/// burn's own loss, as `TokenLoss::forward` computed it before the kernels: the reference.
+/// burn's own loss, as `TokenLoss::forward` computed it before the kernels: the reference
+/// (`divergence` is burn's operations, the composition `TokenLoss` falls back to).
 fn burn_loss(
     loss: &TokenLoss,
     student: Tensor<3>,
@@ -27,14 +31,8 @@ fn burn_loss(
         let t = loss.temperature;
         let log_q = activation::log_softmax(student.clone() / t, 2);
         let log_p = activation::log_softmax(teacher / t, 2);
-        let (log_a, log_b) = match loss.divergence {
-            TokenDivergence::ReverseKl | TokenDivergence::Jsd { beta: 1.0 } => (log_q, log_p),
-            _ => (log_p, log_q),
-        };
-        let kl = (log_a.clone().exp() * (log_a - log_b))
-            .sum_dim(2)
-            .squeeze_dim(2);
-        per_position = per_position + kl * ((1.0 - loss.ce_weight) * t * t);
+        let value = divergence(loss.divergence, log_q, log_p);
+        per_position = per_position + value * ((1.0 - loss.ce_weight) * t * t);
     }
     if loss.ce_weight > 0.0 {
         let log_q = activation::log_softmax(student, 2);
@@ -119,11 +117,31 @@ fn losses() -> Vec<TokenLoss> {
     ]
 }
 
+/// The divergences through a mixture, and the total variation.
+fn mixed_losses() -> Vec<TokenLoss> {
+    let loss = |divergence, temperature, ce_weight| TokenLoss {
+        divergence,
+        temperature,
+        ce_weight,
+    };
+    vec![
+        loss(TokenDivergence::Jsd { beta: 0.5 }, 1.0, 0.0),
+        loss(TokenDivergence::Jsd { beta: 0.1 }, 2.0, 0.3),
+        loss(TokenDivergence::Jsd { beta: 0.9 }, 0.7, 0.0),
+        loss(TokenDivergence::SkewKl { alpha: 0.1 }, 1.0, 0.0),
+        loss(TokenDivergence::SkewKl { alpha: 0.0 }, 1.0, 0.0),
+        loss(TokenDivergence::SkewReverseKl { alpha: 0.1 }, 1.0, 0.0),
+        loss(TokenDivergence::SkewReverseKl { alpha: 0.5 }, 1.5, 0.5),
+        loss(TokenDivergence::TotalVariation, 1.0, 0.0),
+        loss(TokenDivergence::TotalVariation, 2.0, 0.2),
+    ]
+}
+
 const SHAPES: &[[usize; 3]] = &[[4, 24, 2000], [3, 5, 7], [1, 1, 1], [2, 9, 300]];
 
 #[test]
 fn losses_and_gradients_are_burns_bit_for_bit() {
-    for loss in losses() {
+    for loss in losses().into_iter().chain(mixed_losses()) {
         for (i, &dims) in SHAPES.iter().enumerate() {
             let reference = loss_and_gradient(&loss, dims, i as u64, false);
             for threads in [1, 2] {
@@ -142,6 +160,20 @@ fn the_kernels_decline_what_they_do_not_cover() {
     let a = Tensor::<3>::zeros([2, 3, 4], &device);
     let b = Tensor::<3>::zeros([2, 3, 5], &device);
     assert!(forward_kl_rows(&a, &b, 1.0).is_none(), "shapes differ");
+    let jsd = |beta| MixedDivergence::Jsd { beta };
+    assert!(
+        mixed_divergence_rows(&a, &b, 1.0, jsd(0.5)).is_none(),
+        "shapes differ"
+    );
+    for weight in [0.0, 1.0] {
+        assert!(
+            mixed_divergence_rows(&a, &a, 1.0, jsd(weight)).is_none(),
+            "a weight of {weight}: a plain KL"
+        );
+    }
+    let skew = MixedDivergence::SkewReverseKl { alpha: 0.0 };
+    assert!(mixed_divergence_rows(&a, &a, 1.0, skew).is_none());
+    assert!(mixed_divergence_rows(&a, &a, 1.0, jsd(0.5)).is_some());
     let plain = Tensor::<3>::zeros([2, 3, 4], &Device::flex());
     assert!(
         forward_kl_rows(&plain, &plain, 1.0).is_none(),
@@ -158,12 +190,46 @@ fn the_kernels_decline_what_they_do_not_cover() {
     assert!(log_softmax_pick(&a, &inside).is_some());
 }
 
-/// The mixed losses' gradients (forward and reverse KL) against central differences of the
-/// same losses in f64.
+/// The mixed losses' gradients (each divergence with the cross-entropy) against central
+/// differences of the same losses in f64.
 #[test]
 fn the_gradient_matches_central_differences() {
-    for divergence in [TokenDivergence::ForwardKl, TokenDivergence::ReverseKl] {
+    for divergence in [
+        TokenDivergence::ForwardKl,
+        TokenDivergence::ReverseKl,
+        TokenDivergence::Jsd { beta: 0.3 },
+        TokenDivergence::SkewKl { alpha: 0.1 },
+        TokenDivergence::SkewReverseKl { alpha: 0.2 },
+        TokenDivergence::TotalVariation,
+    ] {
         gradient_against_central_differences(divergence);
+    }
+}
+
+/// The divergence of one row in f64, from the teacher's and the student's log-probabilities,
+/// by its textbook formula.
+fn divergence_f64(divergence: TokenDivergence, log_p: &[f64], log_q: &[f64]) -> f64 {
+    let p: Vec<f64> = log_p.iter().map(|v| v.exp()).collect();
+    let q: Vec<f64> = log_q.iter().map(|v| v.exp()).collect();
+    let kl = |a: &[f64], b: &[f64]| -> f64 { a.iter().zip(b).map(|(a, b)| a * (a / b).ln()).sum() };
+    let mix = |w: f64, a: &[f64], b: &[f64]| -> Vec<f64> {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| w * a + (1.0 - w) * b)
+            .collect()
+    };
+    match divergence {
+        TokenDivergence::ForwardKl => kl(&p, &q),
+        TokenDivergence::ReverseKl => kl(&q, &p),
+        TokenDivergence::Jsd { beta } => {
+            let m = mix(beta, &p, &q);
+            beta * kl(&p, &m) + (1.0 - beta) * kl(&q, &m)
+        }
+        TokenDivergence::SkewKl { alpha } => kl(&p, &mix(alpha, &p, &q)),
+        TokenDivergence::SkewReverseKl { alpha } => kl(&q, &mix(alpha, &q, &p)),
+        TokenDivergence::TotalVariation => {
+            0.5 * p.iter().zip(&q).map(|(p, q)| (p - q).abs()).sum::<f64>()
+        }
     }
 }
 
@@ -205,13 +271,9 @@ fn gradient_against_central_differences(divergence: TokenDivergence) {
                 .collect();
             let log_p = log_softmax(&t, tau);
             let log_q = log_softmax(row, tau);
-            let (a, b) = match divergence {
-                TokenDivergence::ReverseKl => (&log_q, &log_p),
-                _ => (&log_p, &log_q),
-            };
-            let kl: f64 = a.iter().zip(b).map(|(a, b)| a.exp() * (a - b)).sum();
+            let value = divergence_f64(divergence, &log_p, &log_q);
             let ce = -log_softmax(row, 1.0)[targets[r]];
-            total += (1.0 - w) * tau * tau * kl + w * ce;
+            total += (1.0 - w) * tau * tau * value + w * ce;
         }
         total / (batch * len) as f64
     };

@@ -708,12 +708,12 @@ impl Shard {
                             self.header.range.start + row_index
                         ));
                     }
-                    row.copy_from_slice(&reconstruct_top_k(
+                    reconstruct_top_k_into(
                         kept,
                         &log_probs[row_index * k..(row_index + 1) * k],
                         log_rest[row_index],
-                        classes,
-                    ));
+                        row,
+                    );
                 }
             }
         }
@@ -737,13 +737,21 @@ pub fn reconstruct_top_k(
     log_rest: f32,
     classes: usize,
 ) -> Vec<f32> {
-    let others = classes.saturating_sub(kept.len()).max(1);
+    let mut row = vec![0.0; classes];
+    reconstruct_top_k_into(kept, log_probs, log_rest, &mut row);
+    row
+}
+
+/// [`reconstruct_top_k`] written into `row` (one value per class), for readers that fill a
+/// batch in place: at a vocabulary of tens of thousands a row apiece is megabytes per batch
+/// allocated and copied.
+pub fn reconstruct_top_k_into(kept: &[u32], log_probs: &[f32], log_rest: f32, row: &mut [f32]) {
+    let others = row.len().saturating_sub(kept.len()).max(1);
     let tail = (log_rest as f64 - (others as f64).ln()) as f32;
-    let mut row = vec![tail; classes];
+    row.fill(tail);
     for (&class, &log_prob) in kept.iter().zip(log_probs) {
         row[class as usize] = log_prob;
     }
-    row
 }
 
 /// The byte length a safetensors file must have according to its own header (8 + header +

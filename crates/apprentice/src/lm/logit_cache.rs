@@ -7,7 +7,7 @@
 //! remaining probability mass (`log_rest`, `f32 [positions]`); `offsets` (`u64 [texts + 1]`)
 //! says which positions belong to which sequence (a sequence of `n` tokens has `n − 1`
 //! positions, those with a next token). It is read back as logits with
-//! [`crate::distill::cache::reconstruct_top_k`]: exact probabilities for the kept tokens, the
+//! [`crate::distill::cache::reconstruct_top_k_into`]: exact probabilities for the kept tokens, the
 //! remaining mass spread evenly over the others.
 //!
 //! Why not the sharded image cache of [`crate::distill::cache`]: its reader rebuilds the full
@@ -28,7 +28,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::distill::cache::{ShardRange, reconstruct_top_k, short_hash};
+use crate::distill::cache::{ShardRange, reconstruct_top_k_into, short_hash};
 use crate::fsutil::write_atomic;
 
 /// Version of the file layout.
@@ -134,14 +134,13 @@ impl TopKLogits {
                 .take(width)
                 .enumerate()
             {
-                let row = reconstruct_top_k(
+                let at = (r * width + i) * v;
+                reconstruct_top_k_into(
                     &self.indices[p * self.k..(p + 1) * self.k],
                     &self.log_probs[p * self.k..(p + 1) * self.k],
                     self.log_rest[p],
-                    v,
+                    &mut out[at..at + v],
                 );
-                let at = (r * width + i) * v;
-                out[at..at + v].copy_from_slice(&row);
             }
         }
         out

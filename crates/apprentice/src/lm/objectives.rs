@@ -19,7 +19,7 @@ use burn::tensor::{Int, Tensor, activation};
 use serde::{Deserialize, Serialize};
 
 use super::error::LmError;
-use crate::models::kernels;
+use crate::models::kernels::{self, MixedDivergence};
 
 /// Which divergence between the teacher's and the student's next-token distributions.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -102,16 +102,26 @@ impl TokenLoss {
         if self.ce_weight < 1.0 {
             let t = self.temperature;
             let scaled = student.clone() / t;
-            // The forward and reverse KL as one operation on every core, with burn's floats;
-            // the other divergences, and other backends, through burn's operations.
+            // Each divergence as one operation on every core, with burn's floats; other
+            // backends through burn's operations.
+            let mixed = |kind| kernels::mixed_divergence_rows(&scaled, &teacher, t, kind);
             let fused = match self.divergence {
-                TokenDivergence::ForwardKl | TokenDivergence::Jsd { beta: 0.0 } => {
+                TokenDivergence::ForwardKl
+                | TokenDivergence::Jsd { beta: 0.0 }
+                | TokenDivergence::SkewKl { alpha: 0.0 } => {
                     kernels::forward_kl_rows(&scaled, &teacher, t)
                 }
-                TokenDivergence::ReverseKl | TokenDivergence::Jsd { beta: 1.0 } => {
+                TokenDivergence::ReverseKl
+                | TokenDivergence::Jsd { beta: 1.0 }
+                | TokenDivergence::SkewReverseKl { alpha: 0.0 } => {
                     kernels::reverse_kl_rows(&scaled, &teacher, t)
                 }
-                _ => None,
+                TokenDivergence::Jsd { beta } => mixed(MixedDivergence::Jsd { beta }),
+                TokenDivergence::SkewKl { alpha } => mixed(MixedDivergence::SkewKl { alpha }),
+                TokenDivergence::SkewReverseKl { alpha } => {
+                    mixed(MixedDivergence::SkewReverseKl { alpha })
+                }
+                TokenDivergence::TotalVariation => mixed(MixedDivergence::TotalVariation),
             };
             let divergence = fused.unwrap_or_else(|| {
                 divergence(

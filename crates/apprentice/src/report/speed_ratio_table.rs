@@ -32,11 +32,26 @@ pub struct SpeedRatios {
     pub load_average_after: String,
     /// The inputs, in words.
     pub workload: String,
+    /// The column name of apprentice's side (`apprentice` when absent; `after` where two
+    /// builds of apprentice are compared).
+    #[serde(default = "default_label")]
+    pub label: String,
+    /// The column name of the reference's side (`PyTorch` when absent).
+    #[serde(default = "default_reference_label")]
+    pub reference_label: String,
     /// Alternating rounds of both sides (absent in files of a single round).
     #[serde(default)]
     pub rounds: Option<usize>,
     /// The measures.
     pub rows: Vec<SpeedRow>,
+}
+
+fn default_label() -> String {
+    "apprentice".into()
+}
+
+fn default_reference_label() -> String {
+    "PyTorch".into()
 }
 
 /// One measure on both sides.
@@ -112,7 +127,8 @@ pub fn parse_speed_ratios(text: &str, name: &str) -> Result<SpeedRatios, String>
 /// Then what ran where.
 pub fn speed_ratios_markdown(ratios: &SpeedRatios) -> String {
     let with_rounds = ratios.rows.iter().any(|r| !r.ratios.is_empty());
-    let mut md = String::from("| measure | unit | apprentice | PyTorch | apprentice / PyTorch |");
+    let (ours, theirs) = (&ratios.label, &ratios.reference_label);
+    let mut md = format!("| measure | unit | {ours} | {theirs} | {ours} / {theirs} |");
     md.push_str(if with_rounds {
         " lowest – highest | verdict |\n|---|---|--:|--:|--:|--:|---|\n"
     } else {
@@ -202,6 +218,24 @@ mod tests {
         let md = speed_ratios_markdown(&parse_speed_ratios(&one, "raw.json").unwrap());
         assert!(
             md.contains(": apprentice on 1 thread(s), the reference on 2, against torch 2"),
+            "{md}"
+        );
+        assert!(md.starts_with("| measure | unit | apprentice | PyTorch | apprentice / PyTorch |"));
+    }
+
+    #[test]
+    fn two_builds_name_their_columns() {
+        let builds = RAW.replace(
+            r#""reference": "torch 2","#,
+            r#""reference": "commit abc", "label": "after", "reference_label": "before","#,
+        );
+        let md = speed_ratios_markdown(&parse_speed_ratios(&builds, "raw.json").unwrap());
+        assert!(
+            md.starts_with("| measure | unit | after | before | after / before |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| fine-tuning | steps/s | 0.5 | 0.25 | 2.00× |"),
             "{md}"
         );
     }

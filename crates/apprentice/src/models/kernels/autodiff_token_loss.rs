@@ -13,6 +13,7 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::autodiff::{AutodiffFlex, primitive, unary_backward};
+use super::mixed_divergence::{self, MixedDivergence, Rows};
 use super::token_loss::{self, KlForward, PickForward, ReverseKlForward};
 
 /// The direction of the KL computed by [`kl_on_autodiff`].
@@ -32,6 +33,8 @@ enum Kept {
     Reverse(ReverseKlForward),
     /// The target's log-probability.
     Pick(PickForward, Vec<usize>),
+    /// A divergence through the mixture, or the total variation.
+    Mixed(MixedDivergence, Vec<Rows>),
 }
 
 /// What a loss's backward step needs.
@@ -66,6 +69,7 @@ impl Backward<Flex, 1> for LossBackward {
                 Kept::Forward(kept) => token_loss::backward_kl(dy, kept, width),
                 Kept::Reverse(kept) => token_loss::backward_reverse_kl(dy, kept, width),
                 Kept::Pick(kept, targets) => token_loss::backward_pick(dy, targets, kept, width),
+                Kept::Mixed(kind, kept) => mixed_divergence::backward(*kind, dy, kept, width),
             };
             FlexTensor::from_data(TensorData::new(dx, s.dims))
         });
@@ -152,4 +156,27 @@ pub(super) fn log_softmax_pick_on_autodiff(
     drop(xv);
     let values = kept.picked.clone();
     Some(record(x, values, Kept::Pick(kept, targets), dims))
+}
+
+/// `kind` between `softmax(teacher / τ)` and `softmax(student)` at every position, the
+/// student's logits already divided by `τ` and tracked, the teacher's not tracked; `None` when
+/// either is not a float32 autodiff-over-flex tensor, the shapes differ, the vocabulary is
+/// empty, or `kind`'s weight is 0 or 1.
+pub(super) fn mixed_on_autodiff(
+    student: &Tensor<3>,
+    teacher: &Tensor<3>,
+    temperature: f32,
+    kind: MixedDivergence,
+) -> Option<Tensor<2>> {
+    let dims = student.dims();
+    if teacher.dims() != dims || dims[2] == 0 || !kind.covered() {
+        return None;
+    }
+    let (x, t) = (primitive(student)?, primitive(teacher)?);
+    let (values, kept) = {
+        let xv = super::f32_values(x.primitive())?;
+        let tv = super::f32_values(t.primitive())?;
+        mixed_divergence::forward(kind, &xv, &tv, temperature, dims[2])
+    };
+    Some(record(x, values, Kept::Mixed(kind, kept), dims))
 }

@@ -5,8 +5,8 @@
 //! attention's batched products ([`batched_matmul`]), softmax ([`softmax_last`]), LayerNorms
 //! ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup
 //! ([`embedding_lookup`]) on every core; and a language model's work over its vocabulary, the
-//! forward and reverse KL and the cross-entropy ([`forward_kl_rows`], [`reverse_kl_rows`],
-//! [`log_softmax_pick`]) and the output projection tied to its embeddings
+//! forward and reverse KL, the divergences through a mixture and the cross-entropy
+//! ([`forward_kl_rows`], [`reverse_kl_rows`], [`mixed_divergence_rows`], [`log_softmax_pick`]) and the output projection tied to its embeddings
 //! ([`tied_output_projection`]), on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
@@ -42,6 +42,7 @@ mod gelu;
 mod layer_norm;
 mod linear;
 mod matmul;
+mod mixed_divergence;
 mod parallel;
 mod pool;
 mod row_sums;
@@ -61,6 +62,7 @@ use conv::ConvGeometry;
 
 pub use erf::{erf_in_place, erf_in_place_eight_lanes};
 pub use exp::{exp_in_place, exp_in_place_eight_lanes};
+pub use mixed_divergence::MixedDivergence;
 pub use row_sums::row_sums_in_order;
 
 /// Convolution (stride 1, no dilation) plus bias, then optionally ReLU and a 2×2 max-pool
@@ -249,6 +251,20 @@ pub fn reverse_kl_rows(
 ) -> Option<Tensor<2>> {
     let direction = autodiff_token_loss::Direction::Reverse;
     autodiff_token_loss::kl_on_autodiff(student, teacher, temperature as f32, direction)
+}
+
+/// `kind` between `softmax(teacher / τ)` and `softmax(student)` at every position, as
+/// [`forward_kl_rows`] takes its tensors: the values and the student's gradient are those of
+/// `lm::objectives::divergence` (burn's operations, the mixture by a detached log-sum-exp),
+/// bit for bit, with every row on every core (see the `mixed_divergence` module). `None` as
+/// for [`forward_kl_rows`], and when the mixture's weight is 0 or 1 (a plain KL there).
+pub fn mixed_divergence_rows(
+    student: &Tensor<3>,
+    teacher: &Tensor<3>,
+    temperature: f64,
+    kind: MixedDivergence,
+) -> Option<Tensor<2>> {
+    autodiff_token_loss::mixed_on_autodiff(student, teacher, temperature as f32, kind)
 }
 
 /// `x · tableᵀ` for `x` `[batch, len, width]` and an embedding table `[vocab, width]` (a

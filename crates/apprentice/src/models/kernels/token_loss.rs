@@ -28,7 +28,7 @@ use super::softmax::row_max;
 
 /// Rows per task: one group of row sums, and hundreds of thousands of `exp`s at a vocabulary
 /// of tens of thousands.
-const TASK_ROWS: usize = 8;
+pub(super) const TASK_ROWS: usize = 8;
 
 /// Writes `x − max(x)` (flex's row maximum) into `out`, then `exp` of it into `exps`.
 fn shifted_and_exps(x: &[f32], out: &mut [f32], exps: &mut [f32]) {
@@ -42,7 +42,7 @@ fn shifted_and_exps(x: &[f32], out: &mut [f32], exps: &mut [f32]) {
 
 /// burn's `log_softmax` of rows of `width`: writes `log q = (x − max) − ln s` into `log_q`,
 /// `exp(x − max)` into `exps` and `1 / s` into `recips`, `s` the row's sum of `exps`.
-fn log_softmax_rows(
+pub(super) fn log_softmax_rows(
     x: &[f32],
     width: usize,
     log_q: &mut [f32],
@@ -70,7 +70,7 @@ fn log_softmax_rows(
 /// The log-softmax's backward steps over rows of `width`, in place: `dx` holds `−∂L/∂log q`
 /// (what the subtraction of `ln s` sums into its gradient) and becomes
 /// `∂L/∂log q + (Σ −∂L/∂log q) · (1 / s) · exp(x − max)`, burn's gradient of `x`.
-fn log_softmax_backward(dx: &mut [f32], exps: &[f32], recips: &[f32], width: usize) {
+pub(super) fn log_softmax_backward(dx: &mut [f32], exps: &[f32], recips: &[f32], width: usize) {
     let mut lse_grad = vec![0.0f32; recips.len()];
     row_sums_in_order(dx, width, &mut lse_grad);
     let rows = dx.chunks_mut(width).zip(exps.chunks(width));
@@ -84,7 +84,7 @@ fn log_softmax_backward(dx: &mut [f32], exps: &[f32], recips: &[f32], width: usi
 
 /// The teacher's `log_softmax(t / τ)` of rows of `width`, as burn computes it on the detached
 /// teacher.
-fn teacher_log_probs(t: &[f32], temperature: f32, width: usize) -> Vec<f32> {
+pub(super) fn teacher_log_probs(t: &[f32], temperature: f32, width: usize) -> Vec<f32> {
     let scaled: Vec<f32> = t.iter().map(|&v| v / temperature).collect();
     let mut log_p = vec![0.0f32; scaled.len()];
     let mut exps = vec![0.0f32; scaled.len()];
