@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Two builds of apprentice on the same language-model run, taking turns: each round runs
-# `apprentice run CONFIG --seeds 0` with the BEFORE binary, then with the AFTER binary, both
-# reading the same teacher cache, and records every student's training tokens/s (the run's own
+# `apprentice run CONFIG --seeds 0` with the BEFORE binary and with the AFTER binary (which
+# goes first alternates from round to round), both reading the same teacher cache, and records every student's training tokens/s (the run's own
 # timing of its steps). Perplexities must come out identical: the script fails if any student's
 # differs, since a change of speed is only comparable on the same arithmetic. It prints each
 # student's median tokens/s and the rounds' ratios after / before, and with OUT=FILE writes
@@ -12,7 +12,7 @@
 #
 # Build the BEFORE binary from the older commit in its own worktree and target folder, e.g.
 #   git worktree add ../before OLD && (cd ../before && cargo build --release -p apprentice-cli)
-# ROUNDS defaults to 3. CONFIG overrides configs/lm-rotten-tomatoes.toml,
+# ROUNDS defaults to 4. CONFIG overrides configs/lm-rotten-tomatoes.toml,
 # APPRENTICE_SHARED_DATA ../shared/data, TEACHER_CACHE a run folder whose teacher cache to
 # read (default: the AFTER binary's first run writes one), BEFORE_LABEL the words for the
 # older build in the raw file. Run folders go to target/lm-run-ab/.
@@ -24,7 +24,7 @@ if [ $# -lt 2 ]; then
 fi
 before="$1"
 after="$2"
-rounds="${3:-3}"
+rounds="${3:-4}"
 config="${CONFIG:-configs/lm-rotten-tomatoes.toml}"
 data="${APPRENTICE_SHARED_DATA:-../shared/data}"
 out="${OUT:-}"
@@ -34,19 +34,23 @@ rm -rf "$work"
 mkdir -p "$work"
 cache="${TEACHER_CACHE:-}"
 if [ -z "$cache" ]; then
-    "$after" run "$config" --data "$data" --seeds 0 --out "$work/cache" > "$work/cache.log"
+    "$after" run "$config" --data "$data" --seeds 0 --out "$work/cache" > "$work/cache.log" 2>&1
     cache="$(dirname "$(find "$work/cache" -name teacher-logits.safetensors | head -n 1)")"
 fi
 machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc --all) cores"
 load_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
 echo "machine: $machine; load average: $load_before; teacher cache: $cache"
 for round in $(seq 1 "$rounds"); do
-    for side in before after; do
+    # Odd rounds run the older build first, even rounds the newer one, so that whatever favours
+    # one place in a pair falls on both builds alike.
+    order="before after"
+    [ $((round % 2)) -eq 0 ] && order="after before"
+    for side in $order; do
         binary="$before"
         [ "$side" = after ] && binary="$after"
         echo "round $round of $rounds: $side"
         "$binary" run "$config" --data "$data" --seeds 0 --teacher-cache "$cache" \
-            --out "$work/$side-$round" > "$work/$side-$round.log"
+            --out "$work/$side-$round" > "$work/$side-$round.log" 2>&1
     done
 done
 load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
@@ -80,7 +84,7 @@ rows = [row(f"{name} training", "tokens/s",
             [run[name]["training_tokens_per_s"]["mean"] for run in runs["after"]],
             [run[name]["training_tokens_per_s"]["mean"] for run in runs["before"]])
         for name in names]
-print_rows(rows)
+print_rows(rows, labels=("after", "before"))
 print("every student's perplexity is the same in every run")
 if out:
     write(out, {

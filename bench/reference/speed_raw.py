@@ -23,9 +23,10 @@ def row(measure, unit, mine, theirs):
     }
 
 
-def print_rows(rows, width=48):
-    """The table a script prints: medians, the median ratio and the rounds' range."""
-    print(f"{'measure':<{width}} {'apprentice':>11} {'PyTorch':>9} {'median ratio':>13} "
+def print_rows(rows, width=48, labels=("apprentice", "PyTorch")):
+    """The table a script prints: medians, the median ratio and the rounds' range; `labels`
+    name the two sides."""
+    print(f"{'measure':<{width}} {labels[0]:>11} {labels[1]:>9} {'median ratio':>13} "
           f"{'range':>13}")
     for r in rows:
         ratios = r["ratios"]

@@ -82,7 +82,8 @@ pub enum TableKind {
     /// The teacher's accuracy against a reference implementation's on the same splits
     /// ([`reference_markdown`]; the reference's file given by `--reference=PATH`).
     Reference,
-    /// Throughputs against PyTorch's and their ratios, from a benchmark script's raw file
+    /// Throughputs against PyTorch's (`speed-vs-pytorch`) or an older build's
+    /// (`speed-ratios`) and their ratios, from a benchmark script's raw file
     /// ([`super::speed_ratio_table::speed_ratios_markdown`]).
     SpeedVsPytorch,
     /// apprentice fine-tuning from a PyTorch run's own draws against that run, from the raw
@@ -92,7 +93,7 @@ pub enum TableKind {
 
 impl TableKind {
     /// Every table's name, as `--markdown=KIND` takes it.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 18] = [
         "comparison",
         "fractions",
         "efficiency",
@@ -109,6 +110,7 @@ impl TableKind {
         "complexity-curves",
         "tune",
         "speed-vs-pytorch",
+        "speed-ratios",
         "replay",
     ];
 
@@ -130,7 +132,8 @@ impl TableKind {
             "verdicts" => Some(Self::Verdicts),
             "complexity-curves" => Some(Self::ComplexityCurves),
             "tune" => Some(Self::Tune),
-            "speed-vs-pytorch" => Some(Self::SpeedVsPytorch),
+            // The same table where two builds of apprentice are compared.
+            "speed-vs-pytorch" | "speed-ratios" => Some(Self::SpeedVsPytorch),
             "replay" => Some(Self::Replay),
             _ => None,
         }
