@@ -130,6 +130,7 @@ fn mixed_losses() -> Vec<TokenLoss> {
         loss(TokenDivergence::Jsd { beta: 0.9 }, 0.7, 0.0),
         loss(TokenDivergence::SkewKl { alpha: 0.1 }, 1.0, 0.0),
         loss(TokenDivergence::SkewKl { alpha: 0.0 }, 1.0, 0.0),
+        loss(TokenDivergence::SkewReverseKl { alpha: 0.0 }, 1.0, 0.0),
         loss(TokenDivergence::SkewReverseKl { alpha: 0.1 }, 1.0, 0.0),
         loss(TokenDivergence::SkewReverseKl { alpha: 0.5 }, 1.5, 0.5),
         loss(TokenDivergence::TotalVariation, 1.0, 0.0),

@@ -13,7 +13,7 @@
 //! float, forward and backward, is.
 //!
 //! The forward pass keeps what the backward pass needs, at most six `rows × vocabulary`
-//! arrays (the JSD's); burn's composition keeps about twice as many.
+//! arrays (the JSD's), about as many as burn's composition keeps for its backward steps.
 
 use rayon::prelude::*;
 
