@@ -19,7 +19,9 @@ use rayon::prelude::*;
 
 use super::exp::exp_in_place;
 use super::row_sums::row_sums_in_order;
-use super::token_loss::{TASK_ROWS, log_softmax_backward, log_softmax_rows, teacher_log_probs};
+use super::token_loss::{
+    TASK_ROWS, kl_row_sums, log_softmax_backward, log_softmax_rows, teacher_log_probs,
+};
 
 /// A divergence between the teacher's `p` and the student's `q` that these kernels compute.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,15 +107,10 @@ fn log_mix(log_a: &[f32], ca: f32, log_b: &[f32], cb: f32) -> [Vec<f32>; 4] {
     [top, recips, ea, eb]
 }
 
-/// burn's `Σ exp(log u) · (log u − log m)` of each row of `width`, `probs = exp(log u)`.
+/// burn's `KL(u ‖ m)` of each row of `width`, `probs = exp(log u)`.
 fn kl_to_mixture(probs: &[f32], log_u: &[f32], log_m: &[f32], width: usize) -> Vec<f32> {
-    let terms: Vec<f32> = probs
-        .iter()
-        .zip(log_u.iter().zip(log_m))
-        .map(|(u, (lu, lm))| u * (lu - lm))
-        .collect();
-    let mut sums = vec![0.0f32; terms.len() / width];
-    row_sums_in_order(&terms, width, &mut sums);
+    let mut sums = vec![0.0f32; probs.len() / width];
+    kl_row_sums(probs, log_u, log_m, width, &mut sums);
     sums
 }
 

@@ -93,6 +93,23 @@ pub(super) fn teacher_log_probs(t: &[f32], temperature: f32, width: usize) -> Ve
     log_p
 }
 
+/// burn's `KL(u ‖ v)` of each row of `width` into `out`: `Σ u · (log u − log v)`, left to
+/// right, with `probs = exp(log u)` given.
+pub(super) fn kl_row_sums(
+    probs: &[f32],
+    log_u: &[f32],
+    log_v: &[f32],
+    width: usize,
+    out: &mut [f32],
+) {
+    let terms: Vec<f32> = probs
+        .iter()
+        .zip(log_u.iter().zip(log_v))
+        .map(|(u, (lu, lv))| u * (lu - lv))
+        .collect();
+    row_sums_in_order(&terms, width, out);
+}
+
 /// The forward KL of every row and what its backward pass needs.
 pub(super) struct KlForward {
     /// `KL(p ‖ q)` of each row.
@@ -137,16 +154,7 @@ pub(super) fn forward_kl(
             // The student: log q.
             let mut log_q = vec![0.0f32; log_p.len()];
             log_softmax_rows(x, width, &mut log_q, exps, recips);
-            let mut scratch = vec![0.0f32; log_p.len()];
-            // Σ p · (log p − log q), left to right.
-            for ((k, &p), (&lp, &lq)) in scratch
-                .iter_mut()
-                .zip(probs.iter())
-                .zip(log_p.iter().zip(&log_q))
-            {
-                *k = p * (lp - lq);
-            }
-            row_sums_in_order(&scratch, width, div);
+            kl_row_sums(probs, &log_p, &log_q, width, div);
         });
     KlForward {
         divergence,
