@@ -17,6 +17,10 @@
 //! snippets by [`documents_of_growing_length`]. `--ids-out` writes the documents' ids so that
 //! the PyTorch reference runs the very same inputs; `--engine burn` times burn's padded
 //! operations instead of the host kernels.
+//!
+//! The JSON also holds what the timed code computed, so that two builds can be checked to do
+//! the same arithmetic (`bench/bert_speed_ab.sh`): a fingerprint of every document's
+//! embedding at each batch size, and the fine-tuning's step losses.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -129,13 +133,19 @@ fn run() -> Result<(), String> {
             "apprentice ({engine}) batch {batch:>3}: {:.2} sentences/s ({} sentences in {:.1} s)",
             measured.sentences_per_s, measured.sentences, measured.seconds
         );
+        let embeddings = if engine == "burn" {
+            String::new()
+        } else {
+            fingerprint(&encoder.embed_ids(&documents, batch, &mut |_| {}))
+        };
         results.push(serde_json::json!({
             "batch_size": batch,
             "sentences_per_s": measured.sentences_per_s,
+            "embeddings_fingerprint": embeddings,
         }));
     }
     let finetune = if finetune_steps > 0 {
-        let steps_per_s = finetune_speed(&encoder, &finetune_texts, finetune_batch)?;
+        let (steps_per_s, step_losses) = finetune_speed(&encoder, &finetune_texts, finetune_batch)?;
         println!(
             "apprentice fine-tuning: {steps_per_s:.3} steps/s ({finetune_steps} steps of \
              {finetune_batch} × {finetune_length} word pieces)"
@@ -145,6 +155,7 @@ fn run() -> Result<(), String> {
             "batch_size": finetune_batch,
             "length": finetune_length,
             "steps_per_s": steps_per_s,
+            "step_losses": step_losses,
         })
     } else {
         serde_json::Value::Null
@@ -186,12 +197,24 @@ fn fixed_length(
         .collect())
 }
 
-/// Fine-tuning steps per second on `texts`, `batch` at a time, after one untimed step.
+/// FNV-1a over the floats' bits: the same text only for the same floats, in the same order.
+fn fingerprint(values: &[f32]) -> String {
+    let hash = values
+        .iter()
+        .flat_map(|v| v.to_bits().to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{hash:016x} ({} floats)", values.len())
+}
+
+/// Fine-tuning steps per second on `texts`, `batch` at a time, after one untimed step, and the
+/// timed steps' losses.
 fn finetune_speed(
     encoder: &PretrainedEncoder,
     texts: &[Vec<u32>],
     batch: usize,
-) -> Result<f64, String> {
+) -> Result<(f64, Vec<f64>), String> {
     let length = texts.first().map_or(1, Vec::len);
     let recipe = FinetuneConfig {
         epochs: 1,
@@ -223,5 +246,5 @@ fn finetune_speed(
     };
     run(batch)?;
     let outcome = run(texts.len())?;
-    Ok(outcome.steps as f64 / outcome.seconds)
+    Ok((outcome.steps as f64 / outcome.seconds, outcome.step_losses))
 }
