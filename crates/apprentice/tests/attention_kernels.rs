@@ -159,16 +159,21 @@ fn dropout_output_and_gradient_are_burns_bit_for_bit() {
 #[test]
 fn masks_are_the_sequential_draws_and_leave_the_generator_where_they_would() {
     // Lengths around the task size (32 Ki) and an odd start, so that some tasks begin in the
-    // middle of one of ChaCha's blocks.
-    for len in [0, 1, 5, 32_767, 32_768, 100_003] {
+    // middle of one of ChaCha's blocks; keep probabilities at the ends, one whose threshold
+    // `keep · 2⁵³` is a whole number (0.5) and ones that are not.
+    let cases = [0, 1, 5, 32_767, 32_768, 100_003]
+        .map(|len| (len, 0.9))
+        .into_iter()
+        .chain([0.0, 0.1, 0.5, 1.0 / 3.0, 1.0].map(|keep| (5_000, keep)));
+    for (len, keep) in cases {
         let mut parallel = ChaCha8Rng::seed_from_u64(13);
         let _: u32 = parallel.random();
         let mut sequential = parallel.clone();
-        let ours = on_threads(2, || keep_mask(&mut parallel, len, 0.9));
+        let ours = on_threads(2, || keep_mask(&mut parallel, len, keep));
         let reference: Vec<f32> = (0..len)
-            .map(|_| f32::from(sequential.random::<f64>() < 0.9))
+            .map(|_| f32::from(sequential.random::<f64>() < keep))
             .collect();
-        assert_same_bits(&format!("mask of {len}"), &ours, &reference);
+        assert_same_bits(&format!("mask of {len} at keep {keep}"), &ours, &reference);
         assert_eq!(
             parallel.random::<u64>(),
             sequential.random::<u64>(),
