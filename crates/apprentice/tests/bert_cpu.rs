@@ -91,9 +91,9 @@ fn bad_ids_and_long_sentences_are_refused() {
 
 #[test]
 fn one_thread_and_two_give_the_same_bits() {
-    // A feed-forward block wider than 512, so that its output product, over fewer than 512
-    // tokens, is split by rows over the pool; and a batch of more than 512 tokens, which
-    // `gemm` splits itself.
+    // A feed-forward block 600 wide, so that its input product, over fewer than 512 tokens, is
+    // split into bands of columns over the pool (the narrower products stay whole); a batch
+    // of more than 512 tokens, which `gemm` splits itself; and one of too few tokens to split.
     let config: BertConfig = serde_json::from_value(serde_json::json!({
         "vocab_size": 60, "hidden_size": 32, "num_hidden_layers": 2,
         "num_attention_heads": 4, "intermediate_size": 600, "max_position_embeddings": 300,

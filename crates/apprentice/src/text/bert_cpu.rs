@@ -288,34 +288,55 @@ struct Scratch {
     inner: Vec<f32>,
 }
 
-/// Products with fewer rows than this and an inner dimension longer than [`SPLIT_DEPTH`] are
-/// split over rayon's pool by rows rather than by `gemm`'s own threads.
+/// Products with at least [`MIN_SPLIT_ROWS`] and fewer rows than this are split over rayon's
+/// pool by bands of output columns; longer ones use `gemm`'s own threads.
 const SPLIT_ROWS: usize = 512;
 
-/// See [`SPLIT_ROWS`].
-const SPLIT_DEPTH: usize = 512;
+/// Products with fewer rows than this stay one call: a band of them could fall on one of
+/// `gemm`'s paths for small products, whose sums run in another order than the whole call's.
+const MIN_SPLIT_ROWS: usize = 16;
+
+/// Column bands are whole multiples of this many columns, and wider: `gemm`'s tile height on
+/// AVX-512, and above the width of its small-product path.
+const BAND_COLUMNS: usize = 64;
 
 /// `dst = lhs × rhs`, `lhs` row-major `m × k`, `rhs` row-major `k × n`, on every core of
 /// rayon's pool (each element's sum runs in the same order whatever the number of threads).
 ///
-/// `gemm`'s own threads meet once per block of the inner dimension. With few rows and a long
-/// inner dimension (the feed-forward block's output at batch 1, `k` = 4 × hidden) that cost
-/// more than it shared: 200 rows by 1536 took a sixth longer than the same rows split in two,
-/// each half one single-threaded `gemm` call. Such products are split by rows here.
+/// `gemm` copies ("packs") the weight `rhs` into its own layout on every call, and with its own
+/// threads each thread packs all of it. With the rows of one sentence (batch 1) that copy is a
+/// tenth of the encoder's time. So products of up to [`SPLIT_ROWS`] rows are split into one
+/// band of columns per thread, each a single-threaded `gemm` call that packs its band of the
+/// weight only, and no thread waits for another inside a product. `gemm` sums every element
+/// over the inner dimension in blocks that depend only on that dimension, so a band's floats
+/// are the whole product's.
 fn matmul(dst: &mut [f32], lhs: &[f32], m: usize, k: usize, rhs: &[f32], n: usize) {
     assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
     if m == 0 || n == 0 {
         return;
     }
     let threads = rayon::current_num_threads();
-    if threads > 1 && m < SPLIT_ROWS && k > SPLIT_DEPTH && m >= 2 * threads {
-        let rows = m.div_ceil(threads);
-        dst[..m * n]
-            .par_chunks_mut(rows * n)
-            .zip(lhs[..m * k].par_chunks(rows * k))
-            .for_each(|(dst, lhs)| {
-                product(dst, lhs, dst.len() / n, k, rhs, n, gemm::Parallelism::None)
-            });
+    let bands = if threads > 1 && (MIN_SPLIT_ROWS..SPLIT_ROWS).contains(&m) {
+        column_bands(n, threads)
+    } else {
+        Vec::new()
+    };
+    if bands.len() > 1 {
+        let out = Destination(dst.as_mut_ptr());
+        bands.into_par_iter().for_each(|columns| {
+            // SAFETY: the assert above holds the shapes; the bands are disjoint, so each task
+            // writes elements no other task reads or writes, and `dst` stays borrowed mutably
+            // until every task has finished.
+            unsafe {
+                product(
+                    out.get(),
+                    (lhs, m, k),
+                    (rhs, n),
+                    columns,
+                    gemm::Parallelism::None,
+                )
+            }
+        });
         return;
     }
     let parallelism = if threads > 1 {
@@ -323,35 +344,70 @@ fn matmul(dst: &mut [f32], lhs: &[f32], m: usize, k: usize, rhs: &[f32], n: usiz
     } else {
         gemm::Parallelism::None
     };
-    product(dst, lhs, m, k, rhs, n, parallelism);
+    // SAFETY: the assert above holds the shapes, and `dst` is borrowed mutably.
+    unsafe { product(dst.as_mut_ptr(), (lhs, m, k), (rhs, n), 0..n, parallelism) }
 }
 
-/// One `gemm` call for [`matmul`]'s row-major shapes.
-fn product(
-    dst: &mut [f32],
-    lhs: &[f32],
-    m: usize,
-    k: usize,
-    rhs: &[f32],
-    n: usize,
+/// `n` columns cut into one band per thread, each a whole multiple of [`BAND_COLUMNS`] wide
+/// but the last, which is kept only if wider than [`BAND_COLUMNS`] (else it joins the band
+/// before it).
+fn column_bands(n: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
+    let width = n.div_ceil(threads).next_multiple_of(BAND_COLUMNS);
+    let mut bands: Vec<_> = (0..n)
+        .step_by(width)
+        .map(|start| start..(start + width).min(n))
+        .collect();
+    if bands.len() > 1 && bands.last().is_some_and(|last| last.len() <= BAND_COLUMNS) {
+        let last = bands.pop().expect("two bands");
+        bands.last_mut().expect("one band").end = last.end;
+    }
+    bands
+}
+
+/// The address of [`matmul`]'s destination, shared by the tasks that write its column bands.
+#[derive(Clone, Copy)]
+struct Destination(*mut f32);
+
+// SAFETY: the tasks that share a `Destination` write disjoint elements (see `matmul`).
+unsafe impl Send for Destination {}
+unsafe impl Sync for Destination {}
+
+impl Destination {
+    /// The address (a method, so that closures capture the whole `Send` value).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// One `gemm` call for columns `columns` of [`matmul`]'s row-major shapes: `dst` (`m × n`)
+/// `= lhs` (`m × k`) `× rhs` (`k × n`) in those columns only.
+///
+/// # Safety
+/// `dst` must address `m × n` floats that nothing else reads or writes in `columns` during
+/// the call; `lhs` must hold `m × k` floats and `rhs` `k × n`; `columns` must lie in `0..n`.
+unsafe fn product(
+    dst: *mut f32,
+    (lhs, m, k): (&[f32], usize, usize),
+    (rhs, n): (&[f32], usize),
+    columns: std::ops::Range<usize>,
     parallelism: gemm::Parallelism,
 ) {
-    assert!(dst.len() >= m * n && lhs.len() >= m * k && rhs.len() >= k * n);
-    // SAFETY: the assert above keeps every address of the row-major shapes inside the slices,
-    // and `dst` is borrowed mutably so nothing aliases it.
+    assert!(lhs.len() >= m * k && rhs.len() >= k * n && columns.end <= n);
+    // SAFETY: the caller's contract and the assert above keep every address of the row-major
+    // shapes, offset by the band's first column, inside the buffers.
     unsafe {
         gemm::gemm(
             m,
-            n,
+            columns.len(),
             k,
-            dst.as_mut_ptr(),
+            dst.add(columns.start),
             1,
             n as isize,
             false,
             lhs.as_ptr(),
             1,
             k as isize,
-            rhs.as_ptr(),
+            rhs.as_ptr().add(columns.start),
             1,
             n as isize,
             0.0,
@@ -574,7 +630,25 @@ fn gelu_bias(row: &mut [f32], bias: &[f32]) {
 
 #[cfg(test)]
 mod tests {
-    use super::softmax_rows;
+    use super::{BAND_COLUMNS, column_bands, softmax_rows};
+
+    #[test]
+    fn column_bands_cover_the_columns_in_wide_bands() {
+        let cases: [(usize, usize, &[std::ops::Range<usize>]); 6] = [
+            (384, 2, &[0..192, 192..384]),
+            (1536, 2, &[0..768, 768..1536]),
+            (600, 2, &[0..320, 320..600]),
+            (384, 4, &[0..128, 128..256, 256..384]),
+            // A last band of 64 columns or fewer joins the one before.
+            (130, 2, &[0..130]),
+            (96, 2, &[0..96]),
+        ];
+        for (n, threads, expected) in cases {
+            let bands = column_bands(n, threads);
+            assert_eq!(bands, expected, "{n} columns on {threads} threads");
+            assert!(bands.len() == 1 || bands.iter().all(|b| b.len() > BAND_COLUMNS));
+        }
+    }
 
     /// The softmax as one row at a time, one float at a time: the arithmetic `softmax_rows`
     /// must reproduce bit for bit.
