@@ -2,7 +2,7 @@
 //! computes: for a small random BERT, sentences of different lengths packed without padding give
 //! the same token vectors (to 1e-5) as the same sentences padded in one batch, and bad ids or
 //! over-long sentences are refused with a message instead of a panic; and the token vectors
-//! are the same bits on one thread and on two, whichever way the products are split.
+//! are the same bits on one thread, two and four, whichever way the products are split.
 
 mod common;
 
@@ -90,7 +90,7 @@ fn bad_ids_and_long_sentences_are_refused() {
 }
 
 #[test]
-fn one_thread_and_two_give_the_same_bits() {
+fn one_thread_two_and_four_give_the_same_bits() {
     // A feed-forward block 600 wide, so that its input product, over fewer than 512 tokens, is
     // split into bands of columns over the pool (the narrower products stay whole); a batch
     // of more than 512 tokens, which `gemm` splits itself; and one of too few tokens to split.
@@ -113,7 +113,9 @@ fn one_thread_and_two_give_the_same_bits() {
     ] {
         let one = on_threads(1, || host.forward(&batch).unwrap());
         let two = on_threads(2, || host.forward(&batch).unwrap());
+        let four = on_threads(4, || host.forward(&batch).unwrap());
         let lengths: Vec<usize> = batch.iter().map(Vec::len).collect();
-        assert_same_bits(&format!("sequences of {lengths:?}"), &one, &two);
+        assert_same_bits(&format!("sequences of {lengths:?}, 2 threads"), &one, &two);
+        assert_same_bits(&format!("sequences of {lengths:?}, 4 threads"), &one, &four);
     }
 }

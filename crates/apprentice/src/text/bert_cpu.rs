@@ -8,8 +8,9 @@
 //!
 //! - the sentences of a batch are packed one after the other (no padding at all), so every
 //!   dense layer is one `[tokens, in] × [in, out]` product over the real tokens only, run by
-//!   `gemm` on every core of rayon's pool; the query, key and value projections are one
-//!   product with the three weight matrices side by side;
+//!   `gemm` on every core of rayon's pool (a sentence's worth of rows in one band of output
+//!   columns per thread); the query, key and value projections are one product with the
+//!   three weight matrices side by side;
 //! - attention runs per (sentence, head) on rayon's pool, on that sentence's own length: the
 //!   padding mask is implicit; the softmax takes `exp` sixteen or eight floats at a time and
 //!   sums eight rows side by side (each still left to right);
@@ -296,8 +297,9 @@ const SPLIT_ROWS: usize = 512;
 /// `gemm`'s paths for small products, whose sums run in another order than the whole call's.
 const MIN_SPLIT_ROWS: usize = 16;
 
-/// Column bands are whole multiples of this many columns, and wider: `gemm`'s tile height on
-/// AVX-512, and above the width of its small-product path.
+/// Column bands are whole multiples of this many columns (`gemm`'s tile height on AVX-512) and
+/// wider: `gemm` takes its small-product path, with another blocking of the inner dimension,
+/// when both sides of a product are at most 64.
 const BAND_COLUMNS: usize = 64;
 
 /// `dst = lhs × rhs`, `lhs` row-major `m × k`, `rhs` row-major `k × n`, on every core of
@@ -348,11 +350,14 @@ fn matmul(dst: &mut [f32], lhs: &[f32], m: usize, k: usize, rhs: &[f32], n: usiz
     unsafe { product(dst.as_mut_ptr(), (lhs, m, k), (rhs, n), 0..n, parallelism) }
 }
 
-/// `n` columns cut into one band per thread, each a whole multiple of [`BAND_COLUMNS`] wide
-/// but the last, which is kept only if wider than [`BAND_COLUMNS`] (else it joins the band
-/// before it).
+/// `n` columns cut into at most one band per thread, each a whole multiple of
+/// [`BAND_COLUMNS`] and wider than it, but the last, which is kept only if wider than
+/// [`BAND_COLUMNS`] (else it joins the band before it).
 fn column_bands(n: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
-    let width = n.div_ceil(threads).next_multiple_of(BAND_COLUMNS);
+    let width = n
+        .div_ceil(threads)
+        .next_multiple_of(BAND_COLUMNS)
+        .max(2 * BAND_COLUMNS);
     let mut bands: Vec<_> = (0..n)
         .step_by(width)
         .map(|start| start..(start + width).min(n))
@@ -636,11 +641,13 @@ mod tests {
     fn column_bands_cover_the_columns_in_wide_bands() {
         // (columns, threads, the bands' (start, end)).
         type Case = (usize, usize, &'static [(usize, usize)]);
-        let cases: [Case; 6] = [
+        let cases: [Case; 7] = [
             (384, 2, &[(0, 192), (192, 384)]),
             (1536, 2, &[(0, 768), (768, 1536)]),
             (600, 2, &[(0, 320), (320, 600)]),
             (384, 4, &[(0, 128), (128, 256), (256, 384)]),
+            // Never bands of 64 columns, however many threads.
+            (384, 16, &[(0, 128), (128, 256), (256, 384)]),
             // A last band of 64 columns or fewer joins the one before.
             (130, 2, &[(0, 130)]),
             (96, 2, &[(0, 96)]),
