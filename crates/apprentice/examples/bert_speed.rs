@@ -197,7 +197,8 @@ fn fixed_length(
         .collect())
 }
 
-/// FNV-1a over the floats' bits: the same text only for the same floats, in the same order.
+/// FNV-1a over the floats' bits, in order: different floats give a different text, but for a
+/// chance of about 2⁻⁶⁴.
 fn fingerprint(values: &[f32]) -> String {
     let hash = values
         .iter()
