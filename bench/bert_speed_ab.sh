@@ -19,6 +19,7 @@
 # words for the older build in the raw file) as their names say. Runs go to target/bert-speed-ab/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/ab_rounds.sh
 if [ $# -lt 2 ]; then
     echo "usage: bench/bert_speed_ab.sh BEFORE_BINARY AFTER_BINARY [ROUNDS]" >&2
     exit 2
@@ -38,25 +39,18 @@ before_label="${BEFORE_LABEL:-the BEFORE binary}"
 work=target/bert-speed-ab
 rm -rf "$work"
 mkdir -p "$work"
-machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc --all) cores"
-load_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+machine="$(ab_machine)"
+load_before="$(ab_load)"
 echo "machine: $machine; threads: $threads; load average: $load_before"
-for round in $(seq 1 "$rounds"); do
-    # Odd rounds run the older build first, even rounds the newer one, so that whatever favours
-    # one place in a pair falls on both builds alike.
-    order="before after"
-    [ $((round % 2)) -eq 0 ] && order="after before"
-    for side in $order; do
-        binary="$before"
-        [ "$side" = after ] && binary="$after"
-        echo "round $round of $rounds: $side"
-        "$binary" "$model" "$texts" --count "$count" --batches 1,64 --budget "$budget" \
-            --threads "$threads" --engine host --finetune-steps "$finetune_steps" \
-            --finetune-batch 32 --finetune-length 64 --json "$work/$side-$round.json" \
-            > "$work/$side-$round.log" 2>&1
-    done
-done
-load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+# One run of the build BINARY ($2) for side SIDE ($1) of round ROUND ($3).
+run_one() {
+    "$2" "$model" "$texts" --count "$count" --batches 1,64 --budget "$budget" \
+        --threads "$threads" --engine host --finetune-steps "$finetune_steps" \
+        --finetune-batch 32 --finetune-length 64 --json "$work/$1-$3.json" \
+        > "$work/$1-$3.log" 2>&1
+}
+ab_rounds "$rounds" "$before" "$after" run_one
+load_after="$(ab_load)"
 python3 - "$work" "$rounds" "$out" "$machine" "$load_before" "$load_after" "$before_label" <<'PY'
 import json
 import sys

@@ -18,6 +18,7 @@
 # older build in the raw file. Run folders go to target/lm-run-ab/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/ab_rounds.sh
 if [ $# -lt 2 ]; then
     echo "usage: bench/lm_run_ab.sh BEFORE_BINARY AFTER_BINARY [ROUNDS]" >&2
     exit 2
@@ -37,23 +38,16 @@ if [ -z "$cache" ]; then
     "$after" run "$config" --data "$data" --seeds 0 --out "$work/cache" > "$work/cache.log" 2>&1
     cache="$(dirname "$(find "$work/cache" -name teacher-logits.safetensors | head -n 1)")"
 fi
-machine="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc --all) cores"
-load_before="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+machine="$(ab_machine)"
+load_before="$(ab_load)"
 echo "machine: $machine; load average: $load_before; teacher cache: $cache"
-for round in $(seq 1 "$rounds"); do
-    # Odd rounds run the older build first, even rounds the newer one, so that whatever favours
-    # one place in a pair falls on both builds alike.
-    order="before after"
-    [ $((round % 2)) -eq 0 ] && order="after before"
-    for side in $order; do
-        binary="$before"
-        [ "$side" = after ] && binary="$after"
-        echo "round $round of $rounds: $side"
-        "$binary" run "$config" --data "$data" --seeds 0 --teacher-cache "$cache" \
-            --out "$work/$side-$round" > "$work/$side-$round.log" 2>&1
-    done
-done
-load_after="$(cut -d ' ' -f 1-3 /proc/loadavg)"
+# One run of the build BINARY ($2) for side SIDE ($1) of round ROUND ($3).
+run_one() {
+    "$2" run "$config" --data "$data" --seeds 0 --teacher-cache "$cache" \
+        --out "$work/$1-$3" > "$work/$1-$3.log" 2>&1
+}
+ab_rounds "$rounds" "$before" "$after" run_one
+load_after="$(ab_load)"
 python3 - "$work" "$rounds" "$out" "$machine" "$load_before" "$load_after" "$config" \
     "$before_label" <<'PY'
 import glob
