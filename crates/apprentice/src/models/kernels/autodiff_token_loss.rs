@@ -16,6 +16,9 @@ use super::autodiff::{AutodiffFlex, primitive, unary_backward};
 use super::mixed_divergence::{self, MixedDivergence, Rows};
 use super::token_loss::{self, KlForward, PickForward, ReverseKlForward};
 
+/// A float tensor of the autodiff-over-flex backend, as the kernels take it.
+type Primitive = <AutodiffFlex as burn::backend::BackendTypes>::FloatTensorPrimitive;
+
 /// The direction of the KL computed by [`kl_on_autodiff`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Direction {
@@ -78,12 +81,7 @@ impl Backward<Flex, 1> for LossBackward {
 
 /// Records a loss of the logits `x` (`dims`), whose values per position are `values`, in the
 /// graph; `kept` is kept for the backward step only when `x` is tracked.
-fn record(
-    x: <AutodiffFlex as burn::backend::BackendTypes>::FloatTensorPrimitive,
-    values: Vec<f32>,
-    kept: Kept,
-    dims: [usize; 3],
-) -> Tensor<2> {
+fn record(x: Primitive, values: Vec<f32>, kept: Kept, dims: [usize; 3]) -> Tensor<2> {
     let out = FlexTensor::from_data(TensorData::new(values, [dims[0], dims[1]]));
     let output = match LossBackward
         .prepare::<NoCheckpointing>([x.node()])
@@ -102,6 +100,20 @@ fn record(
     Tensor::from_primitive::<AutodiffFlex>(output)
 }
 
+/// The tracked student logits, the teacher's and their shape, for the divergence kernels;
+/// `None` when either is not a float32 autodiff-over-flex tensor, the shapes differ, or the
+/// vocabulary is empty. (Their values borrow from them, so each kernel reads those itself.)
+fn student_and_teacher(
+    student: &Tensor<3>,
+    teacher: &Tensor<3>,
+) -> Option<(Primitive, Primitive, [usize; 3])> {
+    let dims = student.dims();
+    if teacher.dims() != dims || dims[2] == 0 {
+        return None;
+    }
+    Some((primitive(student)?, primitive(teacher)?, dims))
+}
+
 /// The KL between `softmax(teacher / τ)` and `softmax(student)` in `direction` at every
 /// position, the student's logits already divided by `τ` and tracked, the teacher's not
 /// tracked; `None` when either is not a float32 autodiff-over-flex tensor, the shapes differ,
@@ -112,11 +124,7 @@ pub(super) fn kl_on_autodiff(
     temperature: f32,
     direction: Direction,
 ) -> Option<Tensor<2>> {
-    let dims = student.dims();
-    if teacher.dims() != dims || dims[2] == 0 {
-        return None;
-    }
-    let (x, t) = (primitive(student)?, primitive(teacher)?);
+    let (x, t, dims) = student_and_teacher(student, teacher)?;
     let xv = super::f32_values(x.primitive())?;
     let tv = super::f32_values(t.primitive())?;
     let (values, kept) = match direction {
@@ -129,7 +137,7 @@ pub(super) fn kl_on_autodiff(
             (kept.divergence.clone(), Kept::Reverse(kept))
         }
     };
-    drop(xv);
+    drop((xv, tv));
     Some(record(x, values, kept, dims))
 }
 
@@ -168,15 +176,13 @@ pub(super) fn mixed_on_autodiff(
     temperature: f32,
     kind: MixedDivergence,
 ) -> Option<Tensor<2>> {
-    let dims = student.dims();
-    if teacher.dims() != dims || dims[2] == 0 || !kind.covered() {
+    if !kind.covered() {
         return None;
     }
-    let (x, t) = (primitive(student)?, primitive(teacher)?);
-    let (values, kept) = {
-        let xv = super::f32_values(x.primitive())?;
-        let tv = super::f32_values(t.primitive())?;
-        mixed_divergence::forward(kind, &xv, &tv, temperature, dims[2])
-    };
+    let (x, t, dims) = student_and_teacher(student, teacher)?;
+    let xv = super::f32_values(x.primitive())?;
+    let tv = super::f32_values(t.primitive())?;
+    let (values, kept) = mixed_divergence::forward(kind, &xv, &tv, temperature, dims[2]);
+    drop((xv, tv));
     Some(record(x, values, Kept::Mixed(kind, kept), dims))
 }

@@ -6,7 +6,8 @@
 //! ([`layer_norm`]), dropout ([`dropout_with_mask`]) and word-embedding lookup
 //! ([`embedding_lookup`]) on every core; and a language model's work over its vocabulary, the
 //! forward and reverse KL, the divergences through a mixture and the cross-entropy
-//! ([`forward_kl_rows`], [`reverse_kl_rows`], [`mixed_divergence_rows`], [`log_softmax_pick`]) and the output projection tied to its embeddings
+//! ([`forward_kl_rows`], [`reverse_kl_rows`], [`mixed_divergence_rows`],
+//! [`log_softmax_pick`]) and the output projection tied to its embeddings
 //! ([`tied_output_projection`]), on every core.
 //!
 //! burn's CPU backend (flex) runs a 2-D convolution as a 3-D one with its own im2col, computes
